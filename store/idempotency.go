@@ -1,0 +1,84 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Idempotency entry states.
+const (
+	IdemPending = "pending"
+	IdemDone    = "done"
+)
+
+// pendingIdemTTL bounds how long a crashed request can hold its key "in use".
+const pendingIdemTTL = time.Minute
+
+// IdemEntry is a cached response for an Idempotency-Key.
+type IdemEntry struct {
+	Fingerprint string          `json:"fingerprint"`
+	State       string          `json:"state"`
+	Status      int             `json:"status,omitempty"`
+	Body        json.RawMessage `json:"body,omitempty"`
+	Objects     []string        `json:"objects,omitempty"`
+}
+
+// BeginIdempotent claims key for a request with the given fingerprint. When it returns started=false, entry
+// is the existing one: pending (another request holds it) or done (replay it).
+func (s *Store) BeginIdempotent(ctx context.Context, sc Scope, key, fingerprint string) (entry *IdemEntry, started bool, err error) {
+	pending, _ := json.Marshal(IdemEntry{Fingerprint: fingerprint, State: IdemPending})
+	k := s.idemKey(sc, key)
+	for i := 0; i < 3; i++ {
+		ok, err := s.rdb.SetNX(ctx, k, pending, pendingIdemTTL).Result()
+		if err != nil {
+			return nil, false, fmt.Errorf("claim idempotency key: %w", err)
+		}
+		if ok {
+			return nil, true, nil
+		}
+		raw, err := s.rdb.Get(ctx, k).Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue // expired between the two calls
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("read idempotency key: %w", err)
+		}
+		var e IdemEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, false, fmt.Errorf("decode idempotency entry: %w", err)
+		}
+		return &e, false, nil
+	}
+	return nil, false, ErrConflict
+}
+
+// FinishIdempotent stores the response for replay and ties it to the sessions it shows.
+func (s *Store) FinishIdempotent(ctx context.Context, sc Scope, key string, e *IdemEntry) error {
+	e.State = IdemDone
+	k := s.idemKey(sc, key)
+	ttl := s.IdempotencyTTL
+	scrub := func(sid string) { e.Body, _ = ScrubJSONBytes(e.Body, sid) }
+	err := s.saveTied(ctx, sc, SessionIDs(e.Objects), scrub, func(pipe redis.Pipeliner) {
+		body, _ := json.Marshal(e) // an IdemEntry always marshals
+		pipe.Set(ctx, k, body, ttl)
+		for _, id := range SessionIDs(e.Objects) {
+			ok := s.objectIdemKey(sc, id)
+			pipe.SAdd(ctx, ok, k)
+			pipe.Expire(ctx, ok, ttl)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("save idempotent response: %w", err)
+	}
+	return nil
+}
+
+// AbandonIdempotent releases a claimed key whose request ended without a result worth replaying.
+func (s *Store) AbandonIdempotent(ctx context.Context, sc Scope, key string) error {
+	return s.rdb.Del(ctx, s.idemKey(sc, key)).Err()
+}

@@ -1,0 +1,149 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Index members are "<created, 12 digits>:<id>" in sorted sets whose scores are all 0, so Redis orders them by
+// (created, id) and a cursor or a created range becomes a lexicographic bound — no cursor needs to be in the
+// index it is used on.
+
+func indexMember(created int64, id string) string {
+	return fmt.Sprintf("%012d:%s", created, id)
+}
+
+func memberID(member string) string {
+	if i := strings.IndexByte(member, ':'); i >= 0 {
+		return member[i+1:]
+	}
+	return member
+}
+
+// CreatedRange filters on `created` (unix seconds). Nil fields are open.
+type CreatedRange struct {
+	GT, GTE, LT, LTE *int64
+}
+
+// Page asks for one page of a list, newest first.
+type Page struct {
+	Limit         int
+	StartingAfter string // object id; mutually exclusive with EndingBefore
+	EndingBefore  string
+	Created       CreatedRange
+}
+
+// bounds turns the created range and the cursor into the [min, max] lex bounds of ZRANGEBYLEX.
+// cursorMember is the index member of the cursor object, if any.
+func (p Page) bounds(cursorMember string) (min, max string) {
+	min, max = "-", "+"
+	lo, hi := int64(-1), int64(-1) // inclusive created bounds
+	if p.Created.GT != nil {
+		lo = *p.Created.GT + 1
+	}
+	if p.Created.GTE != nil && *p.Created.GTE > lo {
+		lo = *p.Created.GTE
+	}
+	if p.Created.LT != nil {
+		hi = *p.Created.LT - 1
+	}
+	if p.Created.LTE != nil && (hi < 0 || *p.Created.LTE < hi) {
+		hi = *p.Created.LTE
+	}
+	if lo >= 0 {
+		min = "[" + fmt.Sprintf("%012d:", lo)
+	}
+	if hi >= 0 {
+		max = "(" + fmt.Sprintf("%012d:", hi+1)
+	} else if p.Created.LT != nil || p.Created.LTE != nil {
+		max = "(" + fmt.Sprintf("%012d:", 0) // empty range: lt/lte at or below zero
+	}
+	if cursorMember != "" {
+		if p.StartingAfter != "" { // older than the cursor
+			if max == "+" || cursorMember <= max[1:] {
+				max = "(" + cursorMember
+			}
+		} else if p.EndingBefore != "" { // newer than the cursor
+			if min == "-" || cursorMember >= min[1:] {
+				min = "(" + cursorMember
+			}
+		}
+	}
+	return min, max
+}
+
+// rangeIDs reads up to count ids from a lex index in list order (newest first), starting offset entries in.
+// With ending_before the walk goes upward from the cursor, and the caller reverses the page.
+func (s *Store) rangeIDs(ctx context.Context, key string, p Page, cursorMember string, offset, count int64) ([]string, error) {
+	min, max := p.bounds(cursorMember)
+	var members []string
+	var err error
+	if p.EndingBefore != "" {
+		members, err = s.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: min, Max: max, Offset: offset, Count: count}).Result()
+	} else {
+		members, err = s.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: min, Max: max, Offset: offset, Count: count}).Result()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read index: %w", err)
+	}
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = memberID(m)
+	}
+	return ids, nil
+}
+
+// listFiltered pages through an index, loads each object with load and keeps those match accepts, until it
+// has limit+1 of them or the index ends. It returns the page in list order (newest first) and has_more in the
+// direction of travel.
+func listFiltered[T any](ctx context.Context, s *Store, key string, p Page, cursorMember string,
+	load func(ctx context.Context, ids []string) ([]*T, error), match func(*T) bool) ([]*T, bool, error) {
+	if p.Limit <= 0 {
+		p.Limit = 10
+	}
+	want := p.Limit + 1
+	var out []*T
+	var offset int64
+	batch := int64(want)
+	for len(out) < want {
+		ids, err := s.rangeIDs(ctx, key, p, cursorMember, offset, batch)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(ids) == 0 {
+			break
+		}
+		objs, err := load(ctx, ids)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, o := range objs {
+			if o != nil && (match == nil || match(o)) {
+				out = append(out, o)
+				if len(out) == want {
+					break
+				}
+			}
+		}
+		offset += int64(len(ids))
+		if int64(len(ids)) < batch {
+			break
+		}
+		if batch < 1000 {
+			batch *= 2
+		}
+	}
+	hasMore := len(out) > p.Limit
+	if hasMore {
+		out = out[:p.Limit]
+	}
+	if p.EndingBefore != "" {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out, hasMore, nil
+}

@@ -1,0 +1,74 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+)
+
+// Key layout. Every key of an account carries the hash tag {acct}, so transactions stay in one cluster slot.
+// The Redis type of each key is in the trailing comment.
+
+func (s *Store) base(sc Scope) string {
+	return s.prefix + ":{" + sc.Account + "}:" + sc.mode() + ":"
+}
+
+func hashPart(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:12])
+}
+
+func (s *Store) sessionKey(sc Scope, id string) string { return s.base(sc) + "vs:" + id } // string (JSON)
+func (s *Store) submissionKey(sc Scope, id string) string {
+	return s.base(sc) + "vs:" + id + ":submission" // string (JSON)
+}
+func (s *Store) sessionIndexKey(sc Scope) string { return s.base(sc) + "ix:vs" } // zset (lex)
+func (s *Store) sessionStatusIndexKey(sc Scope, status string) string {
+	return s.base(sc) + "ix:vs:status:" + status // zset (lex)
+}
+func (s *Store) sessionRefIndexKey(sc Scope, ref string) string {
+	return s.base(sc) + "ix:vs:ref:" + hashPart(ref) // zset (lex)
+}
+func (s *Store) sessionCustomerIndexKey(sc Scope, cus string) string {
+	return s.base(sc) + "ix:vs:cus:" + hashPart(cus) // zset (lex)
+}
+func (s *Store) sessionEventsKey(sc Scope, id string) string {
+	return s.base(sc) + "vs:" + id + ":events" // set of event ids
+}
+func (s *Store) sessionReportsKey(sc Scope, id string) string {
+	return s.base(sc) + "ix:vr:vs:" + id // zset (lex)
+}
+func (s *Store) objectLogsKey(sc Scope, id string) string {
+	return s.base(sc) + "ix:req:obj:" + id // zset (lex) of request log ids
+}
+func (s *Store) objectIdemKey(sc Scope, id string) string {
+	return s.base(sc) + "idem:obj:" + id // set of idempotency keys
+}
+func (s *Store) reportKey(sc Scope, id string) string { return s.base(sc) + "vr:" + id } // string (JSON)
+func (s *Store) reportIndexKey(sc Scope) string     { return s.base(sc) + "ix:vr" }      // zset (lex)
+func (s *Store) eventKey(sc Scope, id string) string  { return s.base(sc) + "evt:" + id } // string (JSON)
+func (s *Store) eventIndexKey(sc Scope) string      { return s.base(sc) + "ix:evt" }     // zset (lex)
+func (s *Store) eventTypeIndexKey(sc Scope, typ string) string {
+	return s.base(sc) + "ix:evt:type:" + typ // zset (lex)
+}
+func (s *Store) requestLogKey(sc Scope, id string) string { return s.base(sc) + "req:" + id } // string (JSON)
+func (s *Store) idemKey(sc Scope, key string) string {
+	return s.base(sc) + "idem:" + hashPart(key) // string (JSON)
+}
+func (s *Store) redactionRecordKey(sc Scope, id string) string {
+	return s.base(sc) + "redaction:" + id // string (JSON)
+}
+
+// StreamKey is the account's event stream: entries carry ids only.
+func (s *Store) StreamKey(sc Scope) string { return s.base(sc) + "events" } // stream
+
+// pendingRedactionsKey lists sessions whose redaction was requested and not finished, scored by request time.
+func (s *Store) pendingRedactionsKey(sc Scope) string { return s.base(sc) + "redactions:pending" } // zset
+
+// failedRedactionsKey records redactions that exhausted their retries (identityd's own durable record).
+func (s *Store) failedRedactionsKey(sc Scope) string { return s.base(sc) + "redactions:failed" } // hash id → reason
+
+// accountsKey is the global registry of scopes that ever had a pending redaction, for the reconciler.
+func (s *Store) accountsKey() string { return s.prefix + ":accounts" } // set of "acct|mode"
+
+func (sc Scope) String() string { return fmt.Sprintf("%s|%s", sc.Account, sc.mode()) }

@@ -1,0 +1,321 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Who asked for a redaction.
+const (
+	RequestedByRequest       = "request"
+	RequestedByBulkRedaction = "bulk_redaction"
+	RequestedByRetention     = "retention"
+)
+
+// Requester names what asked for a redaction; the id is a request, bulk job or retention run id.
+type Requester struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+// ScrubCounts counts what a redaction scrubbed.
+type ScrubCounts struct {
+	VerificationReports int `json:"verification_reports"`
+	Events              int `json:"events"`
+	RequestLogs         int `json:"request_logs"`
+	IdempotencyEntries  int `json:"idempotency_entries"`
+	WebhookAttempts     int `json:"webhook_attempts"`
+}
+
+// RedactionRecord is the audit record of one redaction. It holds no personal data.
+type RedactionRecord struct {
+	Object              string      `json:"object"`
+	VerificationSession string      `json:"verification_session"`
+	Livemode            bool        `json:"livemode"`
+	RequestedAt         int64       `json:"requested_at"`
+	CompletedAt         *int64      `json:"completed_at"`
+	RequestedBy         Requester   `json:"requested_by"`
+	Scrubbed            ScrubCounts `json:"scrubbed"`
+}
+
+// RedactionRequest is the result of RequestRedaction.
+type RedactionRequest struct {
+	Session *Session
+	Events  []*Event
+	// New is true when this call put the session into redaction (false when it already was).
+	New bool
+}
+
+// RequestRedaction puts a session into redaction in one atomic step: auto-cancel from requires_input,
+// redaction.status=processing, credentials dropped, the pending-redaction index and the audit record.
+// Calling it again changes nothing. The caller enqueues the scrub task after it returns.
+func (s *Store) RequestRedaction(ctx context.Context, sc Scope, id string, by Requester, o Origin) (*RedactionRequest, error) {
+	// The registry of scopes is global (another cluster slot), so it is written first, idempotently.
+	if err := s.rdb.SAdd(ctx, s.accountsKey(), sc.String()).Err(); err != nil {
+		return nil, fmt.Errorf("register scope: %w", err)
+	}
+	fresh := false
+	sess, events, err := s.mutate(ctx, sc, id, o, func(stx *sessionTx) error {
+		fresh = false
+		sess := stx.sess
+		if sess.Redacting() {
+			stx.unchanged = true
+			return nil
+		}
+		switch sess.Status {
+		case StatusProcessing:
+			return ErrInvalidTransition
+		case StatusRequiresInput:
+			stx.cancel()
+		}
+		sess.Redaction = &Redaction{Status: RedactionProcessing}
+		sess.ClientSecret, sess.URL = nil, nil
+		now := s.clock.Now().Unix()
+		record, _ := json.Marshal(RedactionRecord{Object: "identity.redaction_record", VerificationSession: id,
+			Livemode: sc.Livemode, RequestedAt: now, RequestedBy: by})
+		stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
+			pipe.ZAdd(ctx, s.pendingRedactionsKey(sc), redis.Z{Score: float64(now), Member: id})
+			pipe.Set(ctx, s.redactionRecordKey(sc, id), record, 0)
+		})
+		fresh = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &RedactionRequest{Session: sess, Events: events, New: fresh}, nil
+}
+
+// RedactionRecord returns a session's audit record; ErrNotFound when it was never redacted.
+func (s *Store) RedactionRecord(ctx context.Context, sc Scope, id string) (*RedactionRecord, error) {
+	raw, err := s.rdb.Get(ctx, s.redactionRecordKey(sc, id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get redaction record: %w", err)
+	}
+	var r RedactionRecord
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("decode redaction record: %w", err)
+	}
+	return &r, nil
+}
+
+// AttemptScrubber scrubs stored webhook attempts of a session and returns how many it looked at. The events
+// package sets it; nil means there are none.
+type AttemptScrubber func(ctx context.Context, sc Scope, sessionID string) (int, error)
+
+// ScrubCascade scrubs everything that refers to a session except the session itself: its reports, the
+// snapshots in its events, the request logs and cached idempotent responses tied to it, webhook attempts,
+// and a submission not yet verified. It is idempotent and safe to run concurrently with itself.
+func (s *Store) ScrubCascade(ctx context.Context, sc Scope, id string, attempts AttemptScrubber) (ScrubCounts, error) {
+	var c ScrubCounts
+	reportIDs, err := s.SessionReportIDs(ctx, sc, id)
+	if err != nil {
+		return c, err
+	}
+	if c.VerificationReports, err = s.rewrite(ctx, reportIDs, func(x string) string { return s.reportKey(sc, x) }, id, nil); err != nil {
+		return c, fmt.Errorf("scrub reports: %w", err)
+	}
+	eventIDs, err := s.SessionEventIDs(ctx, sc, id)
+	if err != nil {
+		return c, err
+	}
+	if c.Events, err = s.rewrite(ctx, eventIDs, func(x string) string { return s.eventKey(sc, x) }, id, nil); err != nil {
+		return c, fmt.Errorf("scrub events: %w", err)
+	}
+	members, err := s.rdb.ZRange(ctx, s.objectLogsKey(sc, id), 0, -1).Result()
+	if err != nil {
+		return c, fmt.Errorf("read request log index: %w", err)
+	}
+	logIDs := make([]string, len(members))
+	for i, m := range members {
+		logIDs[i] = memberID(m)
+	}
+	scrubLog := func(raw []byte) ([]byte, error) {
+		var l RequestLog
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return nil, err
+		}
+		l.scrub(id)
+		return json.Marshal(&l)
+	}
+	if c.RequestLogs, err = s.rewrite(ctx, logIDs, func(x string) string { return s.requestLogKey(sc, x) }, id, scrubLog); err != nil {
+		return c, fmt.Errorf("scrub request logs: %w", err)
+	}
+	idemKeys, err := s.rdb.SMembers(ctx, s.objectIdemKey(sc, id)).Result()
+	if err != nil {
+		return c, fmt.Errorf("read idempotency index: %w", err)
+	}
+	scrubIdem := func(raw []byte) ([]byte, error) {
+		var e IdemEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, err
+		}
+		e.Body, _ = ScrubJSONBytes(e.Body, id)
+		return json.Marshal(&e)
+	}
+	if c.IdempotencyEntries, err = s.rewrite(ctx, idemKeys, func(x string) string { return x }, id, scrubIdem); err != nil {
+		return c, fmt.Errorf("scrub idempotent responses: %w", err)
+	}
+	if attempts != nil {
+		if c.WebhookAttempts, err = attempts(ctx, sc, id); err != nil {
+			return c, fmt.Errorf("scrub webhook attempts: %w", err)
+		}
+	}
+	if err := s.rdb.Del(ctx, s.submissionKey(sc, id)).Err(); err != nil {
+		return c, fmt.Errorf("drop submission: %w", err)
+	}
+	return c, nil
+}
+
+// rewrite loads the keys of ids in one MGET, scrubs each value and writes back the changed ones in one
+// pipeline, keeping their TTLs. It returns how many objects exist.
+func (s *Store) rewrite(ctx context.Context, ids []string, key func(string) string, sessionID string, scrub func([]byte) ([]byte, error)) (int, error) {
+	n := 0
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		keys := make([]string, len(chunk))
+		for i, id := range chunk {
+			keys[i] = key(id)
+		}
+		vals, err := s.rdb.MGet(ctx, keys...).Result()
+		if err != nil {
+			return n, err
+		}
+		pipe := s.rdb.Pipeline()
+		for i, v := range vals {
+			str, ok := v.(string)
+			if !ok {
+				continue
+			}
+			n++
+			var out []byte
+			if scrub != nil {
+				if out, err = scrub([]byte(str)); err != nil {
+					return n, err
+				}
+			} else {
+				out, _ = ScrubJSONBytes([]byte(str), sessionID)
+			}
+			if string(out) != str {
+				pipe.SetArgs(ctx, keys[i], out, redis.SetArgs{KeepTTL: true})
+			}
+		}
+		if pipe.Len() > 0 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// RedactionCompletion is the result of CompleteRedaction.
+type RedactionCompletion struct {
+	Session *Session
+	Events  []*Event
+	// New is true when this call finished the redaction (false when it was already finished).
+	New bool
+	// RequestedAt is when the redaction was requested (unix seconds).
+	RequestedAt int64
+}
+
+// CompleteRedaction scrubs the session and, in one atomic step, marks it redacted, removes it from the
+// pending index, completes the audit record and emits the single `.redacted` event. Run ScrubCascade first.
+func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string, counts ScrubCounts) (*RedactionCompletion, error) {
+	res := &RedactionCompletion{}
+	recordKey := s.redactionRecordKey(sc, id)
+	sess, events, err := s.mutate(ctx, sc, id, Origin{}, func(stx *sessionTx) error {
+		res.New = false
+		sess := stx.sess
+		if sess.Redaction == nil {
+			return ErrInvalidTransition
+		}
+		if sess.Redaction.Status == RedactionRedacted {
+			stx.unchanged = true
+			return nil
+		}
+		if err := ScrubSession(sess); err != nil {
+			return fmt.Errorf("scrub session: %w", err)
+		}
+		sess.Redaction.Status = RedactionRedacted
+		rec, err := s.RedactionRecord(ctx, sc, id)
+		if errors.Is(err, ErrNotFound) {
+			rec = &RedactionRecord{Object: "identity.redaction_record", VerificationSession: id, Livemode: sc.Livemode,
+				RequestedAt: s.clock.Now().Unix(), RequestedBy: Requester{Type: RequestedByRequest}}
+		} else if err != nil {
+			return err
+		}
+		now := s.clock.Now().Unix()
+		rec.CompletedAt = &now
+		rec.Scrubbed = counts
+		res.RequestedAt = rec.RequestedAt
+		body, _ := json.Marshal(rec)
+		stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
+			pipe.ZRem(ctx, s.pendingRedactionsKey(sc), id)
+			pipe.HDel(ctx, s.failedRedactionsKey(sc), id)
+			pipe.Set(ctx, recordKey, body, 0)
+		})
+		stx.emit(EventSessionRedacted)
+		res.New = true
+		return nil
+	}, recordKey)
+	if err != nil {
+		return nil, err
+	}
+	res.Session, res.Events = sess, events
+	return res, nil
+}
+
+// PendingRedactions returns up to limit session ids whose redaction was requested at or before `before`
+// (unix seconds) and is not finished, oldest first.
+func (s *Store) PendingRedactions(ctx context.Context, sc Scope, before int64, limit int64) ([]string, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.pendingRedactionsKey(sc), &redis.ZRangeBy{
+		Min: "-inf", Max: fmt.Sprint(before), Count: limit}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("pending redactions: %w", err)
+	}
+	return ids, nil
+}
+
+// Scopes lists every account and mode that ever requested a redaction.
+func (s *Store) Scopes(ctx context.Context) ([]Scope, error) {
+	raw, err := s.rdb.SMembers(ctx, s.accountsKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list scopes: %w", err)
+	}
+	out := make([]Scope, 0, len(raw))
+	for _, r := range raw {
+		acct, mode, ok := strings.Cut(r, "|")
+		if ok {
+			out = append(out, Scope{Account: acct, Livemode: mode == "live"})
+		}
+	}
+	return out, nil
+}
+
+// RecordRedactionFailure durably records that a redaction exhausted its retries (asynq's archive is capped).
+// reason must hold ids only. It returns true the first time for a session.
+func (s *Store) RecordRedactionFailure(ctx context.Context, sc Scope, id, reason string) (bool, error) {
+	ok, err := s.rdb.HSetNX(ctx, s.failedRedactionsKey(sc), id, reason).Result()
+	if err != nil {
+		return false, fmt.Errorf("record redaction failure: %w", err)
+	}
+	return ok, nil
+}
+
+// FailedRedactions returns the recorded failures of a scope: session id → reason.
+func (s *Store) FailedRedactions(ctx context.Context, sc Scope) (map[string]string, error) {
+	m, err := s.rdb.HGetAll(ctx, s.failedRedactionsKey(sc)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("failed redactions: %w", err)
+	}
+	return m, nil
+}

@@ -1,0 +1,204 @@
+package store
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// Redacted replaces every personal string (Stripe's placeholder; also a member of the `sex` enum).
+const Redacted = "[redacted]"
+
+// The scrub rules of DESIGN §5, in one place. They work on decoded JSON so that the same rules apply to the
+// stored session and reports, to event snapshots, to request-log response bodies and to cached idempotent
+// responses — wherever a session or report appears, however deeply nested (lists, expansions, events).
+
+// ScrubJSON scrubs, inside any decoded JSON value, every verification session whose id is sessionID and every
+// verification report whose verification_session is sessionID. It reports whether it found one.
+func ScrubJSON(v any, sessionID string) bool {
+	found := false
+	switch x := v.(type) {
+	case map[string]any:
+		switch x["object"] {
+		case "identity.verification_session":
+			if x["id"] == sessionID {
+				scrubSessionMap(x)
+				found = true
+			}
+		case "identity.verification_report":
+			if x["verification_session"] == sessionID {
+				scrubReportMap(x)
+				found = true
+			}
+		}
+		for _, child := range x {
+			if ScrubJSON(child, sessionID) {
+				found = true
+			}
+		}
+	case []any:
+		for _, child := range x {
+			if ScrubJSON(child, sessionID) {
+				found = true
+			}
+		}
+	}
+	return found
+}
+
+// ScrubJSONBytes applies ScrubJSON to an encoded document. It returns the input unchanged when nothing
+// matched (or the body is not JSON).
+func ScrubJSONBytes(body []byte, sessionID string) ([]byte, bool) {
+	if !strings.Contains(string(body), sessionID) {
+		return body, false
+	}
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return body, false
+	}
+	if !ScrubJSON(doc, sessionID) {
+		return body, false
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return body, false
+	}
+	return out, true
+}
+
+func redactStrings(m map[string]any, keys ...string) {
+	for _, k := range keys {
+		if v, ok := m[k]; ok && v != nil {
+			m[k] = Redacted
+		}
+	}
+}
+
+func nullify(m map[string]any, keys ...string) {
+	for _, k := range keys {
+		if _, ok := m[k]; ok {
+			m[k] = nil
+		}
+	}
+}
+
+func child(m map[string]any, key string) map[string]any {
+	c, _ := m[key].(map[string]any)
+	return c
+}
+
+func scrubAddress(m map[string]any) {
+	if a := child(m, "address"); a != nil {
+		for k, v := range a {
+			if v != nil {
+				a[k] = Redacted
+			}
+		}
+	}
+}
+
+func scrubSessionMap(m map[string]any) {
+	m["metadata"] = map[string]any{}
+	m["client_secret"] = nil
+	m["url"] = nil
+	if pd := child(m, "provided_details"); pd != nil {
+		redactStrings(pd, "email", "phone")
+	}
+	if vo := child(m, "verified_outputs"); vo != nil {
+		redactStrings(vo, "first_name", "last_name", "email", "phone", "id_number", "unparsed_place_of_birth", "unparsed_sex", "sex")
+		scrubAddress(vo)
+		nullify(vo, "dob", "id_number_type")
+	}
+	if r := child(m, "last_verification_report"); r != nil {
+		scrubReportMap(r)
+	}
+}
+
+func scrubReportMap(m map[string]any) {
+	if d := child(m, "document"); d != nil {
+		redactStrings(d, "first_name", "last_name", "number", "issuing_country", "unparsed_place_of_birth", "unparsed_sex", "sex")
+		scrubAddress(d)
+		nullify(d, "dob", "expiration_date", "issued_date")
+		if files, ok := d["files"].([]any); ok {
+			for i := range files {
+				files[i] = Redacted
+			}
+		}
+	}
+	if n := child(m, "id_number"); n != nil {
+		redactStrings(n, "first_name", "last_name", "id_number")
+		nullify(n, "dob", "id_number_type")
+	}
+	if e := child(m, "email"); e != nil {
+		redactStrings(e, "email")
+	}
+	if p := child(m, "phone"); p != nil {
+		redactStrings(p, "phone")
+	}
+	if s := child(m, "selfie"); s != nil {
+		redactStrings(s, "document", "selfie")
+	}
+}
+
+// scrubTyped round-trips a typed object through the JSON rules, so typed and untyped data follow one rule set.
+func scrubTyped[T any](obj *T, sessionID string) error {
+	body, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	out, _ := ScrubJSONBytes(body, sessionID)
+	var fresh T
+	if err := json.Unmarshal(out, &fresh); err != nil {
+		return err
+	}
+	*obj = fresh
+	return nil
+}
+
+// ScrubSession applies the rules to a stored session.
+func ScrubSession(s *Session) error { return scrubTyped(s, s.ID) }
+
+// ScrubReport applies the rules to a stored report.
+func ScrubReport(r *Report) error {
+	if r.VerificationSession == nil {
+		return nil
+	}
+	return scrubTyped(r, *r.VerificationSession)
+}
+
+// keptParams are request parameters that never hold personal data; every other parameter of a request log
+// tied to a redacted session is replaced (values by the placeholder, metadata dropped whole, keys included).
+var keptParams = []string{"type", "client_reference_id", "related_customer", "related_person", "expand",
+	"limit", "starting_after", "ending_before", "status", "created", "outcome", "last_error[code]", "options",
+	"verification_session", "types", "dry_run", "url", "enabled_events", "description", "disabled", "api_version",
+	"document[type]", "object"}
+
+func keptParam(key string) bool {
+	for _, k := range keptParams {
+		if key == k || strings.HasPrefix(key, k+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// ScrubParams applies the rules to a request's decoded parameters.
+func ScrubParams(params []Param) []Param {
+	out := params[:0:0]
+	for _, p := range params {
+		switch {
+		case p.Key == "metadata" || strings.HasPrefix(p.Key, "metadata["):
+			continue
+		case keptParam(p.Key):
+			out = append(out, p)
+		default:
+			out = append(out, Param{Key: p.Key, Value: Redacted})
+		}
+	}
+	return out
+}
+
+// Param is one request parameter as it arrived.
+type Param struct {
+	Key   string `json:"k"`
+	Value string `json:"v"`
+}

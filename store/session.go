@@ -1,0 +1,344 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Session statuses (Stripe's enum).
+const (
+	StatusRequiresInput = "requires_input"
+	StatusProcessing    = "processing"
+	StatusVerified      = "verified"
+	StatusCanceled      = "canceled"
+)
+
+// Redaction statuses.
+const (
+	RedactionProcessing = "processing"
+	RedactionRedacted   = "redacted"
+)
+
+// Session is a VerificationSession as stored. It holds everything, verified outputs included; the API decides
+// what a response shows.
+type Session struct {
+	ID                     string            `json:"id"`
+	Object                 string            `json:"object"`
+	ClientReferenceID      *string           `json:"client_reference_id"`
+	ClientSecret           *string           `json:"client_secret"`
+	Created                int64             `json:"created"`
+	LastError              *LastError        `json:"last_error"`
+	LastVerificationReport *string           `json:"last_verification_report"`
+	Livemode               bool              `json:"livemode"`
+	Metadata               map[string]string `json:"metadata"`
+	Options                *Options          `json:"options"`
+	ProvidedDetails        *ProvidedDetails  `json:"provided_details"`
+	Redaction              *Redaction        `json:"redaction"`
+	RelatedCustomer        *string           `json:"related_customer"`
+	RelatedPerson          *RelatedPerson    `json:"related_person,omitempty"`
+	Status                 string            `json:"status"`
+	Type                   string            `json:"type"`
+	URL                    *string           `json:"url"`
+	VerifiedOutputs        *VerifiedOutputs  `json:"verified_outputs"`
+}
+
+// LastError explains why the last submission failed.
+type LastError struct {
+	Code   *string `json:"code"`
+	Reason *string `json:"reason"`
+}
+
+// Options are the session's verification options (only `document` is settable, as on Stripe).
+type Options struct {
+	Document *DocumentOptions `json:"document,omitempty"`
+}
+
+// DocumentOptions configures the document check.
+type DocumentOptions struct {
+	AllowedTypes          []string `json:"allowed_types,omitempty"`
+	RequireIDNumber       *bool    `json:"require_id_number,omitempty"`
+	RequireLiveCapture    *bool    `json:"require_live_capture,omitempty"`
+	RequireMatchingSelfie *bool    `json:"require_matching_selfie,omitempty"`
+}
+
+// ProvidedDetails are the email and phone the merchant gave at creation.
+type ProvidedDetails struct {
+	Email *string `json:"email,omitempty"`
+	Phone *string `json:"phone,omitempty"`
+}
+
+// Redaction is the session's redaction state; nil until redaction is requested.
+type Redaction struct {
+	Status string `json:"status"`
+}
+
+// RelatedPerson links the session to a Connect person.
+type RelatedPerson struct {
+	Account string `json:"account"`
+	Person  string `json:"person"`
+}
+
+// Address is a postal address; every field is personal data.
+type Address struct {
+	City       *string `json:"city"`
+	Country    *string `json:"country"`
+	Line1      *string `json:"line1"`
+	Line2      *string `json:"line2"`
+	PostalCode *string `json:"postal_code"`
+	State      *string `json:"state"`
+}
+
+// Date is a calendar date with optional parts (dob, expiration and issue dates).
+type Date struct {
+	Day   *int64 `json:"day"`
+	Month *int64 `json:"month"`
+	Year  *int64 `json:"year"`
+}
+
+// VerifiedOutputs is the person's data once verified.
+type VerifiedOutputs struct {
+	Address              *Address `json:"address"`
+	Dob                  *Date    `json:"dob"`
+	Email                *string  `json:"email"`
+	FirstName            *string  `json:"first_name"`
+	IDNumber             *string  `json:"id_number"`
+	IDNumberType         *string  `json:"id_number_type"`
+	LastName             *string  `json:"last_name"`
+	Phone                *string  `json:"phone"`
+	Sex                  *string  `json:"sex"`
+	UnparsedPlaceOfBirth *string  `json:"unparsed_place_of_birth"`
+	UnparsedSex          *string  `json:"unparsed_sex"`
+}
+
+// SessionCreate holds the validated parameters of a create call.
+type SessionCreate struct {
+	Type              string
+	ClientReferenceID *string
+	Metadata          map[string]string
+	Options           *Options
+	ProvidedDetails   *ProvidedDetails
+	RelatedCustomer   *string
+	RelatedPerson     *RelatedPerson
+}
+
+// SessionUpdate holds the validated parameters of an update call. A metadata value of "" unsets that key.
+type SessionUpdate struct {
+	Type            *string
+	Metadata        map[string]string
+	ClearMetadata   bool // `metadata=` unsets every key
+	Options         *Options
+	UnsetOptions    bool // `options=` or `options[document]=`
+	ProvidedDetails *ProvidedDetails
+}
+
+// Origin names the API request behind a change, for the event's `request` field and the audit record.
+type Origin struct {
+	RequestID      string
+	IdempotencyKey string
+}
+
+// SessionFilter selects sessions in a list. Empty fields match everything.
+type SessionFilter struct {
+	ClientReferenceID string
+	Status            string
+	RelatedCustomer   string
+}
+
+// Redacting reports whether redaction was requested (processing or done).
+func (s *Session) Redacting() bool { return s.Redaction != nil }
+
+// Create stores a new session in requires_input and records its `.created` event.
+func (s *Store) Create(ctx context.Context, sc Scope, p SessionCreate, o Origin) (*Session, []*Event, error) {
+	now := s.clock.Now().Unix()
+	id := NewID("vs")
+	secret := id + "_secret_" + RandomString(24)
+	url := s.PublicURL + "/verify/" + id
+	meta := p.Metadata
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	sess := &Session{
+		ID: id, Object: "identity.verification_session", ClientReferenceID: p.ClientReferenceID,
+		ClientSecret: &secret, Created: now, Livemode: sc.Livemode, Metadata: meta, Options: p.Options,
+		ProvidedDetails: p.ProvidedDetails, RelatedCustomer: p.RelatedCustomer, RelatedPerson: p.RelatedPerson,
+		Status: StatusRequiresInput, Type: p.Type, URL: &url,
+	}
+	if sess.Options == nil {
+		sess.Options = &Options{}
+	}
+	stx := &sessionTx{store: s, scope: sc, sess: sess, origin: o}
+	stx.emit(EventSessionCreated)
+	body, err := json.Marshal(sess)
+	if err != nil {
+		return nil, nil, err
+	}
+	member := indexMember(sess.Created, id)
+	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Set(ctx, s.sessionKey(sc, id), body, 0)
+		pipe.ZAdd(ctx, s.sessionIndexKey(sc), redis.Z{Member: member})
+		pipe.ZAdd(ctx, s.sessionStatusIndexKey(sc, sess.Status), redis.Z{Member: member})
+		if p.ClientReferenceID != nil {
+			pipe.ZAdd(ctx, s.sessionRefIndexKey(sc, *p.ClientReferenceID), redis.Z{Member: member})
+		}
+		if p.RelatedCustomer != nil {
+			pipe.ZAdd(ctx, s.sessionCustomerIndexKey(sc, *p.RelatedCustomer), redis.Z{Member: member})
+		}
+		return stx.writeEvents(ctx, pipe)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create session: %w", err)
+	}
+	return sess, stx.events, nil
+}
+
+// Get loads one session.
+func (s *Store) Get(ctx context.Context, sc Scope, id string) (*Session, error) {
+	body, err := s.rdb.Get(ctx, s.sessionKey(sc, id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get session: %w", err)
+	}
+	var sess Session
+	if err := json.Unmarshal(body, &sess); err != nil {
+		return nil, fmt.Errorf("decode session %s: %w", id, err)
+	}
+	return &sess, nil
+}
+
+// GetMany loads sessions by id with one MGET; missing ones are nil.
+func (s *Store) GetMany(ctx context.Context, sc Scope, ids []string) ([]*Session, error) {
+	return mget[Session](ctx, s, ids, func(id string) string { return s.sessionKey(sc, id) })
+}
+
+func mget[T any](ctx context.Context, s *Store, ids []string, key func(string) string) ([]*T, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = key(id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("mget: %w", err)
+	}
+	out := make([]*T, len(vals))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var obj T
+		if err := json.Unmarshal([]byte(str), &obj); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", ids[i], err)
+		}
+		out[i] = &obj
+	}
+	return out, nil
+}
+
+// List returns one page of sessions, newest first, and whether more exist in the direction of travel.
+func (s *Store) List(ctx context.Context, sc Scope, f SessionFilter, p Page) ([]*Session, bool, error) {
+	cursor, err := s.cursorMember(ctx, s.sessionIndexKey(sc), p, func(id string) (int64, error) {
+		sess, err := s.Get(ctx, sc, id)
+		if err != nil {
+			return 0, err
+		}
+		return sess.Created, nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	// Read the most selective index; check the remaining filters on the loaded objects.
+	key := s.sessionIndexKey(sc)
+	switch {
+	case f.ClientReferenceID != "":
+		key = s.sessionRefIndexKey(sc, f.ClientReferenceID)
+	case f.RelatedCustomer != "":
+		key = s.sessionCustomerIndexKey(sc, f.RelatedCustomer)
+	case f.Status != "":
+		key = s.sessionStatusIndexKey(sc, f.Status)
+	}
+	match := func(x *Session) bool {
+		return (f.ClientReferenceID == "" || (x.ClientReferenceID != nil && *x.ClientReferenceID == f.ClientReferenceID)) &&
+			(f.RelatedCustomer == "" || (x.RelatedCustomer != nil && *x.RelatedCustomer == f.RelatedCustomer)) &&
+			(f.Status == "" || x.Status == f.Status)
+	}
+	return listFiltered(ctx, s, key, p, cursor, func(ctx context.Context, ids []string) ([]*Session, error) {
+		return s.GetMany(ctx, sc, ids)
+	}, match)
+}
+
+// cursorMember resolves the page's cursor id to its index member; an unknown cursor is ErrNotFound.
+func (s *Store) cursorMember(ctx context.Context, _ string, p Page, created func(id string) (int64, error)) (string, error) {
+	id := p.StartingAfter
+	if id == "" {
+		id = p.EndingBefore
+	}
+	if id == "" {
+		return "", nil
+	}
+	c, err := created(id)
+	if err != nil {
+		return "", err
+	}
+	return indexMember(c, id), nil
+}
+
+// Update changes a session in requires_input (never once redaction was requested).
+func (s *Store) Update(ctx context.Context, sc Scope, id string, p SessionUpdate, o Origin) (*Session, []*Event, error) {
+	return s.mutate(ctx, sc, id, o, func(stx *sessionTx) error {
+		sess := stx.sess
+		if sess.Redacting() || sess.Status != StatusRequiresInput {
+			return ErrInvalidTransition
+		}
+		if p.Type != nil {
+			sess.Type = *p.Type
+		}
+		if p.ClearMetadata {
+			sess.Metadata = map[string]string{}
+		}
+		for k, v := range p.Metadata {
+			if v == "" {
+				delete(sess.Metadata, k)
+			} else {
+				sess.Metadata[k] = v
+			}
+		}
+		if p.UnsetOptions {
+			sess.Options = &Options{}
+		}
+		if p.Options != nil {
+			sess.Options = p.Options
+		}
+		if p.ProvidedDetails != nil {
+			if sess.ProvidedDetails == nil {
+				sess.ProvidedDetails = &ProvidedDetails{}
+			}
+			if p.ProvidedDetails.Email != nil {
+				sess.ProvidedDetails.Email = p.ProvidedDetails.Email
+			}
+			if p.ProvidedDetails.Phone != nil {
+				sess.ProvidedDetails.Phone = p.ProvidedDetails.Phone
+			}
+		}
+		return nil
+	})
+}
+
+// Cancel moves a session from requires_input to canceled; it is irreversible.
+func (s *Store) Cancel(ctx context.Context, sc Scope, id string, o Origin) (*Session, []*Event, error) {
+	return s.mutate(ctx, sc, id, o, func(stx *sessionTx) error {
+		if stx.sess.Redacting() || stx.sess.Status != StatusRequiresInput {
+			return ErrInvalidTransition
+		}
+		stx.cancel()
+		return nil
+	})
+}

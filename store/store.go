@@ -1,0 +1,136 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Errors returned by the store. Callers test them with errors.Is; no caller needs go-redis to detect a miss.
+var (
+	// ErrNotFound means the object does not exist in the caller's account and mode.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidTransition means the call is not allowed in the object's current state.
+	ErrInvalidTransition = errors.New("status transition invalid")
+	// ErrConflict means an optimistic transaction kept losing races and gave up.
+	ErrConflict = errors.New("too much contention")
+)
+
+// Clock tells the time. Tests inject a fake one so that `created`, TTLs and deadlines need no sleeping.
+type Clock interface{ Now() time.Time }
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Scope names whose objects a call may touch: one account in one mode (test or live).
+type Scope struct {
+	Account  string
+	Livemode bool
+}
+
+func (sc Scope) mode() string {
+	if sc.Livemode {
+		return "live"
+	}
+	return "test"
+}
+
+// Store is identityd's persistence layer. It is safe for concurrent use.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	clock  Clock
+	// RequestLogTTL is how long request logs are kept.
+	RequestLogTTL time.Duration
+	// IdempotencyTTL is how long a cached idempotent response is replayed.
+	IdempotencyTTL time.Duration
+	// PublicURL is the base of a session's hosted verification url.
+	PublicURL string
+	// StreamMaxLen bounds each account's event stream (approximate trimming).
+	StreamMaxLen int64
+}
+
+// Config configures New. Zero values pick the defaults.
+type Config struct {
+	// Prefix starts every key (default "idv"); tests give each test its own.
+	Prefix    string
+	Clock     Clock
+	PublicURL string
+}
+
+// New returns a Store over rdb.
+func New(rdb redis.UniversalClient, opts Config) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = "idv"
+	}
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	if opts.PublicURL == "" {
+		opts.PublicURL = "http://127.0.0.1:8080"
+	}
+	return &Store{
+		rdb:            rdb,
+		prefix:         opts.Prefix,
+		clock:          opts.Clock,
+		RequestLogTTL:  30 * 24 * time.Hour,
+		IdempotencyTTL: 24 * time.Hour,
+		PublicURL:      opts.PublicURL,
+		StreamMaxLen:   100000,
+	}
+}
+
+// Redis returns the client the store uses.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// Prefix returns the root key prefix.
+func (s *Store) Prefix() string { return s.prefix }
+
+// Now returns the store's clock reading.
+func (s *Store) Now() time.Time { return s.clock.Now() }
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+const idAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// NewID returns prefix + "_" + 24 random base62 characters, the shape of Stripe ids.
+func NewID(prefix string) string {
+	return prefix + "_" + RandomString(24)
+}
+
+// RandomString returns n random base62 characters from crypto/rand.
+func RandomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // the OS random source failing is not recoverable
+	}
+	for i := range b {
+		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
+	}
+	return string(b)
+}
+
+// maxTxRetries bounds optimistic-transaction retries before ErrConflict.
+const maxTxRetries = 50
+
+// watchRetry runs fn under WATCH on keys and retries it while another client changed them.
+func (s *Store) watchRetry(ctx context.Context, fn func(tx *redis.Tx) error, keys ...string) error {
+	for i := 0; i < maxTxRetries; i++ {
+		err := s.rdb.Watch(ctx, fn, keys...)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+		if i > 3 {
+			time.Sleep(time.Duration(i) * time.Millisecond)
+		}
+	}
+	return ErrConflict
+}

@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// sessionTx is one optimistic transaction on a session: the callback mutates sess, may emit events and queue
+// extra writes, and everything commits in one MULTI/EXEC or not at all.
+type sessionTx struct {
+	store     *Store
+	scope     Scope
+	sess      *Session
+	origin    Origin
+	oldStatus string
+	events    []*Event
+	ops       []func(ctx context.Context, pipe redis.Pipeliner)
+	unchanged bool
+}
+
+// emit records an event of typ whose data.object is the session as it is now.
+func (stx *sessionTx) emit(typ string) {
+	stx.events = append(stx.events, newEvent(stx.store.clock.Now().Unix(), stx.scope, typ, sessionSnapshot(stx.sess), stx.origin))
+}
+
+// later queues a write that commits with the transaction.
+func (stx *sessionTx) later(op func(ctx context.Context, pipe redis.Pipeliner)) {
+	stx.ops = append(stx.ops, op)
+}
+
+// cancel moves the session to canceled, drops its credentials and emits `.canceled`.
+func (stx *sessionTx) cancel() {
+	stx.sess.Status = StatusCanceled
+	stx.sess.ClientSecret = nil
+	stx.sess.URL = nil
+	stx.emit(EventSessionCanceled)
+}
+
+// sessionSnapshot renders the session as an event's data.object: the default API shape, without the
+// verified outputs that need an explicit expand.
+func sessionSnapshot(sess *Session) json.RawMessage {
+	cp := *sess
+	cp.VerifiedOutputs = nil
+	body, _ := json.Marshal(&cp) // a Session always marshals
+	return dropNullVerifiedOutputs(body)
+}
+
+func dropNullVerifiedOutputs(body []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	delete(m, "verified_outputs")
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func (stx *sessionTx) writeEvents(ctx context.Context, pipe redis.Pipeliner) error {
+	for _, ev := range stx.events {
+		if err := stx.store.writeEvent(ctx, pipe, stx.scope, ev, stx.sess.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mutate runs fn on the current session inside WATCH/MULTI and commits the result atomically: two concurrent
+// calls can never both win, and each committed transition writes its events exactly once.
+func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn func(*sessionTx) error, watch ...string) (*Session, []*Event, error) {
+	key := s.sessionKey(sc, id)
+	var out *Session
+	var events []*Event
+	err := s.watchRetry(ctx, func(tx *redis.Tx) error {
+		body, err := tx.Get(ctx, key).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("get session: %w", err)
+		}
+		var sess Session
+		if err := json.Unmarshal(body, &sess); err != nil {
+			return fmt.Errorf("decode session %s: %w", id, err)
+		}
+		stx := &sessionTx{store: s, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status}
+		if err := fn(stx); err != nil {
+			return err
+		}
+		if stx.unchanged {
+			out, events = stx.sess, nil
+			return nil
+		}
+		newBody, err := json.Marshal(stx.sess)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, key, newBody, 0)
+			if stx.sess.Status != stx.oldStatus {
+				member := indexMember(stx.sess.Created, id)
+				pipe.ZRem(ctx, s.sessionStatusIndexKey(sc, stx.oldStatus), member)
+				pipe.ZAdd(ctx, s.sessionStatusIndexKey(sc, stx.sess.Status), redis.Z{Member: member})
+			}
+			for _, op := range stx.ops {
+				op(ctx, pipe)
+			}
+			return stx.writeEvents(ctx, pipe)
+		})
+		if err != nil {
+			return err
+		}
+		out, events = stx.sess, stx.events
+		return nil
+	}, append([]string{key}, watch...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, events, nil
+}
