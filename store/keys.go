@@ -44,10 +44,10 @@ func (s *Store) objectLogsKey(sc Scope, id string) string {
 func (s *Store) objectIdemKey(sc Scope, id string) string {
 	return s.base(sc) + "idem:obj:" + id // set of idempotency keys
 }
-func (s *Store) reportKey(sc Scope, id string) string { return s.base(sc) + "vr:" + id } // string (JSON)
-func (s *Store) reportIndexKey(sc Scope) string     { return s.base(sc) + "ix:vr" }      // zset (lex)
+func (s *Store) reportKey(sc Scope, id string) string { return s.base(sc) + "vr:" + id }  // string (JSON)
+func (s *Store) reportIndexKey(sc Scope) string       { return s.base(sc) + "ix:vr" }     // zset (lex)
 func (s *Store) eventKey(sc Scope, id string) string  { return s.base(sc) + "evt:" + id } // string (JSON)
-func (s *Store) eventIndexKey(sc Scope) string      { return s.base(sc) + "ix:evt" }     // zset (lex)
+func (s *Store) eventIndexKey(sc Scope) string        { return s.base(sc) + "ix:evt" }    // zset (lex)
 func (s *Store) eventTypeIndexKey(sc Scope, typ string) string {
 	return s.base(sc) + "ix:evt:type:" + typ // zset (lex)
 }
@@ -64,6 +64,9 @@ func (s *Store) StreamKey(sc Scope) string { return s.base(sc) + "events" } // s
 
 // pendingRedactionsKey lists sessions whose redaction was requested and not finished, scored by request time.
 func (s *Store) pendingRedactionsKey(sc Scope) string { return s.base(sc) + "redactions:pending" } // zset
+
+// pendingVerificationsKey lists submissions not yet verified ("session|submission"), scored by submit time.
+func (s *Store) pendingVerificationsKey(sc Scope) string { return s.base(sc) + "verifications:pending" } // zset
 
 // failedRedactionsKey records redactions that exhausted their retries (identityd's own durable record).
 func (s *Store) failedRedactionsKey(sc Scope) string { return s.base(sc) + "redactions:failed" } // hash id → reason

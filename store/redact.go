@@ -55,9 +55,8 @@ type RedactionRequest struct {
 // redaction.status=processing, credentials dropped, the pending-redaction index and the audit record.
 // Calling it again changes nothing. The caller enqueues the scrub task after it returns.
 func (s *Store) RequestRedaction(ctx context.Context, sc Scope, id string, by Requester, o Origin) (*RedactionRequest, error) {
-	// The registry of scopes is global (another cluster slot), so it is written first, idempotently.
-	if err := s.rdb.SAdd(ctx, s.accountsKey(), sc.String()).Err(); err != nil {
-		return nil, fmt.Errorf("register scope: %w", err)
+	if err := s.registerScope(ctx, sc); err != nil {
+		return nil, err
 	}
 	fresh := false
 	sess, events, err := s.mutate(ctx, sc, id, o, func(stx *sessionTx) error {
@@ -79,7 +78,7 @@ func (s *Store) RequestRedaction(ctx context.Context, sc Scope, id string, by Re
 		record, _ := json.Marshal(RedactionRecord{Object: "identity.redaction_record", VerificationSession: id,
 			Livemode: sc.Livemode, RequestedAt: now, RequestedBy: by})
 		stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
-			pipe.ZAdd(ctx, s.pendingRedactionsKey(sc), redis.Z{Score: float64(now), Member: id})
+			pipe.ZAdd(ctx, s.pendingRedactionsKey(sc), redis.Z{Score: float64(s.clock.Now().UnixMilli()), Member: id})
 			pipe.Set(ctx, s.redactionRecordKey(sc, id), record, 0)
 		})
 		fresh = true
@@ -223,8 +222,8 @@ type RedactionCompletion struct {
 	Events  []*Event
 	// New is true when this call finished the redaction (false when it was already finished).
 	New bool
-	// RequestedAt is when the redaction was requested (unix seconds).
-	RequestedAt int64
+	// RequestedAtMillis is when the redaction was requested (unix milliseconds).
+	RequestedAtMillis int64
 }
 
 // CompleteRedaction scrubs the session and, in one atomic step, marks it redacted, removes it from the
@@ -256,7 +255,10 @@ func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string, coun
 		now := s.clock.Now().Unix()
 		rec.CompletedAt = &now
 		rec.Scrubbed = counts
-		res.RequestedAt = rec.RequestedAt
+		res.RequestedAtMillis = rec.RequestedAt * 1000
+		if ms, err := s.rdb.ZScore(ctx, s.pendingRedactionsKey(sc), id).Result(); err == nil {
+			res.RequestedAtMillis = int64(ms)
+		}
 		body, _ := json.Marshal(rec)
 		stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
 			pipe.ZRem(ctx, s.pendingRedactionsKey(sc), id)
@@ -274,15 +276,24 @@ func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string, coun
 	return res, nil
 }
 
-// PendingRedactions returns up to limit session ids whose redaction was requested at or before `before`
-// (unix seconds) and is not finished, oldest first.
-func (s *Store) PendingRedactions(ctx context.Context, sc Scope, before int64, limit int64) ([]string, error) {
+// PendingRedactions returns up to limit session ids whose redaction was requested at or before beforeMillis
+// (unix milliseconds) and is not finished, oldest first.
+func (s *Store) PendingRedactions(ctx context.Context, sc Scope, beforeMillis int64, limit int64) ([]string, error) {
 	ids, err := s.rdb.ZRangeByScore(ctx, s.pendingRedactionsKey(sc), &redis.ZRangeBy{
-		Min: "-inf", Max: fmt.Sprint(before), Count: limit}).Result()
+		Min: "-inf", Max: fmt.Sprint(beforeMillis), Count: limit}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("pending redactions: %w", err)
 	}
 	return ids, nil
+}
+
+// registerScope adds sc to the global registry the reconciler walks. The registry lives in another cluster
+// slot than the account's keys, so it is written before the transaction, idempotently.
+func (s *Store) registerScope(ctx context.Context, sc Scope) error {
+	if err := s.rdb.SAdd(ctx, s.accountsKey(), sc.String()).Err(); err != nil {
+		return fmt.Errorf("register scope: %w", err)
+	}
+	return nil
 }
 
 // Scopes lists every account and mode that ever requested a redaction.

@@ -31,6 +31,9 @@ func (l *RequestLog) scrub(sessionID string) {
 // SaveRequestLog stores a request log with the configured TTL and indexes it under every object it touched.
 func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) error {
 	l.Object = "request_log"
+	if l.Params == nil {
+		l.Params = []Param{}
+	}
 	if len(l.Response) == 0 {
 		l.Response = json.RawMessage("null")
 	}

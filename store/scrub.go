@@ -29,6 +29,11 @@ func ScrubJSON(v any, sessionID string) bool {
 				scrubReportMap(x)
 				found = true
 			}
+		case "request_log": // a request log listed in a response: its parameters follow the log rules
+			if objs, ok := x["objects"].([]any); ok && containsAny(objs, sessionID) {
+				x["params"] = scrubParamsJSON(x["params"])
+				found = true
+			}
 		}
 		for _, child := range x {
 			if ScrubJSON(child, sessionID) {
@@ -192,6 +197,38 @@ func ScrubParams(params []Param) []Param {
 			out = append(out, p)
 		default:
 			out = append(out, Param{Key: p.Key, Value: Redacted})
+		}
+	}
+	return out
+}
+
+func containsAny(list []any, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func scrubParamsJSON(v any) any {
+	list, ok := v.([]any)
+	if !ok {
+		return v
+	}
+	out := []any{}
+	for _, item := range list {
+		m, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		key, _ := m["k"].(string)
+		switch {
+		case key == "metadata" || strings.HasPrefix(key, "metadata["):
+		case keptParam(key):
+			out = append(out, m)
+		default:
+			out = append(out, map[string]any{"k": key, "v": Redacted})
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -43,6 +44,9 @@ func (s *Store) Submit(ctx context.Context, sc Scope, id string, sub *Submission
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.registerScope(ctx, sc); err != nil {
+		return nil, nil, err
+	}
 	return s.mutate(ctx, sc, id, o, func(stx *sessionTx) error {
 		if stx.sess.Redacting() || stx.sess.Status != StatusRequiresInput {
 			return ErrInvalidTransition
@@ -51,6 +55,7 @@ func (s *Store) Submit(ctx context.Context, sc Scope, id string, sub *Submission
 		stx.sess.LastError = nil
 		stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
 			pipe.Set(ctx, s.submissionKey(sc, id), body, 0)
+			pipe.ZAdd(ctx, s.pendingVerificationsKey(sc), redis.Z{Score: float64(s.clock.Now().UnixMilli()), Member: id + "|" + sub.ID})
 		})
 		stx.emit(EventSessionProcessing)
 		return nil
@@ -68,7 +73,7 @@ func (s *Store) CompleteVerification(ctx context.Context, sc Scope, id, submissi
 		raw, err := stx.store.rdb.Get(ctx, subKey).Bytes()
 		if errors.Is(err, redis.Nil) {
 			stx.unchanged = true
-			return nil
+			return s.rdb.ZRem(ctx, s.pendingVerificationsKey(sc), id+"|"+submissionID).Err()
 		}
 		if err != nil {
 			return fmt.Errorf("get submission: %w", err)
@@ -82,7 +87,7 @@ func (s *Store) CompleteVerification(ctx context.Context, sc Scope, id, submissi
 			if stx.sess.Redacting() { // the data must not outlive the redaction request
 				return s.rdb.Del(ctx, subKey).Err()
 			}
-			return nil
+			return nil // a stale task: a newer submission is pending, or this one is done
 		}
 		report = buildReport(stx.store.clock.Now().Unix(), sc, stx.sess, &sub)
 		rbody, err := json.Marshal(report)
@@ -95,6 +100,7 @@ func (s *Store) CompleteVerification(ctx context.Context, sc Scope, id, submissi
 			pipe.ZAdd(ctx, s.reportIndexKey(sc), redis.Z{Member: member})
 			pipe.ZAdd(ctx, s.sessionReportsKey(sc, id), redis.Z{Member: member})
 			pipe.Del(ctx, subKey)
+			pipe.ZRem(ctx, s.pendingVerificationsKey(sc), id+"|"+sub.ID)
 		})
 		stx.sess.LastVerificationReport = &report.ID
 		if sub.Outcome == OutcomeVerified {
@@ -161,4 +167,28 @@ func buildReport(now int64, sc Scope, sess *Session, sub *Submission) *Report {
 		r.Selfie = &SelfieReport{Document: docFile, Selfie: &selfie, Status: status}
 	}
 	return r
+}
+
+// PendingVerification is a submission waiting for its verify task.
+type PendingVerification struct {
+	SessionID, SubmissionID string
+	SubmittedAtMillis       int64
+}
+
+// PendingVerifications returns up to limit submissions made at or before beforeMillis and not yet verified.
+func (s *Store) PendingVerifications(ctx context.Context, sc Scope, beforeMillis, limit int64) ([]PendingVerification, error) {
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.pendingVerificationsKey(sc), &redis.ZRangeBy{
+		Min: "-inf", Max: fmt.Sprint(beforeMillis), Count: limit}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("pending verifications: %w", err)
+	}
+	out := make([]PendingVerification, 0, len(zs))
+	for _, z := range zs {
+		member, _ := z.Member.(string)
+		sid, sub, ok := strings.Cut(member, "|")
+		if ok {
+			out = append(out, PendingVerification{SessionID: sid, SubmissionID: sub, SubmittedAtMillis: int64(z.Score)})
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,110 @@
+package api
+
+import (
+	"errors"
+
+	"github.com/identityd/identityd/store"
+)
+
+func (s *Server) retrieveEvent(c *call) (any, error) {
+	if _, err := readExpand(c.form, false); err != nil {
+		return nil, err
+	}
+	if err := c.checkUnknown(); err != nil {
+		return nil, err
+	}
+	ev, err := s.cfg.Store.GetEvent(c.ctx, c.scope, c.r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	c.touch(ev.ID, ev.ObjectID())
+	return ev, nil
+}
+
+func (s *Server) listEvents(c *call) (any, error) {
+	f := c.form
+	var filter store.EventFilter
+	typ, err := f.Enum("type", store.EventTypes...)
+	if err != nil {
+		return nil, err
+	}
+	types, _, err := f.Values("types")
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range types {
+		if !contains(store.EventTypes, t) {
+			return nil, invalidParam("types", "parameter_invalid", "Invalid types: unknown event type.")
+		}
+	}
+	if typ != nil && len(types) > 0 {
+		return nil, invalidParam("types", "parameter_invalid", "type and types are mutually exclusive.")
+	}
+	filter.Types = types
+	if typ != nil {
+		filter.Types = []string{*typ}
+	}
+	page, err := readPage(f)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := readExpand(f, true); err != nil {
+		return nil, err
+	}
+	if err := c.checkUnknown(); err != nil {
+		return nil, err
+	}
+	evs, hasMore, err := s.cfg.Store.ListEvents(c.ctx, c.scope, filter, page)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, resourceMissing("event", cursorParam(page))
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range evs {
+		c.touch(ev.ID, ev.ObjectID())
+	}
+	return newList("/v1/events", evs, hasMore), nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) listRequestLogs(c *call) (any, error) {
+	object, err := c.form.NonEmpty("object")
+	if err != nil {
+		return nil, err
+	}
+	if object == nil {
+		return nil, missingParam("object")
+	}
+	page, err := readPage(c.form)
+	if err != nil {
+		return nil, err
+	}
+	if page.Created != (store.CreatedRange{}) {
+		return nil, unknownParam("created")
+	}
+	if err := c.checkUnknown(); err != nil {
+		return nil, err
+	}
+	logs, hasMore, err := s.cfg.Store.ListRequestLogs(c.ctx, c.scope, *object, page)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, resourceMissing("request log", cursorParam(page))
+	}
+	if err != nil {
+		return nil, err
+	}
+	// This response repeats other requests' bodies, so it is tied to every object they touched.
+	c.touch(*object)
+	for _, l := range logs {
+		c.touch(l.Objects...)
+	}
+	return newList("/v1/request_logs", logs, hasMore), nil
+}

@@ -1,0 +1,175 @@
+package api
+
+import (
+	"context"
+	"strings"
+
+	"github.com/identityd/identityd/store"
+)
+
+// expansions is the set of expand[] paths a request asked for, checked against what the endpoint allows.
+type expansions map[string]bool
+
+// readExpand reads expand[] and rejects paths the endpoint cannot expand. In lists, paths start with "data.".
+func readExpand(f *Form, list bool, allowed ...string) (expansions, error) {
+	paths, _, err := f.Values("expand")
+	if err != nil {
+		return nil, err
+	}
+	ex := expansions{}
+	for _, p := range paths {
+		path := p
+		if list {
+			var ok bool
+			if path, ok = strings.CutPrefix(p, "data."); !ok {
+				return nil, invalidParam("expand", "parameter_invalid", "List expansions must start with data.")
+			}
+		}
+		ok := false
+		for _, a := range allowed {
+			if path == a {
+				ok = true
+			}
+		}
+		if !ok {
+			return nil, invalidParam("expand", "parameter_invalid", "This property cannot be expanded: "+truncate(p, 100)+".")
+		}
+		ex[path] = true
+	}
+	return ex, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+var sessionExpandable = []string{"last_verification_report", "verified_outputs", "verified_outputs.dob", "verified_outputs.id_number"}
+
+// sessionView is a session as a response shows it: verified_outputs only when expanded (and its dob and
+// id_number only when those are expanded too), last_verification_report as an id or, expanded, the report.
+type sessionView struct {
+	*store.Session
+	LastVerificationReport any                  `json:"last_verification_report"`
+	VerifiedOutputs        *verifiedOutputsView `json:"verified_outputs,omitempty"`
+}
+
+type verifiedOutputsView struct {
+	store.VerifiedOutputs
+	Dob      *store.Date `json:"dob,omitempty"`
+	IDNumber *string     `json:"id_number,omitempty"`
+}
+
+// renderSessions renders sessions with the requested expansions, loading expanded reports in one MGET.
+func (c *call) renderSessions(ctx context.Context, sessions []*store.Session, ex expansions) ([]*sessionView, error) {
+	views := make([]*sessionView, len(sessions))
+	var reportIDs []string
+	for i, s := range sessions {
+		c.touch(s.ID)
+		v := &sessionView{Session: s}
+		if s.LastVerificationReport != nil {
+			v.LastVerificationReport = *s.LastVerificationReport
+			reportIDs = append(reportIDs, *s.LastVerificationReport)
+		}
+		if s.VerifiedOutputs != nil && (ex["verified_outputs"] || ex["verified_outputs.dob"] || ex["verified_outputs.id_number"]) {
+			vo := &verifiedOutputsView{VerifiedOutputs: *s.VerifiedOutputs}
+			if ex["verified_outputs.dob"] {
+				vo.Dob = s.VerifiedOutputs.Dob
+			}
+			if ex["verified_outputs.id_number"] {
+				vo.IDNumber = s.VerifiedOutputs.IDNumber
+			}
+			v.VerifiedOutputs = vo
+		}
+		views[i] = v
+	}
+	if ex["last_verification_report"] && len(reportIDs) > 0 {
+		reports, err := c.srv.cfg.Store.GetReports(ctx, c.scope, reportIDs)
+		if err != nil {
+			return nil, err
+		}
+		byID := map[string]*store.Report{}
+		for _, r := range reports {
+			if r != nil {
+				byID[r.ID] = r
+				c.touch(r.ID)
+			}
+		}
+		for _, v := range views {
+			if v.Session.LastVerificationReport != nil {
+				if r, ok := byID[*v.Session.LastVerificationReport]; ok {
+					v.LastVerificationReport = r
+				}
+			}
+		}
+	}
+	return views, nil
+}
+
+func (c *call) renderSession(s *store.Session, ex expansions) (*sessionView, error) {
+	views, err := c.renderSessions(c.ctx, []*store.Session{s}, ex)
+	if err != nil {
+		return nil, err
+	}
+	return views[0], nil
+}
+
+// listResponse is Stripe's list object.
+type listResponse[T any] struct {
+	Object  string `json:"object"`
+	URL     string `json:"url"`
+	HasMore bool   `json:"has_more"`
+	Data    []T    `json:"data"`
+}
+
+func newList[T any](url string, data []T, hasMore bool) *listResponse[T] {
+	if data == nil {
+		data = []T{}
+	}
+	return &listResponse[T]{Object: "list", URL: url, HasMore: hasMore, Data: data}
+}
+
+// readPage reads limit, starting_after, ending_before and created.
+func readPage(f *Form) (store.Page, error) {
+	var p store.Page
+	limit, err := f.Int("limit")
+	if err != nil {
+		return p, err
+	}
+	p.Limit = 10
+	if limit != nil {
+		if *limit < 1 || *limit > 100 {
+			return p, invalidParam("limit", "parameter_invalid", "Invalid limit: must be between 1 and 100.")
+		}
+		p.Limit = int(*limit)
+	}
+	sa, err := f.NonEmpty("starting_after")
+	if err != nil {
+		return p, err
+	}
+	eb, err := f.NonEmpty("ending_before")
+	if err != nil {
+		return p, err
+	}
+	if sa != nil && eb != nil {
+		return p, invalidParam("ending_before", "parameter_invalid", "starting_after and ending_before are mutually exclusive.")
+	}
+	if sa != nil {
+		p.StartingAfter = *sa
+	}
+	if eb != nil {
+		p.EndingBefore = *eb
+	}
+	p.Created, err = f.Created("created")
+	return p, err
+}
+
+// cursorParam names the cursor parameter for a resource_missing error on an unknown cursor.
+func cursorParam(p store.Page) string {
+	if p.EndingBefore != "" {
+		return "ending_before"
+	}
+	return "starting_after"
+}

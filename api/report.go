@@ -1,0 +1,74 @@
+package api
+
+import (
+	"errors"
+
+	"github.com/identityd/identityd/store"
+)
+
+func (s *Server) retrieveReport(c *call) (any, error) {
+	if _, err := readExpand(c.form, false); err != nil {
+		return nil, err
+	}
+	if err := c.checkUnknown(); err != nil {
+		return nil, err
+	}
+	r, err := s.cfg.Store.GetReport(c.ctx, c.scope, c.r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	c.touchReport(r)
+	return r, nil
+}
+
+func (c *call) touchReport(r *store.Report) {
+	c.touch(r.ID)
+	if r.VerificationSession != nil {
+		c.touch(*r.VerificationSession)
+	}
+}
+
+func (s *Server) listReports(c *call) (any, error) {
+	f := c.form
+	var filter store.ReportFilter
+	for _, x := range []struct {
+		name string
+		dst  *string
+	}{{"verification_session", &filter.VerificationSession}, {"client_reference_id", &filter.ClientReferenceID}} {
+		v, err := f.NonEmpty(x.name)
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			*x.dst = *v
+		}
+	}
+	typ, err := f.Enum("type", sessionTypes...)
+	if err != nil {
+		return nil, err
+	}
+	if typ != nil {
+		filter.Type = *typ
+	}
+	page, err := readPage(f)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := readExpand(f, true); err != nil {
+		return nil, err
+	}
+	if err := c.checkUnknown(); err != nil {
+		return nil, err
+	}
+	reports, hasMore, err := s.cfg.Store.ListReports(c.ctx, c.scope, filter, page)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, resourceMissing("verification report", cursorParam(page))
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range reports {
+		c.touchReport(r)
+	}
+	return newList("/v1/identity/verification_reports", reports, hasMore), nil
+}

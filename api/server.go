@@ -1,0 +1,342 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/identityd/identityd/events"
+	"github.com/identityd/identityd/store"
+)
+
+// maxBody caps request bodies (DESIGN §4: larger → 413).
+const maxBody = 1 << 20
+
+// Queue is how the API hands work to the worker pool. Implementations carry ids only.
+type Queue interface {
+	// EnqueueVerify schedules the verification of a submission after the verification delay.
+	EnqueueVerify(ctx context.Context, sc store.Scope, sessionID, submissionID string) error
+	// EnqueueRedact schedules the scrub of a session whose redaction was requested. It is idempotent: a
+	// second call for the same session while the first task exists enqueues nothing.
+	EnqueueRedact(ctx context.Context, sc store.Scope, sessionID string) error
+}
+
+// Config wires a Server.
+type Config struct {
+	Store   *store.Store
+	Keys    *Keyring
+	Queue   Queue
+	Emitter *events.Emitter
+	Metrics *events.Metrics
+	Logger  *slog.Logger
+	// RateLimit is the per-key requests per second (0 = off).
+	RateLimit float64
+}
+
+// Server serves the public API.
+type Server struct {
+	cfg     Config
+	mux     *http.ServeMux
+	limiter *rateLimiter
+}
+
+// NewServer builds the API handler.
+func NewServer(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = events.NewMetrics(nil)
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	if cfg.RateLimit > 0 {
+		s.limiter = newRateLimiter(cfg.RateLimit, cfg.Store.Now)
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	s.handle("POST /v1/identity/verification_sessions", "session", s.createSession)
+	s.handle("GET /v1/identity/verification_sessions", "session", s.listSessions)
+	s.handle("GET /v1/identity/verification_sessions/{id}", "session", s.retrieveSession)
+	s.handle("POST /v1/identity/verification_sessions/{id}", "session", s.updateSession)
+	s.handle("POST /v1/identity/verification_sessions/{id}/cancel", "session", s.cancelSession)
+	s.handle("POST /v1/identity/verification_sessions/{id}/redact", "session", s.redactSession)
+	s.handle("GET /v1/identity/verification_sessions/{id}/redaction", "redaction record", s.redactionRecord)
+	s.handle("POST /v1/test_helpers/identity/verification_sessions/{id}/submit", "session", s.submitSession)
+	s.handle("GET /v1/identity/verification_reports", "verification report", s.listReports)
+	s.handle("GET /v1/identity/verification_reports/{id}", "verification report", s.retrieveReport)
+	s.handle("GET /v1/events", "event", s.listEvents)
+	s.handle("GET /v1/events/{id}", "event", s.retrieveEvent)
+	s.handle("GET /v1/request_logs", "request log", s.listRequestLogs)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		c := &call{srv: s, w: w, r: r, requestID: store.NewID("req")}
+		w.Header().Set("Request-Id", c.requestID)
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": &Error{Type: "invalid_request_error",
+			Code: "resource_missing", Message: "Unrecognized request URL (" + r.Method + " " + r.URL.Path + ")."}})
+	})
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// call is one API request as a handler sees it.
+type call struct {
+	srv       *Server
+	w         http.ResponseWriter
+	r         *http.Request
+	ctx       context.Context
+	scope     store.Scope
+	form      *Form
+	requestID string
+	idemKey   string
+	objects   []string
+	status    int
+}
+
+// origin names this request for events and audit records.
+func (c *call) origin() store.Origin {
+	return store.Origin{RequestID: c.requestID, IdempotencyKey: c.idemKey}
+}
+
+// touch records the ids of objects this request read or changed (for request logs and redaction).
+func (c *call) touch(ids ...string) {
+	for _, id := range ids {
+		if id != "" {
+			c.objects = append(c.objects, id)
+		}
+	}
+}
+
+// published hands committed events to the emitter; a fan-out failure is logged, never returned.
+func (c *call) published(evs []*store.Event) {
+	if err := c.srv.cfg.Emitter.Published(c.ctx, c.scope, evs); err != nil {
+		c.srv.cfg.Logger.Warn("event fan-out failed", "request_id", c.requestID, "err", err)
+	}
+}
+
+type handlerFunc func(c *call) (any, error)
+
+// handle registers pattern with the common edge: request id, auth, body cap, form decoding, idempotency,
+// unknown-parameter check, error mapping, request log, metrics and an access log line.
+func (s *Server) handle(pattern, kind string, h handlerFunc) {
+	method, _, _ := strings.Cut(pattern, " ")
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		c := &call{srv: s, w: w, r: r, ctx: r.Context(), requestID: store.NewID("req"), status: http.StatusOK}
+		w.Header().Set("Request-Id", c.requestID)
+		body, status, logged := s.serve(c, method, kind, h)
+		writeRaw(w, status, body)
+		d := time.Since(start)
+		s.cfg.Metrics.HTTPRequests.WithLabelValues(pattern, statusText(status)).Inc()
+		s.cfg.Metrics.HTTPDuration.WithLabelValues(pattern).Observe(d.Seconds())
+		s.cfg.Logger.Info("request", "request_id", c.requestID, "method", r.Method, "route", pattern,
+			"status", status, "duration_ms", float64(d.Microseconds())/1000, "account", c.scope.Account, "logged", logged)
+	})
+}
+
+func statusText(code int) string {
+	b := []byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)}
+	return string(b)
+}
+
+// serve runs one request and returns the response body and status, and whether a request log was stored.
+func (s *Server) serve(c *call, method, kind string, h handlerFunc) ([]byte, int, bool) {
+	sc, ok := s.cfg.Keys.Authenticate(c.r)
+	if !ok {
+		return errorBody(errUnauthorized), errUnauthorized.Status, false
+	}
+	c.scope = sc
+	if s.limiter != nil && !s.limiter.allow(sc.Account+"|"+authSecret(c.r)) {
+		return errorBody(errRateLimit), errRateLimit.Status, false
+	}
+	raw, apiErr := readParams(c.r, method)
+	if apiErr != nil {
+		return errorBody(apiErr), apiErr.Status, false
+	}
+	form, err := ParseForm(raw)
+	if err != nil {
+		e := toAPIError(err, kind)
+		return errorBody(e), e.Status, false
+	}
+	c.form = form
+	if method == http.MethodPost {
+		if key := strings.TrimSpace(c.r.Header.Get("Idempotency-Key")); key != "" {
+			c.w.Header().Set("Idempotency-Key", key)
+			if len(key) > 255 {
+				e := invalidParam("Idempotency-Key", "parameter_invalid", "Idempotency-Key must be at most 255 characters.")
+				return errorBody(e), e.Status, false
+			}
+			c.idemKey = key
+			return s.serveIdempotent(c, kind, h)
+		}
+	}
+	body, status := s.run(c, kind, h)
+	return body, status, s.saveLog(c, status, body)
+}
+
+// run calls the handler and renders its result or error.
+func (s *Server) run(c *call, kind string, h handlerFunc) (body []byte, status int) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.cfg.Logger.Error("handler panic", "request_id", c.requestID, "panic", p)
+			body, status = errorBody(errInternal), errInternal.Status
+		}
+	}()
+	out, err := h(c)
+	if err == nil {
+		if unknown := c.form.Unknown(); unknown != "" {
+			// Handlers validate before they change anything, so an unknown parameter reaching here means the
+			// handler forgot to read it: fail closed.
+			err = unknownParam(unknown)
+		}
+	}
+	if err != nil {
+		e := toAPIError(err, kind)
+		if e.Status >= 500 {
+			s.cfg.Logger.Error("handler failed", "request_id", c.requestID, "err", err)
+		}
+		return errorBody(e), e.Status
+	}
+	body, mErr := json.Marshal(out)
+	if mErr != nil {
+		return errorBody(errInternal), errInternal.Status
+	}
+	return body, c.status
+}
+
+// checkUnknown rejects leftover parameters; handlers call it after reading their parameters and before
+// changing anything, so a rejected request changes nothing.
+func (c *call) checkUnknown() error {
+	if unknown := c.form.Unknown(); unknown != "" {
+		return unknownParam(unknown)
+	}
+	return nil
+}
+
+func (s *Server) serveIdempotent(c *call, kind string, h handlerFunc) ([]byte, int, bool) {
+	fp := fingerprint(c.r.Method, c.r.URL.Path, c.form.Params())
+	entry, started, err := s.cfg.Store.BeginIdempotent(c.ctx, c.scope, c.idemKey, fp)
+	if err != nil {
+		e := toAPIError(err, kind)
+		return errorBody(e), e.Status, false
+	}
+	if !started {
+		switch {
+		case entry.Fingerprint != fp:
+			return errorBody(errIdempotencyMismatch), errIdempotencyMismatch.Status, false
+		case entry.State != store.IdemDone:
+			return errorBody(errIdempotencyInUse), errIdempotencyInUse.Status, false
+		}
+		c.w.Header().Set("Idempotent-Replayed", "true")
+		c.objects = entry.Objects
+		return entry.Body, entry.Status, s.saveLog(c, entry.Status, entry.Body)
+	}
+	body, status := s.run(c, kind, h)
+	// Stripe saves results once the endpoint started executing, 500s included; a rejected request (4xx) is
+	// not saved, so it can be corrected and retried with the same key.
+	if status >= 400 && status < 500 {
+		err = s.cfg.Store.AbandonIdempotent(context.WithoutCancel(c.ctx), c.scope, c.idemKey)
+	} else {
+		err = s.cfg.Store.FinishIdempotent(context.WithoutCancel(c.ctx), c.scope, c.idemKey,
+			&store.IdemEntry{Fingerprint: fp, Status: status, Body: body, Objects: c.objects})
+	}
+	if err != nil {
+		s.cfg.Logger.Error("idempotency bookkeeping failed", "request_id", c.requestID, "err", err)
+	}
+	return body, status, s.saveLog(c, status, body)
+}
+
+// saveLog stores the request log; it reports whether that worked (a failure is logged, not returned).
+func (s *Server) saveLog(c *call, status int, body []byte) bool {
+	var idem *string
+	if c.idemKey != "" {
+		k := c.idemKey
+		idem = &k
+	}
+	l := &store.RequestLog{ID: c.requestID, Created: s.cfg.Store.Now().Unix(), Livemode: c.scope.Livemode,
+		Method: c.r.Method, Path: c.r.URL.Path, Status: status, IdempotencyKey: idem, Params: c.form.Params(),
+		Response: body, Objects: dedupe(c.objects)}
+	if err := s.cfg.Store.SaveRequestLog(context.WithoutCancel(c.ctx), c.scope, l); err != nil {
+		s.cfg.Logger.Error("request log not saved", "request_id", c.requestID, "err", err)
+		return false
+	}
+	return true
+}
+
+func dedupe(ids []string) []string {
+	seen := map[string]bool{}
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// fingerprint identifies a request's endpoint and parameters, order-independent.
+func fingerprint(method, path string, params []store.Param) string {
+	pairs := make([]string, len(params))
+	for i, p := range params {
+		pairs[i] = p.Key + "=" + p.Value
+	}
+	sort.Strings(pairs)
+	h := sha256.New()
+	h.Write([]byte(method + " " + path + "\n" + strings.Join(pairs, "\n")))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// readParams returns the raw form: the query string for GET and DELETE, the body for POST.
+func readParams(r *http.Request, method string) (string, *Error) {
+	if method != http.MethodPost {
+		return r.URL.RawQuery, nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct != "" && !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		return "", invalidParam("", "parameter_invalid", "Request bodies must be application/x-www-form-urlencoded.")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return "", errTooLarge
+		}
+		return "", invalidParam("", "parameter_invalid", "Could not read the request body.")
+	}
+	return string(body), nil
+}
+
+func authSecret(r *http.Request) string {
+	if rest, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(rest)
+	}
+	user, _, _ := r.BasicAuth()
+	return user
+}
+
+func errorBody(e *Error) []byte {
+	body, _ := json.Marshal(map[string]any{"error": e})
+	return body
+}
+
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, _ := json.Marshal(v)
+	writeRaw(w, status, body)
+}

@@ -1,0 +1,30 @@
+// Command identityd is a self-hosted, Stripe-compatible Identity VerificationSession service with an
+// asynchronous redaction worker. Run `identityd -h` for the subcommands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain(os.Stdout, os.Stderr)
+	if err := m.ParseFlags(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "identityd:", err)
+		os.Exit(2)
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "identityd:", err)
+		m.Close()
+		os.Exit(1)
+	}
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "identityd:", err)
+		os.Exit(1)
+	}
+}

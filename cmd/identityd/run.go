@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/identityd/identityd/api"
+	"github.com/identityd/identityd/events"
+	"github.com/identityd/identityd/store"
+	"github.com/identityd/identityd/worker"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=…".
+var Version = "dev"
+
+// Main is the program: ParseFlags, then Run, then Close.
+type Main struct {
+	stdout, stderr io.Writer
+	role           string
+	cfg            *Config
+	redact         *redactCommand
+	bench          *benchCommand
+
+	mini    *miniredis.Miniredis
+	rdb     redis.UniversalClient
+	closers []func() error
+	// Ready is closed once the listeners are up (tests wait on it); APIAddr/AdminAddr are the bound addresses.
+	Ready     chan struct{}
+	APIAddr   string
+	AdminAddr string
+}
+
+// NewMain returns a Main writing to stdout and stderr.
+func NewMain(stdout, stderr io.Writer) *Main {
+	return &Main{stdout: stdout, stderr: stderr, Ready: make(chan struct{})}
+}
+
+const usage = `usage: identityd [serve|api|worker|redact|bench|version] [flags]
+
+  serve    API + worker pool + scheduler in one process (the default)
+  api      HTTP API only
+  worker   worker pool + scheduler only
+  redact   bulk redaction through the API, with a progress bar
+  bench    built-in load generator
+  version  print the version
+
+Run "identityd <command> -h" for the flags.`
+
+// ParseFlags picks the subcommand and parses its flags.
+func (m *Main) ParseFlags(args []string) error {
+	m.role = "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		m.role, args = args[0], args[1:]
+	}
+	var err error
+	switch m.role {
+	case "serve", "api", "worker":
+		m.cfg, err = parseDaemonFlags(m.role, args, m.stderr)
+	case "redact":
+		m.redact, err = parseRedactFlags(args, m.stderr)
+	case "bench":
+		m.bench, err = parseBenchFlags(args, m.stderr)
+	case "version":
+	case "help":
+		fmt.Fprintln(m.stdout, usage)
+		m.role = "version-none"
+	default:
+		return fmt.Errorf("unknown command %q\n%s", m.role, usage)
+	}
+	return err
+}
+
+// Run runs the subcommand until ctx ends (daemons) or the work is done.
+func (m *Main) Run(ctx context.Context) error {
+	switch m.role {
+	case "version":
+		fmt.Fprintln(m.stdout, "identityd", Version)
+		return nil
+	case "version-none":
+		return nil
+	case "redact":
+		return m.redact.run(ctx, m.stdout)
+	case "bench":
+		return m.bench.run(ctx, m.stdout)
+	}
+	return m.runDaemon(ctx)
+}
+
+// Close releases what Run opened.
+func (m *Main) Close() error {
+	var errs []error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i]())
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}
+
+func (m *Main) logger() *slog.Logger {
+	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[m.cfg.LogLevel]
+	opts := &slog.HandlerOptions{Level: level}
+	if m.cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(m.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(m.stderr, opts))
+}
+
+// connect opens the Redis the process uses: external, cluster, or embedded.
+func (m *Main) connect(log *slog.Logger) error {
+	cfg := m.cfg
+	switch {
+	case len(cfg.RedisCluster) > 0:
+		m.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.RedisCluster})
+	case cfg.RedisURL != "":
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("invalid --redis-url: %v", err)
+		}
+		m.rdb = redis.NewClient(opt)
+	default:
+		mini := miniredis.NewMiniRedis()
+		if err := mini.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("start embedded redis: %w", err)
+		}
+		m.mini = mini
+		m.closers = append(m.closers, func() error { mini.Close(); return nil })
+		stop := advanceMiniredisClock(mini)
+		m.closers = append(m.closers, func() error { stop(); return nil })
+		m.rdb = redis.NewClient(&redis.Options{Addr: mini.Addr()})
+		log.Warn("EMBEDDED IN-MEMORY REDIS: nothing survives a restart — sessions, events, pending redactions and " +
+			"queued jobs are lost when this process exits. Set --redis-url for anything but a trial.")
+	}
+	rdb := m.rdb
+	m.closers = append(m.closers, rdb.Close)
+	pingCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		return fmt.Errorf("redis does not answer: %v", err)
+	}
+	return nil
+}
+
+// advanceMiniredisClock makes the embedded Redis expire keys with real time (miniredis only moves its clock
+// when told to).
+func advanceMiniredisClock(mini *miniredis.Miniredis) (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				mini.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done) }) }
+}
+
+// resolveKeys applies the key rules: embedded with none → generate one test key and print it once;
+// external with none → refuse to start.
+func (m *Main) resolveKeys() error {
+	if len(m.cfg.APIKeys) > 0 {
+		return nil
+	}
+	if !m.cfg.embedded() {
+		return errors.New("no API key configured: pass --api-key sk_test_… (or set IDENTITYD_API_KEYS) when using an external Redis")
+	}
+	key, err := api.ParseAPIKey("sk_test_" + store.RandomString(24))
+	if err != nil {
+		return err
+	}
+	m.cfg.APIKeys = []api.APIKey{key}
+	fmt.Fprintf(m.stdout, "identityd: no --api-key given; generated test key (shown once): %s\n", key.Secret)
+	return nil
+}
+
+func (m *Main) runDaemon(ctx context.Context) error {
+	cfg := m.cfg
+	log := m.logger()
+	if m.role != "worker" {
+		if err := m.resolveKeys(); err != nil {
+			return err
+		}
+	}
+	if err := m.connect(log); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := events.NewMetrics(reg)
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + cfg.Addr
+	}
+	st := store.New(m.rdb, store.Config{Prefix: cfg.KeyPrefix, PublicURL: publicURL})
+	st.RequestLogTTL = cfg.RequestLogTTL
+	emitter := &events.Emitter{Metrics: metrics}
+	queues := worker.NewQueues(cfg.QueuePrefix)
+	asynqClient := asynq.NewClientFromRedisClient(m.rdb)
+	client := &worker.Client{Asynq: asynqClient, Queues: queues, VerificationDelay: cfg.VerificationDelay, RedactionDelay: cfg.RedactionDelay}
+	inspector := asynq.NewInspectorFromRedisClient(m.rdb)
+
+	var servers []*http.Server
+	apiLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	m.AdminAddr = apiLn.Addr().String()
+	admin := &http.Server{Handler: newAdminHandler(st, reg, m.rdb, queues, cfg.AdminPassword, log), ReadHeaderTimeout: 10 * time.Second}
+	servers = append(servers, admin)
+	go func() { _ = admin.Serve(apiLn) }()
+
+	if m.role != "worker" {
+		keys, err := api.NewKeyring(cfg.APIKeys)
+		if err != nil {
+			return err
+		}
+		srv := api.NewServer(api.Config{Store: st, Keys: keys, Queue: client, Emitter: emitter, Metrics: metrics,
+			Logger: log, RateLimit: cfg.RateLimit})
+		ln, err := net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("api listener: %w", err)
+		}
+		m.APIAddr = ln.Addr().String()
+		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		servers = append(servers, hs)
+		go func() { _ = hs.Serve(ln) }()
+		log.Info("api listening", "addr", m.APIAddr, "keys", len(cfg.APIKeys))
+	}
+	var asynqServer *asynq.Server
+	var scheduler *asynq.Scheduler
+	if m.role != "api" {
+		w := &worker.Worker{Store: st, Client: client, Inspector: inspector, Emitter: emitter, Metrics: metrics, Logger: log}
+		asynqServer = worker.NewServer(m.rdb, worker.ServerConfig{Concurrency: cfg.Concurrency, Queues: queues, Logger: log})
+		if err := asynqServer.Start(w.Mux()); err != nil {
+			return fmt.Errorf("start worker: %w", err)
+		}
+		scheduler = asynq.NewSchedulerFromRedisClient(m.rdb, &asynq.SchedulerOpts{Logger: worker.AsynqLogger(log), LogLevel: asynq.WarnLevel})
+		if _, err := scheduler.Register(fmt.Sprintf("@every %s", cfg.ReconcileInterval), asynq.NewTask(worker.TypeReconcile, nil),
+			asynq.Queue(queues.Default), asynq.Unique(cfg.ReconcileInterval/2+time.Second), asynq.MaxRetry(0)); err != nil {
+			return fmt.Errorf("schedule reconciler: %w", err)
+		}
+		if err := scheduler.Start(); err != nil {
+			return fmt.Errorf("start scheduler: %w", err)
+		}
+		// Recover at once after a restart rather than at the first tick.
+		if n, err := w.Reconcile(ctx); err != nil {
+			log.Warn("startup reconcile failed", "err", err)
+		} else if n > 0 {
+			log.Info("startup reconcile re-enqueued redactions", "count", n)
+		}
+		log.Info("worker started", "concurrency", cfg.Concurrency)
+	}
+	log.Info("identityd started", "role", m.role, "admin_addr", m.AdminAddr, "version", Version)
+	close(m.Ready)
+
+	<-ctx.Done()
+	log.Info("shutting down: draining HTTP, finishing running tasks")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	for i := len(servers) - 1; i >= 0; i-- {
+		_ = servers[i].Shutdown(shutdownCtx)
+	}
+	if scheduler != nil {
+		scheduler.Shutdown()
+	}
+	if asynqServer != nil {
+		asynqServer.Shutdown()
+	}
+	// The asynq client and inspector share m.rdb, which Close releases.
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,92 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/identityd/identityd/store"
+)
+
+// ReconcileInterval is how often the scheduler runs the reconciler.
+const ReconcileInterval = 30 * time.Second
+
+// HandleReconcile re-enqueues pending redactions and verifications whose task is missing or archived.
+func (w *Worker) HandleReconcile(ctx context.Context, _ *asynq.Task) error {
+	_, err := w.Reconcile(ctx)
+	return err
+}
+
+// Reconcile walks every scope's pending redactions and verifications. A task that still exists (scheduled,
+// pending, active, retrying) is left alone; a missing one is enqueued again with its deterministic id; an
+// archived one (retries exhausted) is recorded as failed, deleted and enqueued again. It returns how many
+// tasks it enqueued.
+func (w *Worker) Reconcile(ctx context.Context) (int, error) {
+	scopes, err := w.Store.Scopes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now := w.Store.Now()
+	enqueued := 0
+	for _, sc := range scopes {
+		ids, err := w.Store.PendingRedactions(ctx, sc, now.UnixMilli(), 10000)
+		if err != nil {
+			return enqueued, err
+		}
+		for _, id := range ids {
+			n, err := w.reconcileRedaction(ctx, sc, id)
+			if err != nil {
+				return enqueued, err
+			}
+			enqueued += n
+		}
+		pending, err := w.Store.PendingVerifications(ctx, sc, now.UnixMilli(), 10000)
+		if err != nil {
+			return enqueued, err
+		}
+		for _, pv := range pending {
+			at := time.UnixMilli(pv.SubmittedAtMillis).Add(w.Client.VerificationDelay)
+			if err := w.Client.enqueueVerifyAt(ctx, sc, pv.SessionID, pv.SubmissionID, at); err != nil {
+				return enqueued, err
+			}
+		}
+	}
+	return enqueued, nil
+}
+
+func (w *Worker) reconcileRedaction(ctx context.Context, sc store.Scope, id string) (int, error) {
+	ok, err := w.Client.enqueueRedactAt(ctx, sc, id, time.Now())
+	if err != nil || ok {
+		return boolInt(ok), err
+	}
+	info, err := w.Inspector.GetTaskInfo(w.Client.Queues.Redact, redactTaskID(sc, id))
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return 0, nil // gone between the two calls; the next round enqueues it
+	}
+	if err != nil {
+		return 0, fmt.Errorf("inspect redact task: %w", err)
+	}
+	switch info.State {
+	case asynq.TaskStateArchived:
+		w.recordFailure(ctx, sc, id, fmt.Errorf("task archived after %d retries: %s", info.Retried, info.LastErr))
+		fallthrough
+	case asynq.TaskStateCompleted:
+		// A completed task for a still-pending session means its run ended without finishing; run it again.
+		if err := w.Inspector.DeleteTask(w.Client.Queues.Redact, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return 0, fmt.Errorf("delete stale redact task: %w", err)
+		}
+		ok, err := w.Client.enqueueRedactAt(ctx, sc, id, time.Now())
+		return boolInt(ok), err
+	}
+	return 0, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

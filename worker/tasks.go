@@ -1,0 +1,129 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/identityd/identityd/store"
+)
+
+// Task types.
+const (
+	// TypeVerifySession turns a submission into a report and a verified/requires_input session. Payload: VerifyPayload.
+	TypeVerifySession = "session:verify"
+	// TypeRedactSession scrubs one session and everything that refers to it. Payload: RedactPayload.
+	TypeRedactSession = "session:redact"
+	// TypeReconcile re-enqueues every pending redaction or verification whose task is missing. No payload.
+	TypeReconcile = "redaction:reconcile"
+)
+
+// ScopePayload names an account and mode.
+type ScopePayload struct {
+	Account  string `json:"account"`
+	Livemode bool   `json:"livemode"`
+}
+
+func (p ScopePayload) scope() store.Scope {
+	return store.Scope{Account: p.Account, Livemode: p.Livemode}
+}
+
+func scopePayload(sc store.Scope) ScopePayload {
+	return ScopePayload{Account: sc.Account, Livemode: sc.Livemode}
+}
+
+// VerifyPayload carries ids only: the submitted data is in the store.
+type VerifyPayload struct {
+	ScopePayload
+	SessionID    string `json:"session_id"`
+	SubmissionID string `json:"submission_id"`
+}
+
+// RedactPayload carries ids only: personal data never enters the queue.
+type RedactPayload struct {
+	ScopePayload
+	SessionID string `json:"session_id"`
+}
+
+// Queues names the asynq queues; tests give each test its own.
+type Queues struct {
+	Redact, Verify, Default string
+}
+
+// NewQueues returns the queue names under prefix ("identityd" in production).
+func NewQueues(prefix string) Queues {
+	return Queues{Redact: prefix + "-redact", Verify: prefix + "-verify", Default: prefix + "-default"}
+}
+
+// Weights are the queues' priorities for an asynq server: redaction first.
+func (q Queues) Weights() map[string]int {
+	return map[string]int{q.Redact: 6, q.Verify: 3, q.Default: 1}
+}
+
+// redactTaskID is deterministic, so a duplicate enqueue (API retry, reconciler) is refused by asynq.
+func redactTaskID(sc store.Scope, sessionID string) string {
+	return "redact:" + sc.String() + ":" + sessionID
+}
+
+func verifyTaskID(sc store.Scope, submissionID string) string {
+	return "verify:" + sc.String() + ":" + submissionID
+}
+
+// How long a finished redaction task keeps its id reserved, so late duplicates are refused.
+const redactRetention = 24 * time.Hour
+
+// redactMaxRetry is how often a failing scrub is retried before it is recorded as failed (the reconciler
+// still retries it later).
+const redactMaxRetry = 12
+
+// Client enqueues tasks; it implements api.Queue.
+type Client struct {
+	Asynq             *asynq.Client
+	Queues            Queues
+	VerificationDelay time.Duration
+	RedactionDelay    time.Duration
+}
+
+// EnqueueVerify schedules the verification of a submission after the verification delay.
+func (c *Client) EnqueueVerify(ctx context.Context, sc store.Scope, sessionID, submissionID string) error {
+	return c.enqueueVerifyAt(ctx, sc, sessionID, submissionID, time.Now().Add(c.VerificationDelay))
+}
+
+func (c *Client) enqueueVerifyAt(ctx context.Context, sc store.Scope, sessionID, submissionID string, at time.Time) error {
+	payload, _ := json.Marshal(VerifyPayload{ScopePayload: scopePayload(sc), SessionID: sessionID, SubmissionID: submissionID})
+	_, err := c.Asynq.EnqueueContext(ctx, asynq.NewTask(TypeVerifySession, payload),
+		asynq.TaskID(verifyTaskID(sc, submissionID)), asynq.Queue(c.Queues.Verify), asynq.ProcessAt(at),
+		asynq.MaxRetry(20), asynq.Retention(time.Hour))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue verify: %w", err)
+	}
+	return nil
+}
+
+// EnqueueRedact schedules the scrub of a session after the redaction delay; a duplicate is a no-op.
+func (c *Client) EnqueueRedact(ctx context.Context, sc store.Scope, sessionID string) error {
+	_, err := c.enqueueRedactAt(ctx, sc, sessionID, time.Now().Add(c.RedactionDelay))
+	return err
+}
+
+// enqueueRedactAt reports whether a new task was enqueued.
+func (c *Client) enqueueRedactAt(ctx context.Context, sc store.Scope, sessionID string, at time.Time) (bool, error) {
+	payload, _ := json.Marshal(RedactPayload{ScopePayload: scopePayload(sc), SessionID: sessionID})
+	_, err := c.Asynq.EnqueueContext(ctx, asynq.NewTask(TypeRedactSession, payload),
+		asynq.TaskID(redactTaskID(sc, sessionID)), asynq.Queue(c.Queues.Redact), asynq.ProcessAt(at),
+		asynq.MaxRetry(redactMaxRetry), asynq.Retention(redactRetention))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("enqueue redact: %w", err)
+	}
+	return true, nil
+}

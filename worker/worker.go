@@ -1,0 +1,119 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/identityd/identityd/events"
+	"github.com/identityd/identityd/store"
+)
+
+// Worker holds the task handlers and what they need.
+type Worker struct {
+	Store     *store.Store
+	Client    *Client
+	Inspector *asynq.Inspector
+	Emitter   *events.Emitter
+	Metrics   *events.Metrics
+	Logger    *slog.Logger
+	// Attempts scrubs stored webhook attempts during a redaction (nil: none are stored).
+	Attempts store.AttemptScrubber
+}
+
+// Mux routes task types to handlers, logging one line per task.
+func (w *Worker) Mux() *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.Use(w.logTask)
+	mux.HandleFunc(TypeVerifySession, w.HandleVerify)
+	mux.HandleFunc(TypeRedactSession, w.HandleRedact)
+	mux.HandleFunc(TypeReconcile, w.HandleReconcile)
+	return mux
+}
+
+func (w *Worker) logger() *slog.Logger {
+	if w.Logger == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return w.Logger
+}
+
+// logTask logs type, task id, outcome and duration; payloads hold ids only, and are not logged anyway.
+func (w *Worker) logTask(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		start := time.Now()
+		err := next.ProcessTask(ctx, t)
+		id, _ := asynq.GetTaskID(ctx)
+		retry, _ := asynq.GetRetryCount(ctx)
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+		}
+		w.logger().Info("task", "type", t.Type(), "task_id", id, "retry", retry, "outcome", outcome,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "err", err)
+		return err
+	})
+}
+
+// ServerConfig configures NewServer.
+type ServerConfig struct {
+	Concurrency     int
+	Queues          Queues
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// NewServer returns an asynq server on rdb (the same client the store uses; asynq does not close it).
+func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 20 * time.Second
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:     cfg.Concurrency,
+		Queues:          cfg.Queues.Weights(),
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          asynqLogger{logger},
+		LogLevel:        asynq.WarnLevel,
+		// Delayed work (the verification delay, retries) becomes runnable within a second, not asynq's 5s.
+		DelayedTaskCheckInterval: time.Second,
+		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
+			d := time.Second << min(n, 8) // 1s, 2s, 4s … capped at ~4m
+			return d
+		},
+	})
+}
+
+// AsynqLogger adapts slog for asynq's own logs.
+func AsynqLogger(l *slog.Logger) asynq.Logger { return asynqLogger{l} }
+
+// asynqLogger routes asynq's own logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Error(args ...any) {
+	msg := fmt.Sprint(args...)
+	if strings.Contains(msg, "connection is shared") {
+		return // asynq reports that it may not close the client we own and close ourselves
+	}
+	a.l.Error(msg, "component", "asynq")
+}
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
+
+// published hands committed events to the emitter.
+func (w *Worker) published(ctx context.Context, sc store.Scope, evs []*store.Event) {
+	if err := w.Emitter.Published(ctx, sc, evs); err != nil {
+		w.logger().Warn("event fan-out failed", "err", err)
+	}
+}
