@@ -3,16 +3,256 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/identityd/identityd/api"
+	"github.com/identityd/identityd/events"
+	"github.com/identityd/identityd/store"
+	"github.com/identityd/identityd/worker"
 )
 
-// benchCommand is `identityd bench` (built-in load generator).
-type benchCommand struct{}
-
-func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
-	return nil, errors.New("bench: not implemented yet")
+// benchCommand is `identityd bench`: it seeds sessions into a Redis and measures, in the same run on the same
+// Redis, the queue's own ceiling and identityd's redaction and list throughput (DESIGN §10).
+type benchCommand struct {
+	redisURL     string
+	sessions     int
+	redactions   int
+	concurrency  int
+	listClients  int
+	listDuration time.Duration
+	noopTasks    int
+	keep         bool
 }
 
+func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
+	fs := flag.NewFlagSet("identityd bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &benchCommand{}
+	fs.StringVar(&c.redisURL, "redis-url", env("REDIS_URL", ""), "Redis to measure (required; use a database you can spare)")
+	fs.IntVar(&c.sessions, "sessions", 20000, "sessions to seed (each verified, with a report, events and request logs)")
+	fs.IntVar(&c.redactions, "redactions", 2000, "sessions redacted one call at a time for (b)")
+	fs.IntVar(&c.concurrency, "concurrency", 20, "worker goroutines, for the no-op baseline and the redaction runs alike")
+	fs.IntVar(&c.listClients, "list-clients", 32, "concurrent clients of the list benchmark")
+	fs.DurationVar(&c.listDuration, "list-duration", 5*time.Second, "how long each list measurement runs")
+	fs.IntVar(&c.noopTasks, "noop-tasks", 20000, "no-op tasks for the asynq baseline (a)")
+	fs.BoolVar(&c.keep, "keep", false, "keep the seeded keys afterwards")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if c.redisURL == "" {
+		return nil, errors.New("bench needs --redis-url (or REDIS_URL): it measures a real Redis")
+	}
+	if _, err := redis.ParseURL(c.redisURL); err != nil {
+		return nil, fmt.Errorf("invalid --redis-url: %v", err)
+	}
+	if c.sessions < 100 || c.redactions < 1 || c.redactions > c.sessions/2 || c.concurrency < 1 || c.listClients < 1 || c.noopTasks < 1 {
+		return nil, errors.New("bench: need --sessions ≥ 100, 1 ≤ --redactions ≤ sessions/2, and positive --concurrency, --list-clients, --noop-tasks")
+	}
+	return c, nil
+}
+
+// benchEnv is one bench run's namespace and components.
+type benchEnv struct {
+	rdb     redis.UniversalClient
+	st      *store.Store
+	scope   store.Scope
+	key     string
+	queues  worker.Queues
+	metrics *events.Metrics
+	apiURL  string
+	redacts atomic.Int64 // `.redacted` events seen by the emitter
+}
+
+// countRedacted is the bench's fan-out: it counts `.redacted` events so the run knows when scrubs finish.
+type countRedacted struct{ env *benchEnv }
+
+func (c countRedacted) Fanout(_ context.Context, _ store.Scope, evs []*store.Event) error {
+	for _, ev := range evs {
+		if ev.Type == store.EventSessionRedacted {
+			c.env.redacts.Add(1)
+		}
+	}
+	return nil
+}
+
+type benchRow struct{ name, value, note string }
+
 func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
-	return errors.New("not implemented")
+	opt, _ := redis.ParseURL(c.redisURL)
+	opt.PoolSize = max(64, c.listClients*2)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis does not answer: %w", err)
+	}
+	tag := "bench" + store.RandomString(6)
+	env := &benchEnv{rdb: rdb, key: "sk_test_" + store.RandomString(24), queues: worker.NewQueues(tag),
+		metrics: events.NewMetrics(nil)}
+	env.st = store.New(rdb, store.Config{Prefix: tag})
+	key, _ := api.ParseAPIKey(env.key)
+	env.scope = key.Scope
+	if !c.keep {
+		defer cleanupPrefix(context.WithoutCancel(ctx), rdb, tag)
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(stdout, "# "+format+"\n", args...) }
+	version, _ := rdb.InfoMap(ctx, "server").Result()
+	logf("identityd bench: %d cores (GOMAXPROCS %d), redis %s, %d sessions", runtime.NumCPU(), runtime.GOMAXPROCS(0),
+		version["Server"]["redis_version"], c.sessions)
+
+	// A second account holds the N/10 store, so list latency is compared at two sizes in one run.
+	smallKey, _ := api.ParseAPIKey("sk_test_" + store.RandomString(24))
+	stopAPI, err := env.startAPI(key, smallKey)
+	if err != nil {
+		return err
+	}
+	defer stopAPI()
+	small := &benchEnv{rdb: rdb, st: env.st, scope: smallKey.Scope, key: smallKey.Secret, queues: env.queues,
+		metrics: env.metrics, apiURL: env.apiURL}
+
+	logf("seeding %d sessions (large account) and %d (small account)", c.sessions, c.sessions/10)
+	if err := seedSessions(ctx, env, 0, c.sessions, c.redactions); err != nil {
+		return err
+	}
+	if err := seedSessions(ctx, small, 0, c.sessions/10, 0); err != nil {
+		return err
+	}
+	bytesPer, err := env.bytesPerSession(ctx, c.sessions)
+	if err != nil {
+		return err
+	}
+	logf("measuring the asynq no-op baseline with %d tasks", c.noopTasks)
+	noop, err := env.noopThroughput(ctx, c.noopTasks, c.concurrency)
+	if err != nil {
+		return err
+	}
+	logf("redacting %d sessions one call at a time", c.redactions)
+	single, err := env.singleRedactions(ctx, c.redactions, c.concurrency)
+	if err != nil {
+		return err
+	}
+	logf("list load at %d and %d sessions", c.sessions/10, c.sessions)
+	l1, err := small.listLoad(ctx, c.listClients, c.listDuration)
+	if err != nil {
+		return err
+	}
+	l2, err := env.listLoad(ctx, c.listClients, c.listDuration)
+	if err != nil {
+		return err
+	}
+	rows := []benchRow{
+		{"(a) asynq no-op tasks/s", fmt.Sprintf("%.0f", noop), fmt.Sprintf("%d tasks, concurrency %d", c.noopTasks, c.concurrency)},
+		{"(b) single-session redactions/s", fmt.Sprintf("%.0f", single), fmt.Sprintf("(b)/(a) = %.2f; request → redacted, full cascade", single/noop)},
+		{fmt.Sprintf("(d) list req/s at %d sessions", c.sessions/10), fmt.Sprintf("%.0f", l1.rps), fmt.Sprintf("p50 %s, p99 %s", ms(l1.p50), ms(l1.p99))},
+		{fmt.Sprintf("(d) list req/s at %d sessions", c.sessions), fmt.Sprintf("%.0f", l2.rps), fmt.Sprintf("p50 %s, p99 %s; p50 ratio %.2f", ms(l2.p50), ms(l2.p99), float64(l2.p50)/float64(l1.p50))},
+		{"(e) Redis bytes per verified session", fmt.Sprintf("%.0f", bytesPer), "MEMORY USAGE of the account's keys ÷ sessions (report, 3 events, 3 request logs)"},
+	}
+	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "measure\tvalue\tnote")
+	fmt.Fprintln(w, "-------\t-----\t----")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", r.name, r.value, r.note)
+	}
+	return w.Flush()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+// startAPI serves the real API handler on a loopback port.
+func (env *benchEnv) startAPI(keyList ...api.APIKey) (stop func(), err error) {
+	keys, err := api.NewKeyring(keyList)
+	if err != nil {
+		return nil, err
+	}
+	client := &worker.Client{Asynq: asynq.NewClientFromRedisClient(env.rdb), Queues: env.queues}
+	srv := api.NewServer(api.Config{Store: env.st, Keys: keys, Queue: client,
+		Emitter: &events.Emitter{Metrics: env.metrics, Fanout: countRedacted{env}}, Metrics: env.metrics,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	env.apiURL = "http://" + ln.Addr().String()
+	return func() { _ = hs.Close() }, nil
+}
+
+// cleanupPrefix deletes the run's store keys and asynq queues.
+func cleanupPrefix(ctx context.Context, rdb redis.UniversalClient, tag string) {
+	for _, pattern := range []string{tag + ":*", "asynq:{" + tag + "-*"} {
+		iter := rdb.Scan(ctx, 0, pattern, 2000).Iterator()
+		var batch []string
+		for iter.Next(ctx) {
+			batch = append(batch, iter.Val())
+			if len(batch) >= 1000 {
+				rdb.Unlink(ctx, batch...)
+				batch = batch[:0]
+			}
+		}
+		if len(batch) > 0 {
+			rdb.Unlink(ctx, batch...)
+		}
+	}
+	var queues []any
+	for _, q := range []string{"-redact", "-verify", "-default", "-bench"} {
+		queues = append(queues, tag+q)
+	}
+	rdb.SRem(ctx, "asynq:queues", queues...)
+}
+
+// bytesPerSession sums MEMORY USAGE over the run's keys.
+func (env *benchEnv) bytesPerSession(ctx context.Context, n int) (float64, error) {
+	var total int64
+	iter := env.rdb.Scan(ctx, 0, env.st.Prefix()+":{"+env.scope.Account+"}:*", 2000).Iterator()
+	var batch []string
+	flush := func() error {
+		pipe := env.rdb.Pipeline()
+		cmds := make([]*redis.IntCmd, len(batch))
+		for i, k := range batch {
+			cmds[i] = pipe.MemoryUsage(ctx, k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		for _, c := range cmds {
+			total += c.Val()
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for iter.Next(ctx) {
+		if strings.Contains(iter.Val(), ":accounts") {
+			continue
+		}
+		batch = append(batch, iter.Val())
+		if len(batch) == 1000 {
+			if err := flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return 0, err
+	}
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	return float64(total) / float64(n), nil
+}
+
+func eventsEmitter(env *benchEnv) *events.Emitter {
+	return &events.Emitter{Metrics: env.metrics, Fanout: countRedacted{env}}
 }

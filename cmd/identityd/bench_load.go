@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/identityd/identityd/store"
+	"github.com/identityd/identityd/worker"
+)
+
+// Client references that split the seeded sessions into the ones each measurement consumes.
+const (
+	benchRefSingle = "bench-single"
+	benchRefBulk   = "bench-bulk"
+	benchRefRest   = "bench-rest"
+)
+
+func benchRef(i, redactions int) string {
+	switch {
+	case i < redactions:
+		return benchRefSingle
+	case i < 2*redactions:
+		return benchRefBulk
+	}
+	return benchRefRest
+}
+
+// seedSessions writes sessions [from, to) through the store as the API and worker would: created, submitted,
+// verified (a report), three events and three request logs each.
+func seedSessions(ctx context.Context, env *benchEnv, from, to, redactions int) error {
+	var next atomic.Int64
+	next.Store(int64(from))
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for g := 0; g < 32; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= to {
+					return
+				}
+				if err := seedOne(ctx, env, i, benchRef(i, redactions)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func seedOne(ctx context.Context, env *benchEnv, i int, ref string) error {
+	st, sc := env.st, env.scope
+	email, phone := fmt.Sprintf("person%d@example.com", i), fmt.Sprintf("+1555%07d", i)
+	sess, _, err := st.Create(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
+		Metadata: map[string]string{"order": fmt.Sprint(i)}, ProvidedDetails: &store.ProvidedDetails{Email: &email, Phone: &phone}},
+		store.Origin{RequestID: store.NewID("req")})
+	if err != nil {
+		return fmt.Errorf("seed create: %w", err)
+	}
+	first, last, number := "Jenny", fmt.Sprintf("Rosen%d", i), fmt.Sprintf("D%08d", i)
+	year, month, day := int64(1980+i%30), int64(1+i%12), int64(1+i%28)
+	sub := &store.Submission{Outcome: store.OutcomeVerified, VerifiedOutputs: store.VerifiedOutputs{
+		FirstName: &first, LastName: &last, Email: &email, Dob: &store.Date{Day: &day, Month: &month, Year: &year}},
+		Document: store.SubmittedDoc{Number: &number, Files: []string{"file_" + store.RandomString(12)}}}
+	submitted, _, err := st.Submit(ctx, sc, sess.ID, sub, store.Origin{RequestID: store.NewID("req")})
+	if err != nil {
+		return fmt.Errorf("seed submit: %w", err)
+	}
+	verified, _, _, err := st.CompleteVerification(ctx, sc, sess.ID, sub.ID)
+	if err != nil {
+		return fmt.Errorf("seed verify: %w", err)
+	}
+	now := st.Now().Unix()
+	for _, l := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/v1/identity/verification_sessions", sess},
+		{"POST", "/v1/test_helpers/identity/verification_sessions/" + sess.ID + "/submit", submitted},
+		{"GET", "/v1/identity/verification_sessions/" + sess.ID, verified},
+	} {
+		body, _ := json.Marshal(l.body)
+		if err := st.SaveRequestLog(ctx, sc, &store.RequestLog{ID: store.NewID("req"), Created: now, Method: l.method,
+			Path: l.path, Status: 200, Response: body, Objects: []string{sess.ID}}); err != nil {
+			return fmt.Errorf("seed request log: %w", err)
+		}
+	}
+	return nil
+}
+
+// listResult is one list measurement.
+type listResult struct {
+	rps      float64
+	p50, p99 time.Duration
+}
+
+// listLoad runs `clients` concurrent loops of GET /v1/identity/verification_sessions?limit=10&status=verified.
+func (env *benchEnv) listLoad(ctx context.Context, clients int, d time.Duration) (listResult, error) {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	defer hc.CloseIdleConnections()
+	u := env.apiURL + "/v1/identity/verification_sessions?limit=10&status=verified"
+	deadline := time.Now().Add(d)
+	lat := make([][]time.Duration, clients)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+				req.Header.Set("Authorization", "Bearer "+env.key)
+				t0 := time.Now()
+				resp, err := hc.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					continue
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		}(c)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if failed.Load() > 0 || len(all) == 0 {
+		return listResult{}, fmt.Errorf("list benchmark: %d requests failed, %d succeeded", failed.Load(), len(all))
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return listResult{rps: float64(len(all)) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}, nil
+}
+
+// noopThroughput measures asynq's own ceiling on this Redis: tasks/s of a server running no-op handlers.
+func (env *benchEnv) noopThroughput(ctx context.Context, tasks, concurrency int) (float64, error) {
+	queue := env.queues.Default[:len(env.queues.Default)-len("-default")] + "-bench"
+	client := asynq.NewClientFromRedisClient(env.rdb)
+	for i := 0; i < tasks; i++ {
+		if _, err := client.EnqueueContext(ctx, asynq.NewTask("bench:noop", nil), asynq.Queue(queue), asynq.MaxRetry(0)); err != nil {
+			return 0, fmt.Errorf("enqueue no-op: %w", err)
+		}
+	}
+	var done atomic.Int64
+	finished := make(chan struct{})
+	srv := asynq.NewServerFromRedisClient(env.rdb, asynq.Config{Concurrency: concurrency, Queues: map[string]int{queue: 1},
+		Logger: worker.AsynqLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), LogLevel: asynq.ErrorLevel})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("bench:noop", func(context.Context, *asynq.Task) error {
+		if done.Add(1) == int64(tasks) {
+			close(finished)
+		}
+		return nil
+	})
+	start := time.Now()
+	if err := srv.Start(mux); err != nil {
+		return 0, err
+	}
+	defer srv.Shutdown()
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Minute):
+		return 0, fmt.Errorf("no-op baseline did not finish")
+	}
+	return float64(tasks) / time.Since(start).Seconds(), nil
+}
+
+// sessionIDs lists every session with the given client_reference_id.
+func (env *benchEnv) sessionIDs(ctx context.Context, ref string) ([]string, error) {
+	var ids []string
+	page := store.Page{Limit: 100}
+	for {
+		batch, more, err := env.st.List(ctx, env.scope, store.SessionFilter{ClientReferenceID: ref}, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range batch {
+			ids = append(ids, s.ID)
+		}
+		if !more || len(batch) == 0 {
+			return ids, nil
+		}
+		page.StartingAfter = batch[len(batch)-1].ID
+	}
+}
+
+// startWorker runs the real worker pool on the bench's queues.
+func (env *benchEnv) startWorker(concurrency int) (stop func(), err error) {
+	client := &worker.Client{Asynq: asynq.NewClientFromRedisClient(env.rdb), Queues: env.queues}
+	w := &worker.Worker{Store: env.st, Client: client, Inspector: asynq.NewInspectorFromRedisClient(env.rdb),
+		Emitter: nil, Metrics: env.metrics}
+	w.Emitter = eventsEmitter(env)
+	srv := worker.NewServer(env.rdb, worker.ServerConfig{Concurrency: concurrency, Queues: env.queues})
+	if err := srv.Start(w.Mux()); err != nil {
+		return nil, err
+	}
+	return srv.Shutdown, nil
+}
+
+// singleRedactions redacts the bench-single sessions with one API call each and returns sessions/s from the
+// first request to the last `.redacted` event.
+func (env *benchEnv) singleRedactions(ctx context.Context, n, concurrency int) (float64, error) {
+	ids, err := env.sessionIDs(ctx, benchRefSingle)
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) < n {
+		return 0, fmt.Errorf("only %d sessions to redact", len(ids))
+	}
+	stop, err := env.startWorker(concurrency)
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	base := env.redacts.Load()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	defer hc.CloseIdleConnections()
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := 0; c < 16; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
+					env.apiURL+"/v1/identity/verification_sessions/"+url.PathEscape(ids[i])+"/redact", nil)
+				req.Header.Set("Authorization", "Bearer "+env.key)
+				resp, err := hc.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		return 0, fmt.Errorf("%d redact calls failed", failed.Load())
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for env.redacts.Load()-base < int64(n) {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("only %d of %d redactions finished", env.redacts.Load()-base, n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
