@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
@@ -35,6 +37,7 @@ type benchCommand struct {
 	listDuration time.Duration
 	noopTasks    int
 	keep         bool
+	cpuProfile   string
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
@@ -49,6 +52,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
 	fs.DurationVar(&c.listDuration, "list-duration", 5*time.Second, "how long each list measurement runs")
 	fs.IntVar(&c.noopTasks, "noop-tasks", 20000, "no-op tasks for the asynq baseline (a)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the seeded keys afterwards")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the seeding) to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -132,6 +136,17 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 	bytesPer, err := env.bytesPerSession(ctx, c.sessions)
 	if err != nil {
 		return err
+	}
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	logf("measuring the asynq no-op baseline with %d tasks", c.noopTasks)
 	noop, err := env.noopThroughput(ctx, c.noopTasks, c.concurrency)
