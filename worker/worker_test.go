@@ -366,3 +366,40 @@ func TestReconcile_ArchivedTaskIsRecordedAndRetried(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(b.metrics.RedactionsFailed))
 	b.requireRedactedOnce(t, sess.ID)
 }
+
+// A verification whose task was archived (retries exhausted during a long Redis outage) would leave the
+// session in processing for good — and a processing session cannot be redacted. The reconciler runs it again.
+func TestReconcile_ArchivedVerificationIsRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	sess := b.createSession(t)
+	subID := b.submit(t, sess.ID)
+	require.NoError(t, b.worker.Client.EnqueueVerify(ctx, b.scope, sess.ID, subID))
+	pending, err := b.inspector.ListPendingTasks(b.queues.Verify)
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	require.NoError(t, b.inspector.ArchiveTask(b.queues.Verify, pending[0].ID))
+
+	_, err = b.worker.Reconcile(ctx)
+	require.NoError(t, err)
+	archived, err := b.inspector.ListArchivedTasks(b.queues.Verify)
+	require.NoError(t, err)
+	require.Empty(t, archived)
+	again, err := b.inspector.ListPendingTasks(b.queues.Verify)
+	require.NoError(t, err)
+	require.Len(t, again, 1)
+	require.Equal(t, pending[0].ID, again[0].ID)
+
+	require.NoError(t, b.worker.HandleVerify(ctx, asynq.NewTask(again[0].Type, again[0].Payload)))
+	got, err := b.store.Get(ctx, b.scope, sess.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusVerified, got.Status)
+	// Verified: nothing is pending any more, so the reconciler leaves the queue alone.
+	require.NoError(t, b.inspector.DeleteTask(b.queues.Verify, again[0].ID))
+	_, err = b.worker.Reconcile(ctx)
+	require.NoError(t, err)
+	left, err := b.inspector.ListPendingTasks(b.queues.Verify)
+	require.NoError(t, err)
+	require.Empty(t, left)
+}
