@@ -190,6 +190,18 @@ func TestScrubJSON(t *testing.T) {
 			found: true,
 		},
 		{
+			name: "RequestLogErrorEchoingMetadataKey",
+			in: `{"object": "list", "data": [{"id": "req_3", "object": "request_log", "objects": ["vs_1"], "status": 400,
+				"params": [{"k": "metadata[ada_lovelace]", "v": "xxx"}],
+				"response": {"error": {"type": "invalid_request_error", "code": "parameter_invalid",
+				  "message": "Invalid metadata[ada_lovelace].", "param": "metadata[ada_lovelace]"}}}]}`,
+			want: `{"object": "list", "data": [{"id": "req_3", "object": "request_log", "objects": ["vs_1"], "status": 400,
+				"params": [],
+				"response": {"error": {"type": "invalid_request_error", "code": "parameter_invalid",
+				  "message": "Invalid metadata.", "param": "metadata"}}}]}`,
+			found: true,
+		},
+		{
 			name:  "SessionIDInsideAnotherObjectIsNotASession",
 			in:    `{"id": "vs_1", "object": "identity.redaction_record", "verification_session": "vs_1", "note": "x"}`,
 			want:  `{"id": "vs_1", "object": "identity.redaction_record", "verification_session": "vs_1", "note": "x"}`,
