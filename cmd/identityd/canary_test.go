@@ -145,6 +145,9 @@ func TestRedaction_CanaryScan(t *testing.T) {
 		"provided_details[email]":                          {c.email("rejected provided_details.email")}})
 	require.Equal(t, http.StatusBadRequest, rejected.Status, rejected.Raw)
 	require.Equal(t, "status_transition_invalid", rejected.errCode())
+	invalid := api.post(t, "/v1/identity/verification_sessions/"+id, url.Values{
+		"metadata[" + c.new("invalid metadata key") + "]": {strings.Repeat("x", 501)}})
+	require.Equal(t, http.StatusBadRequest, invalid.Status, invalid.Raw)
 
 	// The test can fail: before the redaction every canary is somewhere in Redis.
 	ctx := context.Background()
