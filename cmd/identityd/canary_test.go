@@ -101,8 +101,8 @@ func TestRedaction_CanaryScan(t *testing.T) {
 	require.Equal(t, "true", replayed.Header.Get("Idempotent-Replayed"))
 	require.Equal(t, id, replayed.Body["id"])
 	// Credentials are not personal data but must not outlive the redaction either.
-	c[str(created.Body, "client_secret")] = "client_secret"
-	c[strings.TrimPrefix(str(created.Body, "url"), "http://")] = "url"
+	c[jsonStr(created.Body, "client_secret")] = "client_secret"
+	c[strings.TrimPrefix(jsonStr(created.Body, "url"), "http://")] = "url"
 
 	// Update metadata (keys and values) and provided details, also idempotently.
 	update := url.Values{"metadata[" + c.new("updated metadata key") + "]": {c.new("updated metadata value")},
@@ -115,11 +115,11 @@ func TestRedaction_CanaryScan(t *testing.T) {
 	first.Set("last_error[code]", "document_expired")
 	ok(api.post(t, submitPath(id), first))
 	eventually(t, pollWithin, "requires_input", func() bool {
-		return str(ok(api.get(t, "/v1/identity/verification_sessions/"+id, nil)).Body, "status") == "requires_input"
+		return jsonStr(ok(api.get(t, "/v1/identity/verification_sessions/"+id, nil)).Body, "status") == "requires_input"
 	})
 	ok(api.post(t, submitPath(id), c.submission("second")))
 	eventually(t, pollWithin, "verified", func() bool {
-		return str(ok(api.get(t, "/v1/identity/verification_sessions/"+id, nil)).Body, "status") == "verified"
+		return jsonStr(ok(api.get(t, "/v1/identity/verification_sessions/"+id, nil)).Body, "status") == "verified"
 	})
 
 	// Reads whose responses (and so request logs) hold the data.
@@ -131,11 +131,11 @@ func TestRedaction_CanaryScan(t *testing.T) {
 	require.Len(t, reports.Body["data"], 2)
 	for _, rep := range reports.Body["data"].([]any) {
 		// The selfie file id is made up by the server: personal (a face image) all the same.
-		c[str(rep, "selfie.selfie")] = "selfie.selfie"
-		ok(api.get(t, "/v1/identity/verification_reports/"+str(rep, "id"), nil))
+		c[jsonStr(rep, "selfie.selfie")] = "selfie.selfie"
+		ok(api.get(t, "/v1/identity/verification_reports/"+jsonStr(rep, "id"), nil))
 	}
 	events := ok(api.get(t, "/v1/events", nil))
-	ok(api.get(t, "/v1/events/"+str(events.Body["data"].([]any)[0], "id"), nil))
+	ok(api.get(t, "/v1/events/"+jsonStr(events.Body["data"].([]any)[0], "id"), nil))
 	ok(api.get(t, "/v1/request_logs", url.Values{"object": {id}}))
 	ok(api.get(t, "/v1/request_logs", url.Values{"object": {id}, "limit": {"100"}}))
 
@@ -159,9 +159,9 @@ func TestRedaction_CanaryScan(t *testing.T) {
 	}
 
 	redact := ok(api.post(t, "/v1/identity/verification_sessions/"+id+"/redact", nil, "Idempotency-Key", "canary-redact-"+store.RandomString(8)))
-	require.Equal(t, "processing", str(redact.Body, "redaction.status"))
+	require.Equal(t, "processing", jsonStr(redact.Body, "redaction.status"))
 	eventually(t, pollWithin, "redacted", func() bool {
-		return str(ok(api.get(t, "/v1/identity/verification_sessions/"+id, expand)).Body, "redaction.status") == "redacted"
+		return jsonStr(ok(api.get(t, "/v1/identity/verification_sessions/"+id, expand)).Body, "redaction.status") == "redacted"
 	})
 	// Reads after the redaction land in request logs too; they must show only scrubbed data.
 	ok(api.get(t, "/v1/request_logs", url.Values{"object": {id}, "limit": {"100"}}))

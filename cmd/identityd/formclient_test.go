@@ -142,14 +142,14 @@ func (c *formClient) sessionEvents(t *testing.T) map[string]map[string]int {
 	return out
 }
 
-// str reads a string at a dotted path in decoded JSON ("" when absent or not a string).
-func str(v any, path string) string {
-	s, _ := dig(v, path).(string)
+// jsonStr reads a string at a dotted path in decoded JSON ("" when absent or not a string).
+func jsonStr(v any, path string) string {
+	s, _ := jsonAt(v, path).(string)
 	return s
 }
 
-// dig walks a dotted path through decoded JSON objects; nil when absent.
-func dig(v any, path string) any {
+// jsonAt walks a dotted path through decoded JSON objects; nil when absent.
+func jsonAt(v any, path string) any {
 	for _, part := range strings.Split(path, ".") {
 		m, ok := v.(map[string]any)
 		if !ok {

@@ -103,7 +103,7 @@ func settled(t *testing.T, api *formClient, ids map[string]map[string]*apiRespon
 		for id := range ids {
 			r := api.get(t, "/v1/identity/verification_sessions/"+id, url.Values{"expand[]": {"verified_outputs"}})
 			require.Equal(t, http.StatusOK, r.Status, r.Raw)
-			if r.Body["status"] == "processing" || str(r.Body, "redaction.status") == "processing" {
+			if r.Body["status"] == "processing" || jsonStr(r.Body, "redaction.status") == "processing" {
 				return false
 			}
 			out[id] = r.Body
@@ -155,7 +155,7 @@ func TestRaces_CancelRedactUpdateSubmit(t *testing.T) {
 		if update {
 			require.Equal(t, "requires_input", a["update"].Body["status"])
 			require.Nil(t, a["update"].Body["redaction"])
-			require.Equal(t, "updated", str(a["update"].Body, "metadata.race"))
+			require.Equal(t, "updated", jsonStr(a["update"].Body, "metadata.race"))
 		}
 		if submit {
 			require.Equal(t, "processing", a["submit"].Body["status"])
@@ -170,22 +170,22 @@ func TestRaces_CancelRedactUpdateSubmit(t *testing.T) {
 		require.Zero(t, evs[evRequiresInput])
 
 		if redact {
-			require.Equal(t, "processing", str(a["redact"].Body, "redaction.status"))
+			require.Equal(t, "processing", jsonStr(a["redact"].Body, "redaction.status"))
 			require.Contains(t, []string{"canceled", "verified"}, a["redact"].Body["status"])
-			require.Equal(t, "redacted", str(s, "redaction.status"))
+			require.Equal(t, "redacted", jsonStr(s, "redaction.status"))
 			require.Equal(t, 1, evs[evRedacted], "%s: exactly one .redacted", id)
 			require.Empty(t, s["metadata"], "%s: no update after the redaction", id)
-			require.Contains(t, []any{nil, "[redacted]"}, dig(s, "provided_details.email"))
-			require.Equal(t, "[redacted]", dig(s, "provided_details.phone"))
+			require.Contains(t, []any{nil, "[redacted]"}, jsonAt(s, "provided_details.email"))
+			require.Equal(t, "[redacted]", jsonAt(s, "provided_details.phone"))
 			if submit {
-				require.Equal(t, "[redacted]", dig(s, "verified_outputs.first_name"))
+				require.Equal(t, "[redacted]", jsonAt(s, "verified_outputs.first_name"))
 			}
 		} else {
 			require.Nil(t, s["redaction"])
 			require.Zero(t, evs[evRedacted])
-			require.Equal(t, "+15555550123", dig(s, "provided_details.phone"))
+			require.Equal(t, "+15555550123", jsonAt(s, "provided_details.phone"))
 			if update {
-				require.Equal(t, "updated", str(s, "metadata.race"))
+				require.Equal(t, "updated", jsonStr(s, "metadata.race"))
 			}
 		}
 
@@ -255,14 +255,14 @@ func TestRaces_RedactVerifiedSessions(t *testing.T) {
 		a := answers[id]
 		for _, op := range []string{"redact", "redact2", "redact3"} {
 			require.True(t, won(t, a, op), "%s: every redact call answers 200", op)
-			require.Contains(t, []string{"processing", "redacted"}, str(a[op].Body, "redaction.status"))
+			require.Contains(t, []string{"processing", "redacted"}, jsonStr(a[op].Body, "redaction.status"))
 		}
 		for _, op := range []string{"update", "cancel", "submit"} {
 			require.False(t, won(t, a, op), "%s on a verified session", op)
 		}
 		require.Equal(t, "verified", final[id]["status"])
-		require.Equal(t, "redacted", str(final[id], "redaction.status"))
-		require.Equal(t, "[redacted]", str(final[id], "verified_outputs.first_name"))
+		require.Equal(t, "redacted", jsonStr(final[id], "redaction.status"))
+		require.Equal(t, "[redacted]", jsonStr(final[id], "verified_outputs.first_name"))
 		require.Equal(t, map[string]int{evCreated: 1, evProcessing: 1, evVerified: 1, evRedacted: 1}, events[id])
 	}
 	require.Equal(t, len(ids), redactTaskCount(t, d), "one task per session however often redact was called")
