@@ -263,9 +263,15 @@ func (s *Server) saveLog(c *call, status int, body []byte) bool {
 		k := c.idemKey
 		idem = &k
 	}
+	// A request about an object is tied to it even when it was rejected before the handler touched anything:
+	// its parameters may hold personal data that a redaction of that object must find.
+	objects := c.objects
+	if id := c.r.PathValue("id"); id != "" {
+		objects = append(objects[:len(objects):len(objects)], id)
+	}
 	l := &store.RequestLog{ID: c.requestID, Created: s.cfg.Store.Now().Unix(), Livemode: c.scope.Livemode,
 		Method: c.r.Method, Path: c.r.URL.Path, Status: status, IdempotencyKey: idem, Params: c.form.Params(),
-		Response: body, Objects: dedupe(c.objects)}
+		Response: body, Objects: dedupe(objects)}
 	if err := s.cfg.Store.SaveRequestLog(context.WithoutCancel(c.ctx), c.scope, l); err != nil {
 		s.cfg.Logger.Error("request log not saved", "request_id", c.requestID, "err", err)
 		return false

@@ -25,7 +25,7 @@ type RequestLog struct {
 
 func (l *RequestLog) scrub(sessionID string) {
 	l.Params = ScrubParams(l.Params)
-	l.Response, _ = ScrubJSONBytes(l.Response, sessionID)
+	l.Response = scrubLogResponse(l.Response, sessionID)
 }
 
 // SaveRequestLog stores a request log with the configured TTL and indexes it under every object it touched.

@@ -32,6 +32,9 @@ func ScrubJSON(v any, sessionID string) bool {
 		case "request_log": // a request log listed in a response: its parameters follow the log rules
 			if objs, ok := x["objects"].([]any); ok && containsAny(objs, sessionID) {
 				x["params"] = scrubParamsJSON(x["params"])
+				if resp := child(x, "response"); resp != nil {
+					scrubErrorMap(resp)
+				}
 				found = true
 			}
 		}
@@ -142,6 +145,42 @@ func scrubReportMap(m map[string]any) {
 	if s := child(m, "selfie"); s != nil {
 		redactStrings(s, "document", "selfie")
 	}
+}
+
+// scrubErrorMap removes a metadata key that an error response echoes in its param (and message): metadata
+// keys are personal data like their values, and a rejected request's answer lands in its request log.
+func scrubErrorMap(body map[string]any) bool {
+	e := child(body, "error")
+	if e == nil {
+		return false
+	}
+	param, _ := e["param"].(string)
+	if !strings.HasPrefix(param, "metadata[") {
+		return false
+	}
+	if msg, ok := e["message"].(string); ok {
+		e["message"] = strings.ReplaceAll(msg, param, "metadata")
+	}
+	e["param"] = "metadata"
+	return true
+}
+
+// scrubLogResponse applies the rules to a request log's response body: the session's objects in it, and a
+// metadata key echoed by an error.
+func scrubLogResponse(body []byte, sessionID string) []byte {
+	body, _ = ScrubJSONBytes(body, sessionID)
+	if !strings.Contains(string(body), `"metadata[`) {
+		return body
+	}
+	var doc map[string]any
+	if json.Unmarshal(body, &doc) != nil || !scrubErrorMap(doc) {
+		return body
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // scrubTyped round-trips a typed object through the JSON rules, so typed and untyped data follow one rule set.

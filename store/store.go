@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -101,9 +102,30 @@ func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 
 const idAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-// NewID returns prefix + "_" + 24 random base62 characters, the shape of Stripe ids.
+// lastIDTime is the timestamp of the last id this process made (unix nanoseconds, strictly increasing).
+var lastIDTime atomic.Int64
+
+// NewID returns prefix + "_" + 24 base62 characters, the shape of Stripe ids. The first 11 characters encode
+// a strictly increasing nanosecond timestamp and the other 13 are random: lists are ordered by (created, id)
+// and `created` has one-second resolution, so ids must sort in creation order for objects made within the
+// same second (a session's `.created` and `.processing` events, two quick reports) to list newest first.
 func NewID(prefix string) string {
-	return prefix + "_" + RandomString(24)
+	var ts int64
+	for {
+		last := lastIDTime.Load()
+		ts = max(time.Now().UnixNano(), last+1)
+		if lastIDTime.CompareAndSwap(last, ts) {
+			break
+		}
+	}
+	var b [24]byte
+	n := uint64(ts)
+	for i := 10; i >= 0; i-- { // 62^11 > 2^64: eleven digits hold any timestamp
+		b[i] = idAlphabet[n%62]
+		n /= 62
+	}
+	copy(b[11:], RandomString(13))
+	return prefix + "_" + string(b[:])
 }
 
 // RandomString returns n random base62 characters from crypto/rand.

@@ -22,8 +22,8 @@ func (w *Worker) HandleReconcile(ctx context.Context, _ *asynq.Task) error {
 
 // Reconcile walks every scope's pending redactions and verifications. A task that still exists (scheduled,
 // pending, active, retrying) is left alone; a missing one is enqueued again with its deterministic id; an
-// archived one (retries exhausted) is recorded as failed, deleted and enqueued again. It returns how many
-// tasks it enqueued.
+// archived one (retries exhausted) is deleted and enqueued again — for a redaction after recording the
+// failure durably. It returns how many redaction tasks it enqueued.
 func (w *Worker) Reconcile(ctx context.Context) (int, error) {
 	scopes, err := w.Store.Scopes(ctx)
 	if err != nil {
@@ -48,8 +48,7 @@ func (w *Worker) Reconcile(ctx context.Context) (int, error) {
 			return enqueued, err
 		}
 		for _, pv := range pending {
-			at := time.UnixMilli(pv.SubmittedAtMillis).Add(w.Client.VerificationDelay)
-			if err := w.Client.enqueueVerifyAt(ctx, sc, pv.SessionID, pv.SubmissionID, at); err != nil {
+			if err := w.reconcileVerification(ctx, sc, pv); err != nil {
 				return enqueued, err
 			}
 		}
@@ -82,6 +81,33 @@ func (w *Worker) reconcileRedaction(ctx context.Context, sc store.Scope, id stri
 		return boolInt(ok), err
 	}
 	return 0, nil
+}
+
+// reconcileVerification enqueues a pending verification whose task is missing, and runs again one whose task
+// was archived: a session left in processing could never be verified, canceled or redacted.
+func (w *Worker) reconcileVerification(ctx context.Context, sc store.Scope, pv store.PendingVerification) error {
+	at := time.UnixMilli(pv.SubmittedAtMillis).Add(w.Client.VerificationDelay)
+	ok, err := w.Client.enqueueVerifyAt(ctx, sc, pv.SessionID, pv.SubmissionID, at)
+	if err != nil || ok {
+		return err
+	}
+	info, err := w.Inspector.GetTaskInfo(w.Client.Queues.Verify, verifyTaskID(sc, pv.SubmissionID))
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return nil // gone between the two calls; the next round enqueues it
+	}
+	if err != nil {
+		return fmt.Errorf("inspect verify task: %w", err)
+	}
+	if info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted {
+		return nil
+	}
+	w.logger().Warn("re-running a verification whose task ended without finishing", "session", pv.SessionID,
+		"state", info.State.String())
+	if err := w.Inspector.DeleteTask(w.Client.Queues.Verify, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		return fmt.Errorf("delete stale verify task: %w", err)
+	}
+	_, err = w.Client.enqueueVerifyAt(ctx, sc, pv.SessionID, pv.SubmissionID, time.Now())
+	return err
 }
 
 func boolInt(b bool) int {

@@ -90,21 +90,23 @@ type Client struct {
 
 // EnqueueVerify schedules the verification of a submission after the verification delay.
 func (c *Client) EnqueueVerify(ctx context.Context, sc store.Scope, sessionID, submissionID string) error {
-	return c.enqueueVerifyAt(ctx, sc, sessionID, submissionID, time.Now().Add(c.VerificationDelay))
+	_, err := c.enqueueVerifyAt(ctx, sc, sessionID, submissionID, time.Now().Add(c.VerificationDelay))
+	return err
 }
 
-func (c *Client) enqueueVerifyAt(ctx context.Context, sc store.Scope, sessionID, submissionID string, at time.Time) error {
+// enqueueVerifyAt reports whether a new task was enqueued.
+func (c *Client) enqueueVerifyAt(ctx context.Context, sc store.Scope, sessionID, submissionID string, at time.Time) (bool, error) {
 	payload, _ := json.Marshal(VerifyPayload{ScopePayload: scopePayload(sc), SessionID: sessionID, SubmissionID: submissionID})
 	_, err := c.Asynq.EnqueueContext(ctx, asynq.NewTask(TypeVerifySession, payload),
 		asynq.TaskID(verifyTaskID(sc, submissionID)), asynq.Queue(c.Queues.Verify), asynq.ProcessAt(at),
 		asynq.MaxRetry(20), asynq.Retention(time.Hour))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("enqueue verify: %w", err)
+		return false, fmt.Errorf("enqueue verify: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // EnqueueRedact schedules the scrub of a session after the redaction delay; a duplicate is a no-op.
