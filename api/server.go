@@ -78,6 +78,12 @@ func (s *Server) routes() {
 	s.handle("GET /v1/events", "event", s.listEvents)
 	s.handle("GET /v1/events/{id}", "event", s.retrieveEvent)
 	s.handle("GET /v1/request_logs", "request log", s.listRequestLogs)
+	s.handle("POST /v1/webhook_endpoints", "webhook endpoint", s.createWebhookEndpoint)
+	s.handle("GET /v1/webhook_endpoints", "webhook endpoint", s.listWebhookEndpoints)
+	s.handle("GET /v1/webhook_endpoints/{id}", "webhook endpoint", s.retrieveWebhookEndpoint)
+	s.handle("POST /v1/webhook_endpoints/{id}", "webhook endpoint", s.updateWebhookEndpoint)
+	s.handle("DELETE /v1/webhook_endpoints/{id}", "webhook endpoint", s.deleteWebhookEndpoint)
+	s.handle("GET /v1/webhook_endpoints/{id}/attempts", "webhook endpoint", s.listWebhookAttempts)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c := &call{srv: s, w: w, r: r, requestID: store.NewID("req")}
 		w.Header().Set("Request-Id", c.requestID)
@@ -101,6 +107,18 @@ type call struct {
 	idemKey   string
 	objects   []string
 	status    int
+	// storedBody, when set by the handler, is the copy of a successful response kept in Redis (request log,
+	// idempotency cache) instead of the one sent: a webhook endpoint's secret is sent once and stored nowhere
+	// but in the endpoint's record.
+	storedBody []byte
+}
+
+// stored returns the copy of a response to keep in Redis.
+func (c *call) stored(body []byte, status int) []byte {
+	if c.storedBody != nil && status < 400 {
+		return c.storedBody
+	}
+	return body
 }
 
 // origin names this request for events and audit records.
@@ -181,7 +199,7 @@ func (s *Server) serve(c *call, method, kind string, h handlerFunc) ([]byte, int
 		}
 	}
 	body, status := s.run(c, kind, h)
-	return body, status, s.saveLog(c, status, body)
+	return body, status, s.saveLog(c, status, c.stored(body, status))
 }
 
 // run calls the handler and renders its result or error.
@@ -239,7 +257,7 @@ func (s *Server) serveIdempotent(c *call, kind string, h handlerFunc) ([]byte, i
 		}
 		c.w.Header().Set("Idempotent-Replayed", "true")
 		c.objects = entry.Objects
-		return entry.Body, entry.Status, s.saveLog(c, entry.Status, entry.Body)
+		return s.replayBody(c, entry.Body), entry.Status, s.saveLog(c, entry.Status, entry.Body)
 	}
 	body, status := s.run(c, kind, h)
 	// Stripe saves results once the endpoint started executing, 500s included; a rejected request (4xx) is
@@ -248,12 +266,12 @@ func (s *Server) serveIdempotent(c *call, kind string, h handlerFunc) ([]byte, i
 		err = s.cfg.Store.AbandonIdempotent(context.WithoutCancel(c.ctx), c.scope, c.idemKey)
 	} else {
 		err = s.cfg.Store.FinishIdempotent(context.WithoutCancel(c.ctx), c.scope, c.idemKey,
-			&store.IdemEntry{Fingerprint: fp, Status: status, Body: body, Objects: c.objects})
+			&store.IdemEntry{Fingerprint: fp, Status: status, Body: c.stored(body, status), Objects: c.objects})
 	}
 	if err != nil {
 		s.cfg.Logger.Error("idempotency bookkeeping failed", "request_id", c.requestID, "err", err)
 	}
-	return body, status, s.saveLog(c, status, body)
+	return body, status, s.saveLog(c, status, c.stored(body, status))
 }
 
 // saveLog stores the request log; it reports whether that worked (a failure is logged, not returned).

@@ -108,6 +108,9 @@ func (s *Store) GetEvent(ctx context.Context, sc Scope, id string) (*Event, erro
 		return nil, fmt.Errorf("decode event %s: %w", id, err)
 	}
 	ev.Account = sc.Account
+	if err := s.withPendingWebhooks(ctx, sc, []*Event{&ev}); err != nil {
+		return nil, err
+	}
 	return &ev, nil
 }
 
@@ -143,9 +146,13 @@ func (s *Store) ListEvents(ctx context.Context, sc Scope, f EventFilter, p Page)
 		}
 		return false
 	}
-	return listFiltered(ctx, s, key, p, cursor, func(ctx context.Context, ids []string) ([]*Event, error) {
+	evs, hasMore, err := listFiltered(ctx, s, key, p, cursor, func(ctx context.Context, ids []string) ([]*Event, error) {
 		return mget[Event](ctx, s, ids, func(id string) string { return s.eventKey(sc, id) })
 	}, match)
+	if err != nil {
+		return nil, false, err
+	}
+	return evs, hasMore, s.withPendingWebhooks(ctx, sc, evs)
 }
 
 // SessionEventIDs returns the ids of every event about a session.

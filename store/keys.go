@@ -75,3 +75,24 @@ func (s *Store) failedRedactionsKey(sc Scope) string { return s.base(sc) + "reda
 func (s *Store) accountsKey() string { return s.prefix + ":accounts" } // set of "acct|mode"
 
 func (sc Scope) String() string { return fmt.Sprintf("%s|%s", sc.Account, sc.mode()) }
+
+// Webhook keys (DESIGN §4.4). The endpoint's record is the only key that holds its signing secret.
+
+func (s *Store) endpointKey(sc Scope, id string) string { return s.base(sc) + "we:" + id } // string (JSON, with secret)
+func (s *Store) endpointIndexKey(sc Scope) string       { return s.base(sc) + "ix:we" }    // zset (lex)
+
+// deliveryKey is the state of one (event, endpoint) delivery: pending, delivered, failed or canceled.
+func (s *Store) deliveryKey(sc Scope, eventID, endpointID string) string {
+	return s.base(sc) + "dlv:" + eventID + ":" + endpointID // string
+}
+
+// pendingWebhooksKey counts, per event, the endpoints that have not acknowledged it yet (absent = 0).
+func (s *Store) pendingWebhooksKey(sc Scope) string { return s.base(sc) + "webhooks:pending" } // hash event id → n
+
+func (s *Store) attemptKey(sc Scope, id string) string { return s.base(sc) + "wha:" + id } // string (JSON)
+func (s *Store) endpointAttemptsKey(sc Scope, endpointID string) string {
+	return s.base(sc) + "ix:wha:we:" + endpointID // zset (lex)
+}
+func (s *Store) sessionAttemptsKey(sc Scope, sessionID string) string {
+	return s.base(sc) + "ix:wha:vs:" + sessionID // set of attempt ids
+}

@@ -25,6 +25,8 @@ type Worker struct {
 	Logger    *slog.Logger
 	// Attempts scrubs stored webhook attempts during a redaction (nil: none are stored).
 	Attempts store.AttemptScrubber
+	// Webhooks delivers webhook events (nil: delivery tasks are dropped).
+	Webhooks *events.Webhooks
 }
 
 // Mux routes task types to handlers, logging one line per task.
@@ -34,6 +36,7 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.HandleFunc(TypeVerifySession, w.HandleVerify)
 	mux.HandleFunc(TypeRedactSession, w.HandleRedact)
 	mux.HandleFunc(TypeReconcile, w.HandleReconcile)
+	mux.HandleFunc(events.TypeDeliverWebhook, w.HandleDeliverWebhook)
 	return mux
 }
 
@@ -67,6 +70,8 @@ type ServerConfig struct {
 	Queues          Queues
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// WebhookBackoff is the wait after each failed webhook attempt (--webhook-backoff; empty: the default).
+	WebhookBackoff []time.Duration
 }
 
 // NewServer returns an asynq server on rdb (the same client the store uses; asynq does not close it).
@@ -86,7 +91,10 @@ func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
 		LogLevel:        asynq.WarnLevel,
 		// Delayed work (the verification delay, retries) becomes runnable within a second, not asynq's 5s.
 		DelayedTaskCheckInterval: time.Second,
-		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
+		RetryDelayFunc: func(n int, _ error, t *asynq.Task) time.Duration {
+			if t.Type() == events.TypeDeliverWebhook {
+				return events.RetryDelay(cfg.WebhookBackoff, n)
+			}
 			d := time.Second << min(n, 8) // 1s, 2s, 4s … capped at ~4m
 			return d
 		},

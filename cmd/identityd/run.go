@@ -219,6 +219,10 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	asynqClient := asynq.NewClientFromRedisClient(m.rdb)
 	client := &worker.Client{Asynq: asynqClient, Queues: queues, VerificationDelay: cfg.VerificationDelay, RedactionDelay: cfg.RedactionDelay}
 	inspector := asynq.NewInspectorFromRedisClient(m.rdb)
+	// Webhooks: the API and the worker fan events out to endpoints; the worker makes the deliveries.
+	webhooks := &events.Webhooks{Store: st, Asynq: asynqClient, Queue: queues.Default, Backoff: cfg.WebhookBackoff,
+		Metrics: metrics, Logger: log, HTTP: events.NewHTTPClient()}
+	emitter.Fanout = webhooks
 
 	var servers []*http.Server
 	apiLn, err := net.Listen("tcp", cfg.AdminAddr)
@@ -250,8 +254,10 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	var asynqServer *asynq.Server
 	var scheduler *asynq.Scheduler
 	if m.role != "api" {
-		w := &worker.Worker{Store: st, Client: client, Inspector: inspector, Emitter: emitter, Metrics: metrics, Logger: log}
-		asynqServer = worker.NewServer(m.rdb, worker.ServerConfig{Concurrency: cfg.Concurrency, Queues: queues, Logger: log})
+		w := &worker.Worker{Store: st, Client: client, Inspector: inspector, Emitter: emitter, Metrics: metrics, Logger: log,
+			Attempts: st.SessionAttempts, Webhooks: webhooks}
+		asynqServer = worker.NewServer(m.rdb, worker.ServerConfig{Concurrency: cfg.Concurrency, Queues: queues, Logger: log,
+			WebhookBackoff: cfg.WebhookBackoff})
 		if err := asynqServer.Start(w.Mux()); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}

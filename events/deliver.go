@@ -1,0 +1,333 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/identityd/identityd/store"
+)
+
+// TypeDeliverWebhook posts one stored event to one webhook endpoint. Payload: DeliverPayload.
+const TypeDeliverWebhook = "webhook:deliver"
+
+// DeliverPayload carries ids only: the body is rendered from the stored event when the task runs, so a
+// redaction that happened in between is reflected in what is sent.
+type DeliverPayload struct {
+	Account    string `json:"account"`
+	Livemode   bool   `json:"livemode"`
+	EventID    string `json:"event_id"`
+	EndpointID string `json:"endpoint_id"`
+}
+
+// Scope returns the account and mode the delivery belongs to.
+func (p DeliverPayload) Scope() store.Scope {
+	return store.Scope{Account: p.Account, Livemode: p.Livemode}
+}
+
+// DefaultBackoff is the default --webhook-backoff: the waits between successive attempts (51 h 35 min in
+// all, so ten attempts over a little more than two days); a delivery that still fails after the last one
+// fails for good.
+var DefaultBackoff = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour,
+	5 * time.Hour, 10 * time.Hour, 10 * time.Hour, 12 * time.Hour, 12 * time.Hour}
+
+// RetryDelay returns how long to wait after failed attempt n+1 (n counts from 0, as asynq's retry count
+// does). An empty schedule means DefaultBackoff; past its end the last wait repeats.
+func RetryDelay(schedule []time.Duration, n int) time.Duration {
+	if len(schedule) == 0 {
+		schedule = DefaultBackoff
+	}
+	return schedule[max(0, min(n, len(schedule)-1))]
+}
+
+// Outbound HTTP limits of one attempt.
+const (
+	// AttemptTimeout bounds one attempt, from dialling to reading the response.
+	AttemptTimeout = 10 * time.Second
+	// MaxResponseRead is how much of a response body is read (then discarded); the rest is not.
+	MaxResponseRead = 64 << 10
+)
+
+// NewHTTPClient returns the client deliveries use: AttemptTimeout per attempt and redirects not followed
+// (a 3xx answer is a failed attempt, so a receiver cannot bounce deliveries to another address).
+func NewHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 8
+	tr.ResponseHeaderTimeout = AttemptTimeout
+	return &http.Client{
+		Timeout:       AttemptTimeout,
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Webhooks fans committed events out to the account's webhook endpoints (one asynq task per event and
+// endpoint) and makes the delivery attempts. It implements Fanout.
+type Webhooks struct {
+	Store *store.Store
+	// Asynq enqueues deliveries into Queue.
+	Asynq *asynq.Client
+	Queue string
+	// Backoff is the retry schedule (--webhook-backoff); the asynq server must use the same one (see
+	// worker.ServerConfig.WebhookBackoff). Empty means DefaultBackoff.
+	Backoff []time.Duration
+	Metrics *Metrics
+	Logger  *slog.Logger
+	// HTTP makes the attempts; nil means NewHTTPClient().
+	HTTP *http.Client
+}
+
+func (w *Webhooks) schedule() []time.Duration {
+	if len(w.Backoff) == 0 {
+		return DefaultBackoff
+	}
+	return w.Backoff
+}
+
+func (w *Webhooks) logger() *slog.Logger {
+	if w.Logger == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return w.Logger
+}
+
+// deliveryTTL keeps a delivery's state for the whole schedule and as long as its attempts are kept.
+func (w *Webhooks) deliveryTTL() time.Duration {
+	ttl := store.AttemptTTL
+	for _, d := range w.schedule() {
+		ttl += d
+	}
+	return ttl
+}
+
+// deliverTaskID is deterministic, so a duplicate enqueue of one (event, endpoint) is refused by asynq.
+func deliverTaskID(sc store.Scope, eventID, endpointID string) string {
+	return "webhook:" + sc.String() + ":" + eventID + ":" + endpointID
+}
+
+// Fanout records a pending delivery for every enabled endpoint whose enabled_events match each event, and
+// enqueues one task per new delivery. It finishes even if ctx is canceled (the events are committed).
+func (w *Webhooks) Fanout(ctx context.Context, sc store.Scope, evs []*store.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	eps, err := w.Store.Endpoints(ctx, sc)
+	if err != nil || len(eps) == 0 {
+		return err
+	}
+	var errs []error
+	for _, ev := range evs {
+		var ids []string
+		for _, ep := range eps {
+			if ep.Status == store.EndpointEnabled && Matches(ep.EnabledEvents, ev.Type) {
+				ids = append(ids, ep.ID)
+			}
+		}
+		created, err := w.Store.CreateDeliveries(ctx, sc, ev.ID, ids, w.deliveryTTL())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, epID := range created {
+			if err := w.enqueue(ctx, sc, ev.ID, epID); err != nil {
+				errs = append(errs, err)
+				// Without a task the delivery would stay pending for ever.
+				if _, ferr := w.Store.FinishDelivery(ctx, sc, ev.ID, epID, store.DeliveryCanceled); ferr != nil {
+					errs = append(errs, ferr)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Webhooks) enqueue(ctx context.Context, sc store.Scope, eventID, endpointID string) error {
+	payload, _ := json.Marshal(DeliverPayload{Account: sc.Account, Livemode: sc.Livemode, EventID: eventID, EndpointID: endpointID})
+	_, err := w.Asynq.EnqueueContext(ctx, asynq.NewTask(TypeDeliverWebhook, payload),
+		asynq.TaskID(deliverTaskID(sc, eventID, endpointID)), asynq.Queue(w.Queue),
+		asynq.MaxRetry(len(w.schedule())), asynq.Timeout(AttemptTimeout+20*time.Second))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue webhook delivery: %w", err)
+	}
+	return nil
+}
+
+// Deliver makes attempt number attempt (from 1) of one delivery; final says that no retry follows if it
+// fails. It returns nil when nothing more is owed (delivered, or nothing to deliver), and an error naming
+// only ids and the failure when the attempt failed, so the queue retries it on the schedule. After a final
+// failure the delivery is failed for good and the endpoint is disabled. Running it for a delivery that is
+// already finished does nothing, so a duplicate task never sends twice after a recorded success.
+func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpointID string, attempt int, final bool) error {
+	state, err := w.Store.DeliveryState(ctx, sc, eventID, endpointID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && state != store.DeliveryPending) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ep, secret, err := w.Store.EndpointSecret(ctx, sc, endpointID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ep.Status != store.EndpointEnabled) {
+		// Deleted or disabled since: the event is no longer owed to it.
+		_, err := w.Store.FinishDelivery(ctx, sc, eventID, endpointID, store.DeliveryCanceled)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	ev, body, err := w.render(ctx, sc, eventID)
+	if errors.Is(err, store.ErrNotFound) {
+		if _, err := w.Store.FinishDelivery(ctx, sc, eventID, endpointID, store.DeliveryFailed); err != nil {
+			return err
+		}
+		return fmt.Errorf("event %s not found: %w", eventID, asynq.SkipRetry)
+	}
+	if err != nil {
+		return err
+	}
+	now := w.Store.Now()
+	res := w.post(ctx, ep.URL, secret, ev.ID, now.Unix(), body)
+	a := &store.WebhookAttempt{ID: store.NewAttemptID(now), Created: now.Unix(), WebhookEndpoint: endpointID,
+		Event: eventID, EventType: ev.Type, Attempt: attempt, StatusCode: res.status,
+		LatencyMS: res.latency.Milliseconds(), Error: res.err}
+	switch {
+	case res.err == nil:
+		a.Outcome = store.AttemptDelivered
+	case final:
+		a.Outcome = store.AttemptFailed
+	default:
+		a.Outcome = store.AttemptRetrying
+		next := now.Add(RetryDelay(w.schedule(), attempt-1)).Unix()
+		a.NextAttempt = &next
+	}
+	if err := w.Store.RecordAttempt(ctx, sc, a, ev.ObjectID()); err != nil {
+		w.logger().Warn("webhook attempt not recorded", "event", eventID, "endpoint", endpointID, "err", err)
+	}
+	if w.Metrics != nil {
+		w.Metrics.WebhookDeliveries.WithLabelValues(a.Outcome).Inc()
+	}
+	switch a.Outcome {
+	case store.AttemptDelivered:
+		_, err := w.Store.FinishDelivery(ctx, sc, eventID, endpointID, store.DeliveryDelivered)
+		return err
+	case store.AttemptFailed:
+		return w.fail(ctx, sc, eventID, endpointID, attempt, *res.err)
+	}
+	return fmt.Errorf("webhook %s to %s, attempt %d: %s", eventID, endpointID, attempt, *res.err)
+}
+
+// fail ends a delivery that used up its schedule, and disables the endpoint that kept failing.
+func (w *Webhooks) fail(ctx context.Context, sc store.Scope, eventID, endpointID string, attempt int, reason string) error {
+	if _, err := w.Store.FinishDelivery(ctx, sc, eventID, endpointID, store.DeliveryFailed); err != nil {
+		return err
+	}
+	_, err := w.Store.UpdateEndpoint(ctx, sc, endpointID, func(ep *store.WebhookEndpoint) error {
+		ep.Status = store.EndpointDisabled
+		return nil
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("disable webhook endpoint %s: %w", endpointID, err)
+	}
+	w.logger().Warn("webhook delivery failed for good; endpoint disabled", "event", eventID, "endpoint", endpointID,
+		"attempts", attempt, "err", reason)
+	return fmt.Errorf("webhook %s to %s failed after %d attempts: %s: %w", eventID, endpointID, attempt, reason, asynq.SkipRetry)
+}
+
+// render returns the event as it is stored now, as the body to send. When the event is about a session
+// whose redaction was requested, the body is scrubbed even if the redaction worker has not run yet, so no
+// personal data leaves after a redaction request — the rule saveTied applies to request logs.
+func (w *Webhooks) render(ctx context.Context, sc store.Scope, eventID string) (*store.Event, []byte, error) {
+	ev, err := w.Store.GetEvent(ctx, sc, eventID)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sid := ev.ObjectID(); sid != "" {
+		sess, err := w.Store.Get(ctx, sc, sid)
+		switch {
+		case err == nil && sess.Redacting():
+			body, _ = store.ScrubJSONBytes(body, sid)
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return nil, nil, err
+		}
+	}
+	return ev, body, nil
+}
+
+// result is one attempt's outcome; err is nil exactly when the receiver answered 2xx.
+type result struct {
+	status  *int
+	latency time.Duration
+	err     *string
+}
+
+// post sends one signed attempt. Nothing of the response but its status is kept.
+func (w *Webhooks) post(ctx context.Context, target, secret, msgID string, t int64, body []byte) result {
+	fail := func(r result, msg string) result {
+		r.err = &msg
+		return r
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return fail(result{}, "invalid endpoint url")
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("User-Agent", "identityd-webhooks/1")
+	req.Header.Set("Stripe-Signature", StripeSignature(secret, t, body))
+	req.Header.Set("webhook-id", msgID)
+	req.Header.Set("webhook-timestamp", fmt.Sprint(t))
+	if sig, err := StandardSignature(secret, msgID, t, body); err == nil {
+		req.Header.Set("webhook-signature", sig)
+	}
+	client := w.HTTP
+	if client == nil {
+		client = NewHTTPClient()
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return fail(result{latency: time.Since(start)}, transportError(err))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseRead))
+	_ = resp.Body.Close()
+	code := resp.StatusCode
+	r := result{status: &code, latency: time.Since(start)}
+	switch {
+	case code >= 200 && code <= 299:
+		return r
+	case code >= 300 && code <= 399:
+		return fail(r, fmt.Sprintf("HTTP %d: redirects are not followed", code))
+	}
+	return fail(r, fmt.Sprintf("HTTP %d", code))
+}
+
+// transportError describes a failed request without its URL (a URL may carry credentials or tokens).
+func transportError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return fmt.Sprintf("timeout: no complete response within %s", AttemptTimeout)
+		}
+		err = ue.Err
+	}
+	msg := err.Error()
+	if len(msg) > 300 {
+		msg = msg[:300]
+	}
+	return msg
+}

@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Webhook endpoint statuses.
+const (
+	EndpointEnabled  = "enabled"
+	EndpointDisabled = "disabled"
+)
+
+// WebhookEndpoint is a Stripe webhook endpoint as every response shows it. It has no secret field on
+// purpose: the signing secret is kept only in the endpoint's own record (endpointRecord) and is returned
+// once, by the create call, which adds it itself.
+type WebhookEndpoint struct {
+	ID            string            `json:"id"`
+	Object        string            `json:"object"`
+	APIVersion    *string           `json:"api_version"`
+	Application   *string           `json:"application"`
+	Created       int64             `json:"created"`
+	Description   *string           `json:"description"`
+	EnabledEvents []string          `json:"enabled_events"`
+	Livemode      bool              `json:"livemode"`
+	Metadata      map[string]string `json:"metadata"`
+	Status        string            `json:"status"`
+	URL           string            `json:"url"`
+}
+
+// endpointRecord is an endpoint as stored, with its signing secret.
+type endpointRecord struct {
+	WebhookEndpoint
+	Secret string `json:"secret"`
+}
+
+// EndpointCreate holds the validated parameters of a create call.
+type EndpointCreate struct {
+	URL           string
+	EnabledEvents []string
+	Description   *string
+	Metadata      map[string]string
+	APIVersion    *string
+}
+
+// CreateEndpoint stores a new enabled endpoint signed with secret.
+func (s *Store) CreateEndpoint(ctx context.Context, sc Scope, p EndpointCreate, secret string) (*WebhookEndpoint, error) {
+	ep := WebhookEndpoint{ID: NewID("we"), Object: "webhook_endpoint", APIVersion: p.APIVersion,
+		Created: s.clock.Now().Unix(), Description: p.Description, EnabledEvents: p.EnabledEvents,
+		Livemode: sc.Livemode, Metadata: p.Metadata, Status: EndpointEnabled, URL: p.URL}
+	if ep.Metadata == nil {
+		ep.Metadata = map[string]string{}
+	}
+	body, err := json.Marshal(endpointRecord{WebhookEndpoint: ep, Secret: secret})
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Set(ctx, s.endpointKey(sc, ep.ID), body, 0)
+		pipe.ZAdd(ctx, s.endpointIndexKey(sc), redis.Z{Member: indexMember(ep.Created, ep.ID)})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create webhook endpoint: %w", err)
+	}
+	return &ep, nil
+}
+
+func (s *Store) getEndpointRecord(ctx context.Context, rdb redis.Cmdable, sc Scope, id string) (*endpointRecord, error) {
+	body, err := rdb.Get(ctx, s.endpointKey(sc, id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get webhook endpoint: %w", err)
+	}
+	var rec endpointRecord
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return nil, fmt.Errorf("decode webhook endpoint %s: %w", id, err)
+	}
+	return &rec, nil
+}
+
+// GetEndpoint loads one endpoint (without its secret).
+func (s *Store) GetEndpoint(ctx context.Context, sc Scope, id string) (*WebhookEndpoint, error) {
+	rec, err := s.getEndpointRecord(ctx, s.rdb, sc, id)
+	if err != nil {
+		return nil, err
+	}
+	return &rec.WebhookEndpoint, nil
+}
+
+// EndpointSecret returns an endpoint together with its signing secret, for signing deliveries.
+func (s *Store) EndpointSecret(ctx context.Context, sc Scope, id string) (*WebhookEndpoint, string, error) {
+	rec, err := s.getEndpointRecord(ctx, s.rdb, sc, id)
+	if err != nil {
+		return nil, "", err
+	}
+	return &rec.WebhookEndpoint, rec.Secret, nil
+}
+
+// UpdateEndpoint changes an endpoint atomically: fn edits it in place (an error aborts with nothing written).
+// The secret is kept as it is.
+func (s *Store) UpdateEndpoint(ctx context.Context, sc Scope, id string, fn func(*WebhookEndpoint) error) (*WebhookEndpoint, error) {
+	key := s.endpointKey(sc, id)
+	var out *WebhookEndpoint
+	err := s.watchRetry(ctx, func(tx *redis.Tx) error {
+		rec, err := s.getEndpointRecord(ctx, tx, sc, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(&rec.WebhookEndpoint); err != nil {
+			return err
+		}
+		body, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, key, body, 0)
+			return nil
+		}); err != nil {
+			return err
+		}
+		out = &rec.WebhookEndpoint
+		return nil
+	}, key)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeleteEndpoint removes an endpoint and its attempt index (the attempt records expire on their own).
+// Deliveries still queued for it are dropped when they next run.
+func (s *Store) DeleteEndpoint(ctx context.Context, sc Scope, id string) error {
+	ep, err := s.GetEndpoint(ctx, sc, id)
+	if err != nil {
+		return err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Del(ctx, s.endpointKey(sc, id), s.endpointAttemptsKey(sc, id))
+		pipe.ZRem(ctx, s.endpointIndexKey(sc), indexMember(ep.Created, id))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete webhook endpoint: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) loadEndpoints(ctx context.Context, sc Scope, ids []string) ([]*WebhookEndpoint, error) {
+	recs, err := mget[endpointRecord](ctx, s, ids, func(id string) string { return s.endpointKey(sc, id) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*WebhookEndpoint, len(recs))
+	for i, r := range recs {
+		if r != nil {
+			out[i] = &r.WebhookEndpoint
+		}
+	}
+	return out, nil
+}
+
+// ListEndpoints returns a page of endpoints, newest first.
+func (s *Store) ListEndpoints(ctx context.Context, sc Scope, p Page) ([]*WebhookEndpoint, bool, error) {
+	cursor, err := s.cursorMember(ctx, "", p, func(id string) (int64, error) {
+		ep, err := s.GetEndpoint(ctx, sc, id)
+		if err != nil {
+			return 0, err
+		}
+		return ep.Created, nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return listFiltered(ctx, s, s.endpointIndexKey(sc), p, cursor, func(ctx context.Context, ids []string) ([]*WebhookEndpoint, error) {
+		return s.loadEndpoints(ctx, sc, ids)
+	}, nil)
+}
+
+// Endpoints returns every endpoint of the scope (Stripe allows few per account), oldest first.
+func (s *Store) Endpoints(ctx context.Context, sc Scope) ([]*WebhookEndpoint, error) {
+	members, err := s.rdb.ZRange(ctx, s.endpointIndexKey(sc), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list webhook endpoints: %w", err)
+	}
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = memberID(m)
+	}
+	eps, err := s.loadEndpoints(ctx, sc, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := eps[:0]
+	for _, ep := range eps {
+		if ep != nil {
+			out = append(out, ep)
+		}
+	}
+	return out, nil
+}
+
+// CountEndpoints returns how many endpoints the scope has.
+func (s *Store) CountEndpoints(ctx context.Context, sc Scope) (int, error) {
+	n, err := s.rdb.ZCard(ctx, s.endpointIndexKey(sc)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count webhook endpoints: %w", err)
+	}
+	return int(n), nil
+}
