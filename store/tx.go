@@ -41,10 +41,12 @@ func (stx *sessionTx) cancel() {
 }
 
 // sessionSnapshot renders the session as an event's data.object: the default API shape, without the
-// verified outputs that need an explicit expand.
+// verified outputs that need an explicit expand, and without client_secret — a single-use credential that
+// must not sit in stored events and webhook bodies for 30 days (retrieve the session for a fresh one).
 func sessionSnapshot(sess *Session) json.RawMessage {
 	cp := *sess
 	cp.VerifiedOutputs = nil
+	cp.ClientSecret = nil
 	body, _ := json.Marshal(&cp) // a Session always marshals
 	return dropNullVerifiedOutputs(body)
 }

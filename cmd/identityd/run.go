@@ -246,6 +246,9 @@ func (m *Main) runDaemon(ctx context.Context) error {
 			return fmt.Errorf("api listener: %w", err)
 		}
 		m.APIAddr = ln.Addr().String()
+		if cfg.PublicURL == "" { // the bound port, when --addr asked for any (":0")
+			st.PublicURL = "http://" + m.APIAddr
+		}
 		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		servers = append(servers, hs)
 		go func() { _ = hs.Serve(ln) }()
