@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -34,6 +35,7 @@ type Main struct {
 	cfg            *Config
 	redact         *redactCommand
 	bench          *benchCommand
+	health         *healthcheckCommand
 
 	mini    *miniredis.Miniredis
 	rdb     redis.UniversalClient
@@ -57,6 +59,7 @@ const usage = `usage: identityd [serve|api|worker|redact|bench|version] [flags]
   redact   bulk redaction through the API, with a progress bar
   bench    built-in load generator
   version  print the version
+  healthcheck  exit 0 when the local admin listener answers /readyz (for container health checks)
 
 Run "identityd <command> -h" for the flags.`
 
@@ -74,6 +77,8 @@ func (m *Main) ParseFlags(args []string) error {
 		m.redact, err = parseRedactFlags(args, m.stderr)
 	case "bench":
 		m.bench, err = parseBenchFlags(args, m.stderr)
+	case "healthcheck":
+		m.health, err = parseHealthcheckFlags(args, m.stderr)
 	case "version":
 	case "help":
 		fmt.Fprintln(m.stdout, usage)
@@ -96,6 +101,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.redact.run(ctx, m.stdout)
 	case "bench":
 		return m.bench.run(ctx, m.stdout)
+	case "healthcheck":
+		return m.health.run(ctx, m.stdout)
 	}
 	return m.runDaemon(ctx)
 }
@@ -219,6 +226,14 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	asynqClient := asynq.NewClientFromRedisClient(m.rdb)
 	client := &worker.Client{Asynq: asynqClient, Queues: queues, VerificationDelay: cfg.VerificationDelay, RedactionDelay: cfg.RedactionDelay}
 	inspector := asynq.NewInspectorFromRedisClient(m.rdb)
+	reg.MustRegister(worker.NewQueueCollector(inspector, queues, worker.QueueCollectorConfig{Logger: log}))
+	connOpt, err := m.asynqConnOpt()
+	if err != nil {
+		return err
+	}
+	dashboard := newDashboard(connOpt, cfg.AdminPassword != "")
+	m.closers = append(m.closers, dashboard.Close)
+	var draining atomic.Bool
 
 	var servers []*http.Server
 	apiLn, err := net.Listen("tcp", cfg.AdminAddr)
@@ -226,7 +241,8 @@ func (m *Main) runDaemon(ctx context.Context) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	m.AdminAddr = apiLn.Addr().String()
-	admin := &http.Server{Handler: newAdminHandler(st, reg, m.rdb, queues, cfg.AdminPassword, log), ReadHeaderTimeout: 10 * time.Second}
+	admin := &http.Server{Handler: newAdminHandler(adminConfig{Store: st, Gatherer: reg, Dashboard: dashboard,
+		Password: cfg.AdminPassword, Draining: &draining}), ReadHeaderTimeout: 10 * time.Second}
 	servers = append(servers, admin)
 	go func() { _ = admin.Serve(apiLn) }()
 
@@ -275,6 +291,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	close(m.Ready)
 
 	<-ctx.Done()
+	draining.Store(true)
 	log.Info("shutting down: draining HTTP, finishing running tasks")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
