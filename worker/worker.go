@@ -70,6 +70,10 @@ func (w *Worker) logTask(next asynq.Handler) asynq.Handler {
 	})
 }
 
+// DefaultShutdownTimeout is how long running tasks may finish after shutdown begins; asynq requeues the
+// ones that do not.
+const DefaultShutdownTimeout = 20 * time.Second
+
 // ServerConfig configures NewServer.
 type ServerConfig struct {
 	Concurrency     int
@@ -81,7 +85,7 @@ type ServerConfig struct {
 // NewServer returns an asynq server on rdb (the same client the store uses; asynq does not close it).
 func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
 	if cfg.ShutdownTimeout == 0 {
-		cfg.ShutdownTimeout = 20 * time.Second
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	logger := cfg.Logger
 	if logger == nil {

@@ -28,6 +28,10 @@ import (
 // Version is set at build time with -ldflags "-X main.Version=…".
 var Version = "dev"
 
+// httpDrainTimeout bounds how long in-flight HTTP requests may finish after SIGTERM; running tasks then get
+// worker.DefaultShutdownTimeout. deploy/deploy_test.go checks the grace periods of the manifests against both.
+const httpDrainTimeout = 25 * time.Second
+
 // Main is the program: ParseFlags, then Run, then Close.
 type Main struct {
 	stdout, stderr io.Writer
@@ -293,7 +297,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	<-ctx.Done()
 	draining.Store(true)
 	log.Info("shutting down: draining HTTP, finishing running tasks")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), httpDrainTimeout)
 	defer cancel()
 	for i := len(servers) - 1; i >= 0; i-- {
 		_ = servers[i].Shutdown(shutdownCtx)
