@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -202,6 +203,7 @@ func TestAdmin_Dashboard(t *testing.T) {
 		require.Equal(t, http.StatusOK, status)
 		require.Contains(t, body, "<html")
 		require.Contains(t, strings.ToLower(body), "asynq")
+		requireAssetsServed(t, d, body, "", "")
 
 		// A redaction waiting out its grace period sits in the scheduled set; the dashboard shows its ids only.
 		sc := d.client(testKeyA)
@@ -244,6 +246,7 @@ func TestAdmin_Dashboard(t *testing.T) {
 		status, body := get(t, http.MethodGet, d.adminURL("/dashboard/"), "admin", "s3cret")
 		require.Equal(t, http.StatusOK, status)
 		require.Contains(t, body, "<html")
+		requireAssetsServed(t, d, body, "admin", "s3cret")
 		// Probes and metrics stay open for orchestrators and Prometheus.
 		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 			status, _ := get(t, http.MethodGet, d.adminURL(path), "", "")
@@ -263,6 +266,50 @@ func TestAdmin_Dashboard(t *testing.T) {
 		info, err := asynq.NewInspectorFromRedisClient(d.redis.Client).GetQueueInfo(queue)
 		require.NoError(t, err)
 		require.True(t, info.Paused)
+	})
+}
+
+// requireAssetsServed fetches the scripts the dashboard page loads: they live under the mount path, too.
+func requireAssetsServed(t *testing.T, d *daemon, page, user, password string) {
+	t.Helper()
+	scripts := regexp.MustCompile(`src="(/dashboard/static/[^"]+\.js)"`).FindAllStringSubmatch(page, -1)
+	require.NotEmpty(t, scripts, "the page loads its scripts from /dashboard/static/")
+	for _, m := range scripts {
+		status, _ := get(t, http.MethodGet, d.adminURL(m[1]), user, password)
+		require.Equal(t, http.StatusOK, status, m[1])
+	}
+}
+
+// TestAdmin_DashboardEmbeddedRedis: with no --redis-url the dashboard reads the embedded Redis.
+func TestAdmin_DashboardEmbeddedRedis(t *testing.T) {
+	t.Parallel()
+	var out syncBuffer
+	m := NewMain(&out, &out)
+	require.NoError(t, m.ParseFlags([]string{"serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--api-key", testKeyA, "--log-level", "error"}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		require.NoError(t, m.Close())
+	})
+	select {
+	case <-m.Ready:
+	case err := <-done:
+		t.Fatalf("exited: %v\n%s", err, out.String())
+	}
+	d := &daemon{main: m}
+	sc := d.client(testKeyA)
+	vs, err := sc.V1IdentityVerificationSessions.Create(context.Background(), &stripe.IdentityVerificationSessionCreateParams{Type: stripe.String("document")})
+	require.NoError(t, err)
+	_, err = sc.V1IdentityVerificationSessions.Redact(context.Background(), vs.ID, nil)
+	require.NoError(t, err)
+	eventually(t, 30*time.Second, "the redact queue appears on the dashboard", func() bool {
+		status, body := get(t, http.MethodGet, d.adminURL("/dashboard/api/queues"), "", "")
+		require.Equal(t, http.StatusOK, status, body)
+		return strings.Contains(body, `"identityd-redact"`)
 	})
 }
 
