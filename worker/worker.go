@@ -47,7 +47,8 @@ func (w *Worker) logger() *slog.Logger {
 	return w.Logger
 }
 
-// logTask logs type, task id, outcome and duration; payloads hold ids only, and are not logged anyway.
+// logTask logs type, task id, the payload's ids (SafeFields: whitelisted id fields only), outcome and
+// duration.
 func (w *Worker) logTask(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		start := time.Now()
@@ -58,11 +59,23 @@ func (w *Worker) logTask(next asynq.Handler) asynq.Handler {
 		if err != nil {
 			outcome = "error"
 		}
-		w.logger().Info("task", "type", t.Type(), "task_id", id, "retry", retry, "outcome", outcome,
+		args := []any{"type", t.Type(), "task_id", id}
+		fields, _ := SafeFields(t.Payload())
+		for _, k := range []string{"account", "livemode", "session_id", "submission_id", "job_id"} {
+			if v, ok := fields[k]; ok {
+				args = append(args, k, v)
+			}
+		}
+		args = append(args, "retry", retry, "outcome", outcome,
 			"duration_ms", float64(time.Since(start).Microseconds())/1000, "err", err)
+		w.logger().Info("task", args...)
 		return err
 	})
 }
+
+// DefaultShutdownTimeout is how long running tasks may finish after shutdown begins; asynq requeues the
+// ones that do not.
+const DefaultShutdownTimeout = 20 * time.Second
 
 // ServerConfig configures NewServer.
 type ServerConfig struct {
@@ -77,7 +90,7 @@ type ServerConfig struct {
 // NewServer returns an asynq server on rdb (the same client the store uses; asynq does not close it).
 func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
 	if cfg.ShutdownTimeout == 0 {
-		cfg.ShutdownTimeout = 20 * time.Second
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	logger := cfg.Logger
 	if logger == nil {

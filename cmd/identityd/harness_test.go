@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +54,11 @@ func startDaemon(t *testing.T, r *storetest.Redis, role string, extra ...string)
 	t.Helper()
 	logs := &syncBuffer{}
 	m := NewMain(logs, logs)
-	args := []string{role, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--redis-url", r.URL,
+	redisFlag := []string{"--redis-url", r.URL}
+	if len(r.ClusterAddrs) > 0 {
+		redisFlag = []string{"--redis-cluster", strings.Join(r.ClusterAddrs, ",")}
+	}
+	args := []string{role, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", redisFlag[0], redisFlag[1],
 		"--key-prefix", r.KeyPrefix, "--queue-prefix", r.QueuePrefix, "--api-key", testKeyA, "--api-key", testKeyB,
 		"--api-key", liveKeyA, "--verification-delay", "0s", "--concurrency", "4", "--log-level", "warn"}
 	if err := m.ParseFlags(append(args, extra...)); err != nil {

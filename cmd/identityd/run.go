@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -27,6 +28,10 @@ import (
 // Version is set at build time with -ldflags "-X main.Version=…".
 var Version = "dev"
 
+// httpDrainTimeout bounds how long in-flight HTTP requests may finish after SIGTERM; running tasks then get
+// worker.DefaultShutdownTimeout. deploy/deploy_test.go checks the grace periods of the manifests against both.
+const httpDrainTimeout = 25 * time.Second
+
 // Main is the program: ParseFlags, then Run, then Close.
 type Main struct {
 	stdout, stderr io.Writer
@@ -34,6 +39,7 @@ type Main struct {
 	cfg            *Config
 	redact         *redactCommand
 	bench          *benchCommand
+	health         *healthcheckCommand
 
 	mini    *miniredis.Miniredis
 	rdb     redis.UniversalClient
@@ -57,6 +63,7 @@ const usage = `usage: identityd [serve|api|worker|redact|bench|version] [flags]
   redact   bulk redaction through the API, with a progress bar
   bench    built-in load generator
   version  print the version
+  healthcheck  exit 0 when the local admin listener answers /readyz (for container health checks)
 
 Run "identityd <command> -h" for the flags.`
 
@@ -74,6 +81,8 @@ func (m *Main) ParseFlags(args []string) error {
 		m.redact, err = parseRedactFlags(args, m.stderr)
 	case "bench":
 		m.bench, err = parseBenchFlags(args, m.stderr)
+	case "healthcheck":
+		m.health, err = parseHealthcheckFlags(args, m.stderr)
 	case "version":
 	case "help":
 		fmt.Fprintln(m.stdout, usage)
@@ -96,6 +105,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.redact.run(ctx, m.stdout)
 	case "bench":
 		return m.bench.run(ctx, m.stdout)
+	case "healthcheck":
+		return m.health.run(ctx, m.stdout)
 	}
 	return m.runDaemon(ctx)
 }
@@ -223,6 +234,14 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	webhooks := &events.Webhooks{Store: st, Asynq: asynqClient, Queue: queues.Default, Backoff: cfg.WebhookBackoff,
 		Metrics: metrics, Logger: log, HTTP: events.NewHTTPClient()}
 	emitter.Fanout = webhooks
+	reg.MustRegister(worker.NewQueueCollector(inspector, queues, worker.QueueCollectorConfig{Logger: log}))
+	connOpt, err := m.asynqConnOpt()
+	if err != nil {
+		return err
+	}
+	dashboard := newDashboard(connOpt, cfg.AdminPassword != "")
+	m.closers = append(m.closers, dashboard.Close)
+	var draining atomic.Bool
 
 	var servers []*http.Server
 	apiLn, err := net.Listen("tcp", cfg.AdminAddr)
@@ -230,7 +249,8 @@ func (m *Main) runDaemon(ctx context.Context) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	m.AdminAddr = apiLn.Addr().String()
-	admin := &http.Server{Handler: newAdminHandler(st, reg, m.rdb, queues, cfg.AdminPassword, log), ReadHeaderTimeout: 10 * time.Second}
+	admin := &http.Server{Handler: newAdminHandler(adminConfig{Store: st, Gatherer: reg, Dashboard: dashboard,
+		Password: cfg.AdminPassword, Draining: &draining}), ReadHeaderTimeout: 10 * time.Second}
 	servers = append(servers, admin)
 	go func() { _ = admin.Serve(apiLn) }()
 
@@ -284,8 +304,9 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	close(m.Ready)
 
 	<-ctx.Done()
+	draining.Store(true)
 	log.Info("shutting down: draining HTTP, finishing running tasks")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), httpDrainTimeout)
 	defer cancel()
 	for i := len(servers) - 1; i >= 0; i-- {
 		_ = servers[i].Shutdown(shutdownCtx)

@@ -24,6 +24,8 @@ type Redis struct {
 	QueuePrefix string
 	// Mini is the in-process server when TEST_REDIS_URL is unset (nil on real Redis).
 	Mini *miniredis.Miniredis
+	// ClusterAddrs are the seed addresses when the test runs on a Redis Cluster (NewCluster); URL is empty then.
+	ClusterAddrs []string
 }
 
 // Real reports whether the tests run against a real Redis.
@@ -56,23 +58,63 @@ func New(t testing.TB) *Redis {
 	return r
 }
 
-// deleteOwnKeys removes the test's store keys and its asynq queues' keys from a shared real Redis.
-func (r *Redis) deleteOwnKeys(ctx context.Context) {
-	for _, pattern := range []string{r.KeyPrefix + ":*", "asynq:{" + r.QueuePrefix + "-*"} {
-		iter := r.Client.Scan(ctx, 0, pattern, 1000).Iterator()
-		var batch []string
-		for iter.Next(ctx) {
-			batch = append(batch, iter.Val())
-			if len(batch) == 500 {
-				r.Client.Del(ctx, batch...)
-				batch = batch[:0]
-			}
-		}
-		if len(batch) > 0 {
-			r.Client.Del(ctx, batch...)
+// ClusterEnv names the variable holding the comma-separated seed addresses of the Redis Cluster the cluster
+// suite runs on. .ci/run starts a real 3-master cluster on loopback and sets it.
+const ClusterEnv = "TEST_REDIS_CLUSTER_ADDRS"
+
+// NewCluster returns a Redis for t on the Redis Cluster named by TEST_REDIS_CLUSTER_ADDRS, with unique
+// prefixes that are cleaned up when the test ends. Without the variable the test is skipped: CI sets it (and
+// fails when it cannot create the cluster), so the cluster suite always runs there.
+func NewCluster(t testing.TB) *Redis {
+	t.Helper()
+	raw := os.Getenv(ClusterEnv)
+	if raw == "" {
+		t.Skip(ClusterEnv + " is not set (.ci/run starts a Redis Cluster and sets it)")
+	}
+	r := &Redis{KeyPrefix: "t" + store.RandomString(10), QueuePrefix: "q" + store.RandomString(10)}
+	for _, a := range strings.Split(raw, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			r.ClusterAddrs = append(r.ClusterAddrs, a)
 		}
 	}
+	r.Client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: r.ClusterAddrs})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r.deleteOwnKeys(ctx)
+		_ = r.Client.Close()
+	})
+	return r
+}
+
+// deleteOwnKeys removes the test's store keys and its asynq queues' keys from a shared real Redis (on a
+// cluster: from every master, one key per DEL so no command spans slots).
+func (r *Redis) deleteOwnKeys(ctx context.Context) {
+	if cc, ok := r.Client.(*redis.ClusterClient); ok {
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			r.deleteOwnKeysOn(ctx, node)
+			return nil
+		})
+	} else {
+		r.deleteOwnKeysOn(ctx, r.Client)
+	}
 	r.Client.SRem(ctx, "asynq:queues", r.QueuePrefix+"-redact", r.QueuePrefix+"-verify", r.QueuePrefix+"-default")
+}
+
+func (r *Redis) deleteOwnKeysOn(ctx context.Context, node redis.Cmdable) {
+	for _, pattern := range []string{r.KeyPrefix + ":*", "asynq:{" + r.QueuePrefix + "-*"} {
+		iter := node.Scan(ctx, 0, pattern, 1000).Iterator()
+		pipe := node.Pipeline()
+		for iter.Next(ctx) {
+			pipe.Del(ctx, iter.Val())
+			if pipe.Len() == 500 {
+				_, _ = pipe.Exec(ctx)
+			}
+		}
+		if pipe.Len() > 0 {
+			_, _ = pipe.Exec(ctx)
+		}
+	}
 }
 
 // Store returns a store on this Redis with the test's prefix and the given clock (nil: wall clock).
@@ -104,8 +146,22 @@ func (c *FakeClock) Advance(d time.Duration) {
 }
 
 // ScanAll returns every key in the database with its full contents as text (all types), for privacy scans.
+// On a cluster it scans every master.
 func ScanAll(ctx context.Context, rdb redis.UniversalClient) (map[string]string, error) {
 	out := map[string]string{}
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			part, err := ScanAll(ctx, node)
+			mu.Lock()
+			defer mu.Unlock()
+			for k, v := range part {
+				out[k] = v
+			}
+			return err
+		})
+		return out, err
+	}
 	iter := rdb.Scan(ctx, 0, "*", 1000).Iterator()
 	for iter.Next(ctx) {
 		key := iter.Val()

@@ -1,0 +1,5 @@
+// Package deploy holds identityd's deployment files — the container image (Dockerfile), Docker Compose
+// (compose.yaml), Kubernetes manifests (k8s/) and a systemd unit (identityd.service) — and a test that parses
+// them and checks they agree with the code: ports, probe paths, environment variable names, subcommands and
+// shutdown grace periods. No container engine runs in CI, so that test is the check.
+package deploy
