@@ -10,6 +10,7 @@ import (
 
 	"github.com/stripe/stripe-go/v85"
 
+	"github.com/identityd/identityd/store"
 	"github.com/identityd/identityd/store/storetest"
 )
 
@@ -51,8 +52,15 @@ func (b *syncBuffer) String() string {
 // startDaemon runs `identityd <role>` in-process with the test keys, fast delays and the given extra flags.
 func startDaemon(t *testing.T, r *storetest.Redis, role string, extra ...string) *daemon {
 	t.Helper()
+	return startDaemonAt(t, r, nil, role, extra...)
+}
+
+// startDaemonAt is startDaemon with the store on clock (nil: wall clock), for tests that control `created`.
+func startDaemonAt(t *testing.T, r *storetest.Redis, clock store.Clock, role string, extra ...string) *daemon {
+	t.Helper()
 	logs := &syncBuffer{}
 	m := NewMain(logs, logs)
+	m.Clock = clock
 	args := []string{role, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--redis-url", r.URL,
 		"--key-prefix", r.KeyPrefix, "--queue-prefix", r.QueuePrefix, "--api-key", testKeyA, "--api-key", testKeyB,
 		"--api-key", liveKeyA, "--verification-delay", "0s", "--concurrency", "4", "--log-level", "warn"}
