@@ -82,6 +82,7 @@ func TestAPI_RequestLogs(t *testing.T) {
 	cancel := b.post(t, "/v1/identity/verification_sessions/"+id+"/cancel", "")
 	b.get(t, "/v1/identity/verification_sessions/vs_other") // a 404 touches nothing
 
+	b.clock.Advance(time.Second)
 	logs := b.get(t, "/v1/request_logs?object="+id)
 	want := []string{cancel.header.Get("Request-Id"), read.header.Get("Request-Id"), created.header.Get("Request-Id")}
 	require.Equal(t, want, dataIDs(t, logs), "the log ids are the Request-Id headers, newest first")
