@@ -399,6 +399,7 @@ func FuzzParseForm(f *testing.F) {
 		"a+b=c+d&%2B=%2B",
 		"a]=1", "[a=1", "a[b=1", "a[]]=1", "a[b]c=1", "=", "&&", "%", "%zz=1", "a=%", "a=%e2%82",
 		"metadata[%5B]=1", "metadata[%5D]=1", "a[%00]=\x00",
+		"0][]", // found by this fuzzer: a ']' in the head was accepted
 	} {
 		f.Add(seed)
 	}
