@@ -54,7 +54,7 @@ func balancedBrackets(key string) bool {
 	if i < 0 {
 		return !strings.ContainsRune(key, ']')
 	}
-	if i == 0 {
+	if i == 0 || strings.ContainsRune(key[:i], ']') {
 		return false
 	}
 	rest := key[i:]

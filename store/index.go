@@ -36,30 +36,40 @@ type Page struct {
 	Created       CreatedRange
 }
 
-// bounds turns the created range and the cursor into the [min, max] lex bounds of ZRANGEBYLEX.
-// cursorMember is the index member of the cursor object, if any.
-func (p Page) bounds(cursorMember string) (min, max string) {
+// maxCreated is the largest `created` an index member can hold (12 digits).
+const maxCreated = 999_999_999_999
+
+// bounds turns the created range and the cursor into the [min, max] lex bounds of ZRANGEBYLEX; ok is false
+// when the range is empty. cursorMember is the index member of the cursor object, if any.
+func (p Page) bounds(cursorMember string) (min, max string, ok bool) {
+	lo, hi := int64(0), int64(maxCreated) // inclusive created bounds, clamped so that ±1 never overflows
+	if c := p.Created.GT; c != nil {
+		if *c >= maxCreated {
+			return "", "", false
+		}
+		lo = maxInt(lo, *c+1)
+	}
+	if c := p.Created.GTE; c != nil {
+		lo = maxInt(lo, *c)
+	}
+	if c := p.Created.LT; c != nil {
+		if *c <= 0 {
+			return "", "", false
+		}
+		hi = minInt(hi, *c-1)
+	}
+	if c := p.Created.LTE; c != nil {
+		hi = minInt(hi, *c)
+	}
+	if lo > hi {
+		return "", "", false
+	}
 	min, max = "-", "+"
-	lo, hi := int64(-1), int64(-1) // inclusive created bounds
-	if p.Created.GT != nil {
-		lo = *p.Created.GT + 1
-	}
-	if p.Created.GTE != nil && *p.Created.GTE > lo {
-		lo = *p.Created.GTE
-	}
-	if p.Created.LT != nil {
-		hi = *p.Created.LT - 1
-	}
-	if p.Created.LTE != nil && (hi < 0 || *p.Created.LTE < hi) {
-		hi = *p.Created.LTE
-	}
-	if lo >= 0 {
+	if lo > 0 {
 		min = "[" + fmt.Sprintf("%012d:", lo)
 	}
-	if hi >= 0 {
+	if hi < maxCreated {
 		max = "(" + fmt.Sprintf("%012d:", hi+1)
-	} else if p.Created.LT != nil || p.Created.LTE != nil {
-		max = "(" + fmt.Sprintf("%012d:", 0) // empty range: lt/lte at or below zero
 	}
 	if cursorMember != "" {
 		if p.StartingAfter != "" { // older than the cursor
@@ -72,13 +82,30 @@ func (p Page) bounds(cursorMember string) (min, max string) {
 			}
 		}
 	}
-	return min, max
+	return min, max, true
+}
+
+func maxInt(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func minInt(a, b int64) int64 {
+	if a < b {
+		return a
+	}
+	return b
 }
 
 // rangeIDs reads up to count ids from a lex index in list order (newest first), starting offset entries in.
 // With ending_before the walk goes upward from the cursor, and the caller reverses the page.
 func (s *Store) rangeIDs(ctx context.Context, key string, p Page, cursorMember string, offset, count int64) ([]string, error) {
-	min, max := p.bounds(cursorMember)
+	min, max, ok := p.bounds(cursorMember)
+	if !ok {
+		return nil, nil
+	}
 	var members []string
 	var err error
 	if p.EndingBefore != "" {

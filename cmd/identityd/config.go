@@ -177,11 +177,16 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.APIKeys = nil
+	seen := map[string]bool{}
 	for _, raw := range c.rawKeys {
 		k, err := api.ParseAPIKey(raw)
 		if err != nil {
 			return fmt.Errorf("invalid --api-key: %v", err)
 		}
+		if seen[k.Secret] {
+			return fmt.Errorf("invalid --api-key: the same key is configured twice")
+		}
+		seen[k.Secret] = true
 		c.APIKeys = append(c.APIKeys, k)
 	}
 	if c.PublicURL != "" {

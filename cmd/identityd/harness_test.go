@@ -11,6 +11,7 @@ import (
 
 	"github.com/stripe/stripe-go/v85"
 
+	"github.com/identityd/identityd/store"
 	"github.com/identityd/identityd/store/storetest"
 )
 
@@ -52,8 +53,15 @@ func (b *syncBuffer) String() string {
 // startDaemon runs `identityd <role>` in-process with the test keys, fast delays and the given extra flags.
 func startDaemon(t *testing.T, r *storetest.Redis, role string, extra ...string) *daemon {
 	t.Helper()
+	return startDaemonAt(t, r, nil, role, extra...)
+}
+
+// startDaemonAt is startDaemon with the store on clock (nil: wall clock), for tests that control `created`.
+func startDaemonAt(t *testing.T, r *storetest.Redis, clock store.Clock, role string, extra ...string) *daemon {
+	t.Helper()
 	logs := &syncBuffer{}
 	m := NewMain(logs, logs)
+	m.Clock = clock
 	redisFlag := []string{"--redis-url", r.URL}
 	if len(r.ClusterAddrs) > 0 {
 		redisFlag = []string{"--redis-cluster", strings.Join(r.ClusterAddrs, ",")}

@@ -48,6 +48,8 @@ type Main struct {
 	Ready     chan struct{}
 	APIAddr   string
 	AdminAddr string
+	// Clock, when set before Run, is the store's clock (tests pin `created`); nil means the wall clock.
+	Clock store.Clock
 }
 
 // NewMain returns a Main writing to stdout and stderr.
@@ -223,7 +225,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	if publicURL == "" {
 		publicURL = "http://" + cfg.Addr
 	}
-	st := store.New(m.rdb, store.Config{Prefix: cfg.KeyPrefix, PublicURL: publicURL})
+	st := store.New(m.rdb, store.Config{Prefix: cfg.KeyPrefix, PublicURL: publicURL, Clock: m.Clock})
 	st.RequestLogTTL = cfg.RequestLogTTL
 	emitter := &events.Emitter{Metrics: metrics}
 	queues := worker.NewQueues(cfg.QueuePrefix)

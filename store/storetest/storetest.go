@@ -5,6 +5,7 @@ package storetest
 import (
 	"context"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -145,7 +146,8 @@ func (c *FakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// ScanAll returns every key in the database with its full contents as text (all types), for privacy scans.
+// ScanAll returns every key in the database with its full contents as text (all types), for privacy scans and
+// before/after comparisons: hash fields and set members are sorted so unchanged data renders identically.
 // On a cluster it scans every master.
 func ScanAll(ctx context.Context, rdb redis.UniversalClient) (map[string]string, error) {
 	out := map[string]string{}
@@ -176,14 +178,20 @@ func ScanAll(ctx context.Context, rdb redis.UniversalClient) (map[string]string,
 			b.WriteString(v)
 		case "hash":
 			m, _ := rdb.HGetAll(ctx, key).Result()
-			for k, v := range m {
-				b.WriteString(k + "\x00" + v + "\x00")
+			fields := make([]string, 0, len(m))
+			for k := range m {
+				fields = append(fields, k)
+			}
+			sort.Strings(fields) // a stable rendering, so two scans of unchanged data compare equal
+			for _, k := range fields {
+				b.WriteString(k + "\x00" + m[k] + "\x00")
 			}
 		case "list":
 			vs, _ := rdb.LRange(ctx, key, 0, -1).Result()
 			b.WriteString(strings.Join(vs, "\x00"))
 		case "set":
 			vs, _ := rdb.SMembers(ctx, key).Result()
+			sort.Strings(vs)
 			b.WriteString(strings.Join(vs, "\x00"))
 		case "zset":
 			vs, _ := rdb.ZRange(ctx, key, 0, -1).Result()
@@ -191,8 +199,14 @@ func ScanAll(ctx context.Context, rdb redis.UniversalClient) (map[string]string,
 		case "stream":
 			xs, _ := rdb.XRange(ctx, key, "-", "+").Result()
 			for _, x := range xs {
-				for k, v := range x.Values {
-					b.WriteString(k + "\x00" + toString(v) + "\x00")
+				fields := make([]string, 0, len(x.Values))
+				for k := range x.Values {
+					fields = append(fields, k)
+				}
+				sort.Strings(fields)
+				b.WriteString(x.ID + "\x00")
+				for _, k := range fields {
+					b.WriteString(k + "\x00" + toString(x.Values[k]) + "\x00")
 				}
 			}
 		}

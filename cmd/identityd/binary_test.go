@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// buildBinary compiles cmd/identityd into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "identityd")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+// TestBinary runs the real executable: embedded Redis with a generated key, one request, SIGTERM → exit 0;
+// a bad flag → exit 2 with one line; `version`.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary; skipped with -short")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	cleanEnv := func() []string {
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "IDENTITYD_") && !strings.HasPrefix(kv, "REDIS_") {
+				env = append(env, kv)
+			}
+		}
+		return env
+	}
+
+	t.Run("ServeThenSIGTERM", func(t *testing.T) {
+		t.Parallel()
+		cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+		cmd.Env = cleanEnv()
+		stdout, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		stderr, err := cmd.StderrPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		exited := false
+		t.Cleanup(func() {
+			if !exited {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+		})
+
+		keys := make(chan string, 1)
+		var outText bytes.Buffer
+		outDone := make(chan struct{})
+		go func() {
+			defer close(outDone)
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				outText.WriteString(sc.Text() + "\n")
+				if k := regexp.MustCompile(`sk_test_[0-9A-Za-z]+`).FindString(sc.Text()); k != "" {
+					select {
+					case keys <- k:
+					default: // printed twice: the count below fails
+					}
+				}
+			}
+		}()
+		addrs := make(chan string, 1)
+		var errText bytes.Buffer
+		errDone := make(chan struct{})
+		go func() {
+			defer close(errDone)
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				errText.WriteString(sc.Text() + "\n")
+				if strings.Contains(sc.Text(), "api listening") {
+					if m := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+						select {
+						case addrs <- m[1]:
+						default:
+						}
+					}
+				}
+			}
+		}()
+		var key, addr string
+		for key == "" || addr == "" {
+			select {
+			case key = <-keys:
+			case addr = <-addrs:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("binary did not print its key and address (key %q, addr %q)", key, addr)
+			}
+		}
+
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/identity/verification_sessions", strings.NewReader("type=document"))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+		require.Contains(t, string(body), `"status":"requires_input"`)
+
+		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+		waitErr := make(chan error, 1)
+		go func() {
+			<-outDone // the pipes must be drained before Wait
+			<-errDone
+			waitErr <- cmd.Wait()
+		}()
+		select {
+		case err = <-waitErr:
+			exited = true
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no exit 30s after SIGTERM")
+		}
+		require.NoError(t, err, "exit code 0 after SIGTERM\n%s", errText.String())
+		require.Equal(t, 1, strings.Count(outText.String(), "sk_test_"), "the key is printed once")
+		require.Contains(t, errText.String(), "EMBEDDED IN-MEMORY REDIS")
+		require.Contains(t, errText.String(), "stopped")
+	})
+
+	t.Run("BadFlagExitsWithOneLine", func(t *testing.T) {
+		t.Parallel()
+		cmd := exec.Command(bin, "serve", "--redaction-delay", "soon")
+		cmd.Env = cleanEnv()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
+		require.Equal(t, 2, exit.ExitCode())
+		require.Equal(t, "identityd: invalid --redaction-delay \"soon\": want a duration such as 30s, 5m or 720h\n", stderr.String())
+		require.Empty(t, stdout.String())
+	})
+
+	t.Run("ExternalRedisWithoutKeyExits1", func(t *testing.T) {
+		t.Parallel()
+		cmd := exec.Command(bin, "serve", "--redis-url", "redis://127.0.0.1:1/0", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+		cmd.Env = cleanEnv()
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
+		require.Equal(t, 1, exit.ExitCode())
+		require.Contains(t, stderr.String(), "--api-key")
+	})
+
+	t.Run("Version", func(t *testing.T) {
+		t.Parallel()
+		out, err := exec.Command(bin, "version").Output()
+		require.NoError(t, err)
+		require.Equal(t, "identityd dev\n", string(out))
+	})
+}
