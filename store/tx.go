@@ -20,6 +20,8 @@ type sessionTx struct {
 	events    []*Event
 	ops       []func(ctx context.Context, pipe redis.Pipeliner)
 	unchanged bool
+	// batch is the batched transaction this one is part of (nil for a single-session mutate).
+	batch *batchTx
 }
 
 // emit records an event of typ whose data.object is the session as it is now.
@@ -68,6 +70,22 @@ func (stx *sessionTx) writeEvents(ctx context.Context, pipe redis.Pipeliner) err
 	return nil
 }
 
+// commit queues the transaction's writes: the session body, its status index when the status changed, the
+// extra writes and the events. mutate and the batched paths (batch.go) share it.
+func (stx *sessionTx) commit(ctx context.Context, pipe redis.Pipeliner, body []byte) error {
+	s, sc, id := stx.store, stx.scope, stx.sess.ID
+	pipe.Set(ctx, s.sessionKey(sc, id), body, 0)
+	if stx.sess.Status != stx.oldStatus {
+		member := indexMember(stx.sess.Created, id)
+		pipe.ZRem(ctx, s.sessionStatusIndexKey(sc, stx.oldStatus), member)
+		pipe.ZAdd(ctx, s.sessionStatusIndexKey(sc, stx.sess.Status), redis.Z{Member: member})
+	}
+	for _, op := range stx.ops {
+		op(ctx, pipe)
+	}
+	return stx.writeEvents(ctx, pipe)
+}
+
 // mutate runs fn on the current session inside WATCH/MULTI and commits the result atomically: two concurrent
 // calls can never both win, and each committed transition writes its events exactly once.
 func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn func(*sessionTx) error, watch ...string) (*Session, []*Event, error) {
@@ -99,16 +117,7 @@ func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn fu
 			return err
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			pipe.Set(ctx, key, newBody, 0)
-			if stx.sess.Status != stx.oldStatus {
-				member := indexMember(stx.sess.Created, id)
-				pipe.ZRem(ctx, s.sessionStatusIndexKey(sc, stx.oldStatus), member)
-				pipe.ZAdd(ctx, s.sessionStatusIndexKey(sc, stx.sess.Status), redis.Z{Member: member})
-			}
-			for _, op := range stx.ops {
-				op(ctx, pipe)
-			}
-			return stx.writeEvents(ctx, pipe)
+			return stx.commit(ctx, pipe, newBody)
 		})
 		if err != nil {
 			return err
