@@ -28,7 +28,9 @@ type batchTx struct {
 	jobs    []string
 }
 
-func (b *batchTx) later(op func(ctx context.Context, pipe redis.Pipeliner)) { b.ops = append(b.ops, op) }
+func (b *batchTx) later(op func(ctx context.Context, pipe redis.Pipeliner)) {
+	b.ops = append(b.ops, op)
+}
 
 func (b *batchTx) settle(jobID, sessionID string) {
 	if b.settled == nil {
