@@ -27,6 +27,8 @@ type Queue interface {
 	// EnqueueRedact schedules the scrub of a session whose redaction was requested. It is idempotent: a
 	// second call for the same session while the first task exists enqueues nothing.
 	EnqueueRedact(ctx context.Context, sc store.Scope, sessionID string) error
+	// EnqueueBulkRedaction starts the walk of a bulk redaction job. It is idempotent per job.
+	EnqueueBulkRedaction(ctx context.Context, sc store.Scope, id string) error
 }
 
 // Config wires a Server.
@@ -78,6 +80,10 @@ func (s *Server) routes() {
 	s.handle("GET /v1/events", "event", s.listEvents)
 	s.handle("GET /v1/events/{id}", "event", s.retrieveEvent)
 	s.handle("GET /v1/request_logs", "request log", s.listRequestLogs)
+	// Bulk redaction (identityd extension, DESIGN §4.6).
+	s.handle("POST /v1/identity/bulk_redactions", "bulk redaction", s.createBulkRedaction)
+	s.handle("GET /v1/identity/bulk_redactions", "bulk redaction", s.listBulkRedactions)
+	s.handle("GET /v1/identity/bulk_redactions/{id}", "bulk redaction", s.retrieveBulkRedaction)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c := &call{srv: s, w: w, r: r, requestID: store.NewID("req")}
 		w.Header().Set("Request-Id", c.requestID)

@@ -25,6 +25,12 @@ type Worker struct {
 	Logger    *slog.Logger
 	// Attempts scrubs stored webhook attempts during a redaction (nil: none are stored).
 	Attempts store.AttemptScrubber
+	// Retention is the retention period of the retention sweep (0: off). Walk sizes the pages and scrub
+	// batches of bulk jobs and retention sweeps (zero: store defaults).
+	Retention time.Duration
+	Walk      store.WalkOptions
+
+	afterBulkPage func(*store.BulkStep) // test hook: called after each committed page of a bulk walk
 }
 
 // Mux routes task types to handlers, logging one line per task.
@@ -34,6 +40,9 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.HandleFunc(TypeVerifySession, w.HandleVerify)
 	mux.HandleFunc(TypeRedactSession, w.HandleRedact)
 	mux.HandleFunc(TypeReconcile, w.HandleReconcile)
+	mux.HandleFunc(TypeBulkRedaction, w.HandleBulkRedaction)
+	mux.HandleFunc(TypeRedactBatch, w.HandleRedactBatch)
+	mux.HandleFunc(TypeRetention, w.HandleRetention)
 	return mux
 }
 
