@@ -403,3 +403,36 @@ func (s *Store) CompleteRedactions(ctx context.Context, sc Scope, ids []string, 
 	}
 	return out, nil
 }
+
+// RedactionStatuses returns each session's redaction status: "" when none was requested or the session does
+// not exist. It decodes only that field, for callers that only need to know which sessions to scrub.
+func (s *Store) RedactionStatuses(ctx context.Context, sc Scope, ids []string) ([]string, error) {
+	out := make([]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.sessionKey(sc, id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("load sessions: %w", err)
+	}
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var head struct {
+			Redaction *Redaction `json:"redaction"`
+		}
+		if err := json.Unmarshal([]byte(str), &head); err != nil {
+			return nil, fmt.Errorf("decode session %s: %w", ids[i], err)
+		}
+		if head.Redaction != nil {
+			out[i] = head.Redaction.Status
+		}
+	}
+	return out, nil
+}

@@ -88,13 +88,21 @@ func (b *BulkRedaction) Done() bool { return b.Status == BulkCompleted || b.Stat
 // A bulk job is one hash: its fixed fields, counters moved with HINCRBY, and the walk's saved cursor.
 const (
 	bfID, bfDryRun, bfFilter, bfCreated                    = "id", "dry_run", "filter", "created"
-	bfStatus, bfCompletedAt, bfCursor, bfWalkDone          = "status", "completed_at", "cursor", "walk_done"
+	bfStatus, bfCompletedAt, bfWalkDone                    = "status", "completed_at", "walk_done"
 	bfMatched, bfRequested, bfRedacted, bfFailed           = "matched", "requested", "redacted", "failed"
 	bfSkippedProcessing, bfSkippedAlreadyRedacted, bfError = "skipped_processing", "skipped_already_redacted", "error"
 )
 
 func (s *Store) bulkKey(sc Scope, id string) string { return s.base(sc) + "br:" + id } // hash
 func (s *Store) bulkIndexKey(sc Scope) string       { return s.base(sc) + "ix:br" }    // zset (lex)
+
+// bulkCursorKey holds the walk's saved cursor: the index member of the last session walked, or
+// walkDoneCursor. It is apart from the job hash so that the walk's optimistic transaction watches only it,
+// not the counters that completing redactions keep moving.
+func (s *Store) bulkCursorKey(sc Scope, id string) string { return s.base(sc) + "br:" + id + ":cursor" } // string
+
+// walkDoneCursor marks a finished walk (index members start with digits, so it is never one).
+const walkDoneCursor = "~done"
 
 // bulkWalkingKey lists the jobs whose walk has not finished, for the reconciler.
 func (s *Store) bulkWalkingKey(sc Scope) string { return s.base(sc) + "br:walking" } // set of job ids

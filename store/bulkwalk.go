@@ -53,24 +53,30 @@ var errStalePage = errors.New("bulk page already walked")
 // empty step; call again until Done.
 func (s *Store) BulkRedactionStep(ctx context.Context, sc Scope, id string, opt WalkOptions) (*BulkStep, error) {
 	opt = opt.withDefaults()
-	key := s.bulkKey(sc, id)
-	vals, err := s.rdb.HMGet(ctx, key, bfID, bfStatus, bfCursor, bfWalkDone, bfDryRun, bfFilter, bfCreated).Result()
-	if err != nil {
+	var fields *redis.SliceCmd
+	var cursorCmd *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		fields = pipe.HMGet(ctx, s.bulkKey(sc, id), bfID, bfStatus, bfWalkDone, bfDryRun, bfFilter, bfCreated)
+		cursorCmd = pipe.Get(ctx, s.bulkCursorKey(sc, id))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("load bulk redaction: %w", err)
 	}
-	field := func(i int) string { str, _ := vals[i].(string); return str }
+	field := func(i int) string { str, _ := fields.Val()[i].(string); return str }
 	if field(0) == "" {
 		return nil, ErrNotFound
 	}
-	if field(3) == "1" || field(1) == BulkCompleted || field(1) == BulkFailed {
+	cursor := cursorCmd.Val()
+	if cursor == walkDoneCursor || field(2) == "1" || field(1) == BulkCompleted || field(1) == BulkFailed {
 		return &BulkStep{Done: true}, nil
 	}
-	cursor, dryRun := field(2), field(4) == "1"
+	dryRun := field(3) == "1"
 	var f BulkFilter
-	if err := json.Unmarshal([]byte(field(5)), &f); err != nil {
+	if err := json.Unmarshal([]byte(field(4)), &f); err != nil {
 		return nil, fmt.Errorf("decode bulk redaction %s filter: %w", id, err)
 	}
-	created, _ := strconv.ParseInt(field(6), 10, 64)
+	created, _ := strconv.ParseInt(field(5), 10, 64)
 	r := f.Created.Range()
 	if r.LTE == nil || *r.LTE > created {
 		r.LTE = &created
@@ -126,24 +132,21 @@ func (r CreatedRange) contains(c int64) bool {
 // bulkPage commits one page: transitions, counters, cursor, batch records and (on the last page) walk_done.
 func (s *Store) bulkPage(ctx context.Context, sc Scope, jobID, cursor string, members []string, last bool,
 	f BulkFilter, r CreatedRange, dryRun bool, batchSize int) (*BulkStep, error) {
-	key := s.bulkKey(sc, jobID)
+	key, cursorKey := s.bulkKey(sc, jobID), s.bulkCursorKey(sc, jobID)
 	ids := make([]string, len(members))
 	for i, m := range members {
 		ids[i] = memberID(m)
 	}
 	by := Requester{Type: RequestedByBulkRedaction, ID: jobID}
 	var st *BulkStep
-	b, err := s.mutateMany(ctx, sc, ids, Origin{}, []string{key}, func(tx *redis.Tx, b *batchTx) error {
+	b, err := s.mutateMany(ctx, sc, ids, Origin{}, []string{cursorKey}, func(tx *redis.Tx, b *batchTx) error {
 		st = &BulkStep{Walked: len(ids), Done: last}
-		cur, err := tx.HMGet(ctx, key, bfCursor, bfWalkDone).Result()
-		if err != nil {
+		cur, err := tx.Get(ctx, cursorKey).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("load bulk cursor: %w", err)
 		}
-		if str, _ := cur[0].(string); str != cursor {
-			return errStalePage
-		}
-		if done, _ := cur[1].(string); done == "1" {
-			return errStalePage
+		if cur != cursor {
+			return errStalePage // another runner committed this page (or finished the walk)
 		}
 		var matched, processing, already, requested int64
 		for i, stx := range b.txs {
@@ -172,12 +175,13 @@ func (s *Store) bulkPage(ctx context.Context, sc Scope, jobID, cursor string, me
 		}
 		now := s.clock.Now().Unix()
 		b.later(func(ctx context.Context, pipe redis.Pipeliner) {
-			if len(members) > 0 {
-				pipe.HSet(ctx, key, bfCursor, members[len(members)-1])
-			}
-			if last {
+			switch {
+			case last:
+				pipe.Set(ctx, cursorKey, walkDoneCursor, 0)
 				pipe.HSet(ctx, key, bfWalkDone, "1")
 				pipe.SRem(ctx, s.bulkWalkingKey(sc), jobID)
+			case len(members) > 0:
+				pipe.Set(ctx, cursorKey, members[len(members)-1], 0)
 			}
 			s.recordBatches(ctx, pipe, sc, st.Batches)
 			pipe.Eval(ctx, bulkAccountSrc, []string{key}, now, bfMatched, matched, bfRequested, requested,

@@ -58,13 +58,13 @@ func (w *Worker) HandleRedactBatch(ctx context.Context, t *asynq.Task) error {
 // that completes them all (store.CompleteRedactions). Sessions gone, never requested or already redacted are
 // skipped. When the batch transaction keeps losing races, the sessions go through the single path one by one.
 func (w *Worker) RedactBatch(ctx context.Context, sc store.Scope, ids []string) error {
-	sessions, err := w.Store.GetMany(ctx, sc, ids)
+	states, err := w.Store.RedactionStatuses(ctx, sc, ids)
 	if err != nil {
 		return fmt.Errorf("load batch: %w", err)
 	}
 	var todo []string
-	for i, s := range sessions {
-		if s != nil && s.Redaction != nil && s.Redaction.Status == store.RedactionProcessing {
+	for i, state := range states {
+		if state == store.RedactionProcessing {
 			todo = append(todo, ids[i])
 		}
 	}
