@@ -24,7 +24,9 @@ type RedactBatchPayload struct {
 }
 
 // batchTaskID is deterministic, so the reconciler can look a session's batch task up.
-func batchTaskID(sc store.Scope, batchID string) string { return "redact_batch:" + sc.String() + ":" + batchID }
+func batchTaskID(sc store.Scope, batchID string) string {
+	return "redact_batch:" + sc.String() + ":" + batchID
+}
 
 // batchMaxRetry is low on purpose: once a batch task is archived, the reconciler hands its unfinished sessions
 // to the single-session path, with its own retries and failure records.
