@@ -74,7 +74,8 @@ func counts(job map[string]any) map[string]any {
 
 func TestBulkRedactionAPI_DryRunThenRealRun(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t, storetest.New(t), "serve")
+	// A long retention period: the sweep is scheduled but finds nothing old enough.
+	d := startDaemon(t, storetest.New(t), "serve", "--retention", "720h")
 	sc := d.client(testKeyA)
 	ctx := context.Background()
 	alpha := createSessions(t, sc, 150, "cust-alpha")
