@@ -61,6 +61,7 @@ func BenchmarkBulkRedactionVsNoop(b *testing.B) {
 func measureNoop(b *testing.B, r *storetest.Redis, n, concurrency int) float64 {
 	b.Helper()
 	queues := worker.NewQueues(r.QueuePrefix + "-noop")
+	b.Cleanup(func() { forgetQueues(r, queues) })
 	client := asynq.NewClientFromRedisClient(r.Client)
 	for i := 0; i < n; i++ {
 		if _, err := client.Enqueue(asynq.NewTask("bench:noop", nil), asynq.Queue(queues.Redact)); err != nil {
@@ -194,6 +195,7 @@ func measureSingle(b *testing.B, r *storetest.Redis, n, concurrency int) float64
 	sc := store.Scope{Account: "acct_single"}
 	seed(b, st, sc, n)
 	queues := worker.NewQueues(r.QueuePrefix + "-single")
+	b.Cleanup(func() { forgetQueues(r, queues) })
 	metrics := events.NewMetrics(nil)
 	w := &worker.Worker{Store: st, Metrics: metrics, Emitter: &events.Emitter{Metrics: metrics},
 		Client:    &worker.Client{Asynq: asynq.NewClientFromRedisClient(r.Client), Queues: queues},
@@ -273,4 +275,9 @@ func seed(b *testing.B, st *store.Store, sc store.Scope, n int) {
 	for err := range errs {
 		b.Fatal(err)
 	}
+}
+
+// forgetQueues drops extra queues from asynq's registry (storetest cleans up the test's own queue names).
+func forgetQueues(r *storetest.Redis, q worker.Queues) {
+	r.Client.SRem(context.Background(), "asynq:queues", q.Redact, q.Verify, q.Default)
 }
