@@ -104,14 +104,27 @@ func (w *Worker) afterRequest(ctx context.Context, sc store.Scope, ids []string,
 	}
 }
 
-// reconcileBulk enqueues the walk task of every job whose walk has not finished (a duplicate is refused by its
-// deterministic id), so a job created while the queue was unreachable still runs.
+// reconcileBulk makes sure every job whose walk has not finished has a live walk task: a missing one is
+// enqueued (a job created while the queue was unreachable still runs), and one left archived or completed —
+// its worker died during the last attempt — is replaced.
 func (w *Worker) reconcileBulk(ctx context.Context, sc store.Scope) error {
 	ids, err := w.Store.WalkingBulkRedactions(ctx, sc)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
+		info, err := w.Inspector.GetTaskInfo(w.Client.Queues.Redact, bulkTaskID(sc, id))
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+		case err != nil:
+			return fmt.Errorf("inspect bulk task: %w", err)
+		case info.State == asynq.TaskStateArchived || info.State == asynq.TaskStateCompleted:
+			if err := w.Inspector.DeleteTask(w.Client.Queues.Redact, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				return fmt.Errorf("delete stale bulk task: %w", err)
+			}
+		default:
+			continue // pending, scheduled, active or retrying
+		}
 		if err := w.Client.EnqueueBulkRedaction(ctx, sc, id); err != nil {
 			return err
 		}

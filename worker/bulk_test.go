@@ -263,3 +263,21 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	require.NoError(t, c.Write(&m))
 	return m.GetCounter().GetValue()
 }
+
+func TestBulkRedaction_ReconcilerStartsLostJob(t *testing.T) {
+	t.Parallel()
+	b := setupWorker(t, true)
+	ids := b.create(t, 7, "lost")
+	// The API stored the job but its enqueue failed.
+	job, err := b.st.CreateBulkRedaction(b.ctx, b.sc, store.BulkFilter{ClientReferenceID: "lost"}, false)
+	require.NoError(t, err)
+	_, err = b.w.Reconcile(b.ctx)
+	require.NoError(t, err)
+	job = b.waitJob(t, job.ID, (*store.BulkRedaction).Done)
+	require.Equal(t, store.BulkCompleted, job.Status)
+	require.Equal(t, int64(7), job.Redacted)
+	b.requireRedacted(t, ids, true)
+	walking, err := b.st.WalkingBulkRedactions(b.ctx, b.sc)
+	require.NoError(t, err)
+	require.Empty(t, walking)
+}
