@@ -21,10 +21,10 @@ func (w *Worker) HandleReconcile(ctx context.Context, _ *asynq.Task) error {
 }
 
 // Reconcile walks every scope's pending redactions and verifications, and re-enqueues the walk of every bulk
-// job not yet walked. A pending session covered by a live batch task is left to it. A task that still exists (scheduled,
-// pending, active, retrying) is left alone; a missing one is enqueued again with its deterministic id; an
-// archived one (retries exhausted) is recorded as failed, deleted and enqueued again. It returns how many
-// tasks it enqueued.
+// job not yet walked. A pending session covered by a live batch task is left to it. A task that still exists
+// (scheduled, pending, active, retrying) is left alone; a missing one is enqueued again with its deterministic
+// id; an archived one (retries exhausted) is recorded as failed, deleted and enqueued again. It returns how
+// many tasks it enqueued.
 func (w *Worker) Reconcile(ctx context.Context) (int, error) {
 	scopes, err := w.Store.Scopes(ctx)
 	if err != nil {
