@@ -333,6 +333,11 @@ func scrubFor(kind int, raw []byte, ids []string, owners []int, counts []ScrubCo
 			e.Body, _ = ScrubJSONBytes(e.Body, ids[i])
 		}
 		return json.Marshal(&e)
+	case targetEvent:
+		for _, i := range owners {
+			raw = scrubEventBytes(raw, ids[i])
+		}
+		return raw, nil
 	default:
 		for _, i := range owners {
 			raw, _ = ScrubJSONBytes(raw, ids[i])

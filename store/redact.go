@@ -280,7 +280,9 @@ func (stx *sessionTx) completeRedaction(rec *RedactionRecord, requestedAtMillis 
 		stx.unchanged = true
 		return 0, nil
 	}
-	if err := ScrubSession(sess); err != nil {
+	if stx.batch != nil {
+		scrubSessionFields(sess) // the typed rules, checked equal to ScrubSession's
+	} else if err := ScrubSession(sess); err != nil {
 		return 0, fmt.Errorf("scrub session: %w", err)
 	}
 	sess.Redaction.Status = RedactionRedacted

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,10 +38,9 @@ func BenchmarkBulkRedactionVsNoop(b *testing.B) {
 	const concurrency = 20
 	for i := 0; i < b.N; i++ {
 		r := storetest.New(b)
-		cpu0 := redisCPU(b, r)
-		noop := measureNoop(b, r, n, concurrency)
-		cpu1 := redisCPU(b, r)
-		bulk, heap, cpu2 := measureBulk(b, r, n, concurrency)
+		noop, cpu0, go0, cpu1, go1 := measureNoop(b, r, n, concurrency)
+		bulk, heap, cpu2, go2 := measureBulk(b, r, n, concurrency)
+		cpu3, go3 := redisCPU(b, r), processCPU()
 		single := measureSingle(b, r, n, concurrency)
 		b.ReportMetric(noop, "noop_tasks/s")
 		b.ReportMetric(single, "single_sessions/s")
@@ -50,15 +50,18 @@ func BenchmarkBulkRedactionVsNoop(b *testing.B) {
 		b.Logf("sessions=%d concurrency=%d GOMAXPROCS=%d real_redis=%v: no-op %.0f tasks/s, bulk %.0f sessions/s (ratio %.2f), "+
 			"single-session redaction %.0f sessions/s, peak heap during bulk %.1f MiB",
 			n, concurrency, runtime.GOMAXPROCS(0), storetest.Real(), noop, bulk, bulk/noop, single, heap/(1<<20))
+		b.Logf("this process's CPU: %.0f µs per no-op task, %.0f µs per bulk session",
+			(go1-go0)*1e6/float64(n), (go3-go2)*1e6/float64(n))
 		if cpu0 >= 0 {
 			b.Logf("redis CPU (whole server, includes other clients): %.0f µs per no-op task, %.0f µs per bulk session",
-				(cpu1-cpu0)*1e6/float64(n), (cpu2-cpu1)*1e6/float64(n))
+				(cpu1-cpu0)*1e6/float64(n), (cpu3-cpu2)*1e6/float64(n))
 		}
 	}
 }
 
-// measureNoop enqueues n no-op tasks, then times a server draining them (first to last task handled).
-func measureNoop(b *testing.B, r *storetest.Redis, n, concurrency int) float64 {
+// measureNoop enqueues n no-op tasks, then times a server draining them (first to last task handled). It also
+// returns Redis's and this process's CPU seconds before and after the drain.
+func measureNoop(b *testing.B, r *storetest.Redis, n, concurrency int) (rate, redisBefore, goBefore, redisAfter, goAfter float64) {
 	b.Helper()
 	queues := worker.NewQueues(r.QueuePrefix + "-noop")
 	b.Cleanup(func() { forgetQueues(r, queues) })
@@ -82,6 +85,7 @@ func measureNoop(b *testing.B, r *storetest.Redis, n, concurrency int) float64 {
 		return nil
 	})
 	srv := worker.NewServer(r.Client, worker.ServerConfig{Concurrency: concurrency, Queues: queues})
+	redisBefore, goBefore = redisCPU(b, r), processCPU()
 	if err := srv.Start(mux); err != nil {
 		b.Fatal(err)
 	}
@@ -91,18 +95,19 @@ func measureNoop(b *testing.B, r *storetest.Redis, n, concurrency int) float64 {
 	case <-time.After(5 * time.Minute):
 		b.Fatalf("no-op tasks not drained: %d of %d", handled.Load(), n)
 	}
-	return float64(n-1) / time.Duration(last.Load()-first.Load()).Seconds()
+	redisAfter, goAfter = redisCPU(b, r), processCPU()
+	return float64(n-1) / time.Duration(last.Load()-first.Load()).Seconds(), redisBefore, goBefore, redisAfter, goAfter
 }
 
 // measureBulk seeds n sessions (each with its `.created` event and the request log of its creation), then
 // times a bulk redaction of all of them; it also samples the peak heap in use while the job runs.
-func measureBulk(b *testing.B, r *storetest.Redis, n, concurrency int) (rate, peakHeap, cpuBefore float64) {
+func measureBulk(b *testing.B, r *storetest.Redis, n, concurrency int) (rate, peakHeap, redisBefore, goBefore float64) {
 	b.Helper()
 	ctx := context.Background()
 	st := r.Store(nil)
 	sc := store.Scope{Account: "acct_bench"}
 	seed(b, st, sc, n)
-	cpuBefore = redisCPU(b, r)
+	redisBefore, goBefore = redisCPU(b, r), processCPU()
 
 	queues := worker.NewQueues(r.QueuePrefix)
 	metrics := events.NewMetrics(nil)
@@ -162,7 +167,16 @@ func measureBulk(b *testing.B, r *storetest.Redis, n, concurrency int) (rate, pe
 	if job.Status != store.BulkCompleted || job.Redacted != int64(n) {
 		b.Fatalf("bulk redaction ended %s with %d of %d redacted", job.Status, job.Redacted, n)
 	}
-	return float64(n) / elapsed.Seconds(), float64(peak.Load()), cpuBefore
+	return float64(n) / elapsed.Seconds(), float64(peak.Load()), redisBefore, goBefore
+}
+
+// processCPU returns this process's CPU seconds (user + sys).
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // redisCPU returns the Redis server's CPU seconds (user + sys), or -1 on miniredis.
