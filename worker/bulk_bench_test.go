@@ -25,7 +25,7 @@ import (
 // concurrency, (a) asynq's own throughput on no-op tasks — the ceiling of one task per session — and (b) bulk
 // redaction throughput in sessions per second, from the job's creation until it is completed (every session
 // scrubbed, redacted and its `.redacted` event written). Issue 6 asks for (b) ≥ 2 × (a). For comparison it
-// also times (c) the single-session path (one redact task per session) on as many sessions.
+// also times (c) the single-session path (one redact task per session) on up to 10000 sessions.
 //
 //	TEST_REDIS_URL=redis://127.0.0.1:6379/7 go test -run '^$' -bench BulkRedactionVsNoop -benchtime 1x ./worker/
 //
@@ -41,7 +41,7 @@ func BenchmarkBulkRedactionVsNoop(b *testing.B) {
 		noop, cpu0, go0, cpu1, go1 := measureNoop(b, r, n, concurrency)
 		bulk, heap, cpu2, go2 := measureBulk(b, r, n, concurrency)
 		cpu3, go3 := redisCPU(b, r), processCPU()
-		single := measureSingle(b, r, n, concurrency)
+		single := measureSingle(b, r, min(n, 10000), concurrency) // its rate does not depend on the store's size
 		b.ReportMetric(noop, "noop_tasks/s")
 		b.ReportMetric(single, "single_sessions/s")
 		b.ReportMetric(bulk, "bulk_sessions/s")
