@@ -27,6 +27,8 @@ type Queue interface {
 	// EnqueueRedact schedules the scrub of a session whose redaction was requested. It is idempotent: a
 	// second call for the same session while the first task exists enqueues nothing.
 	EnqueueRedact(ctx context.Context, sc store.Scope, sessionID string) error
+	// EnqueueBulkRedaction starts the walk of a bulk redaction job. It is idempotent per job.
+	EnqueueBulkRedaction(ctx context.Context, sc store.Scope, id string) error
 }
 
 // Config wires a Server.
@@ -84,6 +86,10 @@ func (s *Server) routes() {
 	s.handle("POST /v1/webhook_endpoints/{id}", "webhook endpoint", s.updateWebhookEndpoint)
 	s.handle("DELETE /v1/webhook_endpoints/{id}", "webhook endpoint", s.deleteWebhookEndpoint)
 	s.handle("GET /v1/webhook_endpoints/{id}/attempts", "webhook endpoint", s.listWebhookAttempts)
+	// Bulk redaction (identityd extension, DESIGN §4.6).
+	s.handle("POST /v1/identity/bulk_redactions", "bulk redaction", s.createBulkRedaction)
+	s.handle("GET /v1/identity/bulk_redactions", "bulk redaction", s.listBulkRedactions)
+	s.handle("GET /v1/identity/bulk_redactions/{id}", "bulk redaction", s.retrieveBulkRedaction)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c := &call{srv: s, w: w, r: r, requestID: store.NewID("req")}
 		w.Header().Set("Request-Id", c.requestID)

@@ -34,6 +34,7 @@ type fakeQueue struct {
 	mu      sync.Mutex
 	verify  []string
 	redact  []string
+	bulk    []string
 	entered chan struct{}
 	gate    chan struct{}
 }
@@ -54,6 +55,13 @@ func (q *fakeQueue) EnqueueRedact(_ context.Context, _ store.Scope, sessionID st
 		entered <- struct{}{}
 		<-gate
 	}
+	return nil
+}
+
+func (q *fakeQueue) EnqueueBulkRedaction(_ context.Context, _ store.Scope, id string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.bulk = append(q.bulk, id)
 	return nil
 }
 

@@ -60,34 +60,42 @@ func (s *Store) RequestRedaction(ctx context.Context, sc Scope, id string, by Re
 	}
 	fresh := false
 	sess, events, err := s.mutate(ctx, sc, id, o, func(stx *sessionTx) error {
-		fresh = false
-		sess := stx.sess
-		if sess.Redacting() {
-			stx.unchanged = true
-			return nil
-		}
-		switch sess.Status {
-		case StatusProcessing:
-			return ErrInvalidTransition
-		case StatusRequiresInput:
-			stx.cancel()
-		}
-		sess.Redaction = &Redaction{Status: RedactionProcessing}
-		sess.ClientSecret, sess.URL = nil, nil
-		now := s.clock.Now().Unix()
-		record, _ := json.Marshal(RedactionRecord{Object: "identity.redaction_record", VerificationSession: id,
-			Livemode: sc.Livemode, RequestedAt: now, RequestedBy: by})
-		stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
-			pipe.ZAdd(ctx, s.pendingRedactionsKey(sc), redis.Z{Score: float64(s.clock.Now().UnixMilli()), Member: id})
-			pipe.Set(ctx, s.redactionRecordKey(sc, id), record, 0)
-		})
-		fresh = true
-		return nil
+		var err error
+		fresh, err = stx.requestRedaction(by)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &RedactionRequest{Session: sess, Events: events, New: fresh}, nil
+}
+
+// requestRedaction is the redaction request transition, shared by RequestRedaction and the batched paths
+// (bulk jobs, retention). It reports whether it put the session into redaction; a session already in
+// redaction is left unchanged.
+func (stx *sessionTx) requestRedaction(by Requester) (bool, error) {
+	s, sc, sess := stx.store, stx.scope, stx.sess
+	id := sess.ID
+	if sess.Redacting() {
+		stx.unchanged = true
+		return false, nil
+	}
+	switch sess.Status {
+	case StatusProcessing:
+		return false, ErrInvalidTransition
+	case StatusRequiresInput:
+		stx.cancel()
+	}
+	sess.Redaction = &Redaction{Status: RedactionProcessing}
+	sess.ClientSecret, sess.URL = nil, nil
+	now := s.clock.Now()
+	record, _ := json.Marshal(RedactionRecord{Object: "identity.redaction_record", VerificationSession: id,
+		Livemode: sc.Livemode, RequestedAt: now.Unix(), RequestedBy: by})
+	stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
+		pipe.ZAdd(ctx, s.pendingRedactionsKey(sc), redis.Z{Score: float64(now.UnixMilli()), Member: id})
+		pipe.Set(ctx, s.redactionRecordKey(sc, id), record, 0)
+	})
+	return true, nil
 }
 
 // RedactionRecord returns a session's audit record; ErrNotFound when it was never redacted.
@@ -233,40 +241,22 @@ func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string, coun
 	recordKey := s.redactionRecordKey(sc, id)
 	sess, events, err := s.mutate(ctx, sc, id, Origin{}, func(stx *sessionTx) error {
 		res.New = false
-		sess := stx.sess
-		if sess.Redaction == nil {
-			return ErrInvalidTransition
-		}
-		if sess.Redaction.Status == RedactionRedacted {
+		if stx.sess.Redaction != nil && stx.sess.Redaction.Status == RedactionRedacted {
 			stx.unchanged = true
 			return nil
 		}
-		if err := ScrubSession(sess); err != nil {
-			return fmt.Errorf("scrub session: %w", err)
-		}
-		sess.Redaction.Status = RedactionRedacted
 		rec, err := s.RedactionRecord(ctx, sc, id)
-		if errors.Is(err, ErrNotFound) {
-			rec = &RedactionRecord{Object: "identity.redaction_record", VerificationSession: id, Livemode: sc.Livemode,
-				RequestedAt: s.clock.Now().Unix(), RequestedBy: Requester{Type: RequestedByRequest}}
-		} else if err != nil {
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		now := s.clock.Now().Unix()
-		rec.CompletedAt = &now
-		rec.Scrubbed = counts
-		res.RequestedAtMillis = rec.RequestedAt * 1000
+		requestedAt := int64(-1)
 		if ms, err := s.rdb.ZScore(ctx, s.pendingRedactionsKey(sc), id).Result(); err == nil {
-			res.RequestedAtMillis = int64(ms)
+			requestedAt = int64(ms)
 		}
-		body, _ := json.Marshal(rec)
-		stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
-			pipe.ZRem(ctx, s.pendingRedactionsKey(sc), id)
-			pipe.HDel(ctx, s.failedRedactionsKey(sc), id)
-			pipe.Set(ctx, recordKey, body, 0)
-		})
-		stx.emit(EventSessionRedacted)
-		res.New = true
+		if res.RequestedAtMillis, err = stx.completeRedaction(rec, requestedAt, counts); err != nil {
+			return err
+		}
+		res.New = !stx.unchanged
 		return nil
 	}, recordKey)
 	if err != nil {
@@ -274,6 +264,54 @@ func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string, coun
 	}
 	res.Session, res.Events = sess, events
 	return res, nil
+}
+
+// completeRedaction is the redaction completion transition, shared by CompleteRedaction and the batched path:
+// scrub the session, mark it redacted, drop it from the pending index, complete the audit record (rec is nil
+// when none was found), settle the bulk job that asked for it, and emit `.redacted`. requestedAtMillis is the
+// pending-index score (-1 when absent). It returns when the redaction was requested, in unix milliseconds.
+func (stx *sessionTx) completeRedaction(rec *RedactionRecord, requestedAtMillis int64, counts ScrubCounts) (int64, error) {
+	s, sc, sess := stx.store, stx.scope, stx.sess
+	id := sess.ID
+	if sess.Redaction == nil {
+		return 0, ErrInvalidTransition
+	}
+	if sess.Redaction.Status == RedactionRedacted {
+		stx.unchanged = true
+		return 0, nil
+	}
+	if stx.batch != nil {
+		scrubSessionFields(sess) // the typed rules, checked equal to ScrubSession's
+	} else if err := ScrubSession(sess); err != nil {
+		return 0, fmt.Errorf("scrub session: %w", err)
+	}
+	sess.Redaction.Status = RedactionRedacted
+	if rec == nil {
+		rec = &RedactionRecord{Object: "identity.redaction_record", VerificationSession: id, Livemode: sc.Livemode,
+			RequestedAt: s.clock.Now().Unix(), RequestedBy: Requester{Type: RequestedByRequest}}
+	}
+	now := s.clock.Now().Unix()
+	rec.CompletedAt = &now
+	rec.Scrubbed = counts
+	if requestedAtMillis < 0 {
+		requestedAtMillis = rec.RequestedAt * 1000
+	}
+	body, _ := json.Marshal(rec)
+	by := rec.RequestedBy
+	if by.Type == RequestedByBulkRedaction && by.ID != "" && stx.batch != nil {
+		stx.batch.settle(by.ID, id) // one accounting step per job, ahead of every session's writes
+	}
+	stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
+		if by.Type == RequestedByBulkRedaction && by.ID != "" && stx.batch == nil {
+			s.settleBulk(ctx, pipe, sc, by.ID, id) // before the failure record is dropped: it reads it
+		}
+		pipe.ZRem(ctx, s.pendingRedactionsKey(sc), id)
+		pipe.HDel(ctx, s.failedRedactionsKey(sc), id)
+		pipe.HDel(ctx, s.batchedRedactionsKey(sc), id)
+		pipe.Set(ctx, s.redactionRecordKey(sc, id), body, 0)
+	})
+	stx.emit(EventSessionRedacted)
+	return requestedAtMillis, nil
 }
 
 // PendingRedactions returns up to limit session ids whose redaction was requested at or before beforeMillis
@@ -296,7 +334,8 @@ func (s *Store) registerScope(ctx context.Context, sc Scope) error {
 	return nil
 }
 
-// Scopes lists every account and mode that ever requested a redaction.
+// Scopes lists every account and mode that ever created a session, requested a redaction or started a bulk
+// redaction.
 func (s *Store) Scopes(ctx context.Context) ([]Scope, error) {
 	raw, err := s.rdb.SMembers(ctx, s.accountsKey()).Result()
 	if err != nil {
@@ -314,12 +353,22 @@ func (s *Store) Scopes(ctx context.Context) ([]Scope, error) {
 
 // RecordRedactionFailure durably records that a redaction exhausted its retries (asynq's archive is capped).
 // reason must hold ids only. It returns true the first time for a session.
+// A failure of a session a bulk job asked for is also counted on the job.
 func (s *Store) RecordRedactionFailure(ctx context.Context, sc Scope, id, reason string) (bool, error) {
-	ok, err := s.rdb.HSetNX(ctx, s.failedRedactionsKey(sc), id, reason).Result()
+	keys := []string{s.failedRedactionsKey(sc), s.pendingRedactionsKey(sc), s.failedRedactionsKey(sc)}
+	isJob := "0"
+	rec, err := s.RedactionRecord(ctx, sc, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return false, fmt.Errorf("record redaction failure: %w", err)
+	}
+	if rec != nil && rec.RequestedBy.Type == RequestedByBulkRedaction && rec.RequestedBy.ID != "" {
+		keys[2], isJob = s.bulkKey(sc, rec.RequestedBy.ID), "1"
+	}
+	n, err := recordFailureScript.Run(ctx, s.rdb, keys, id, reason, s.clock.Now().Unix(), isJob).Int()
 	if err != nil {
 		return false, fmt.Errorf("record redaction failure: %w", err)
 	}
-	return ok, nil
+	return n == 1, nil
 }
 
 // FailedRedactions returns the recorded failures of a scope: session id → reason.

@@ -153,6 +153,9 @@ func (s *Session) Redacting() bool { return s.Redaction != nil }
 
 // Create stores a new session in requires_input and records its `.created` event.
 func (s *Store) Create(ctx context.Context, sc Scope, p SessionCreate, o Origin) (*Session, []*Event, error) {
+	if err := s.registerCreator(ctx, sc); err != nil {
+		return nil, nil, err
+	}
 	now := s.clock.Now().Unix()
 	id := NewID("vs")
 	secret := id + "_secret_" + RandomString(24)

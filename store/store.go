@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,8 @@ type Store struct {
 	PublicURL string
 	// StreamMaxLen bounds each account's event stream (approximate trimming).
 	StreamMaxLen int64
+	// registered remembers the scopes this process already added to the registry (see registerCreator).
+	registered sync.Map
 }
 
 // Config configures New. Zero values pick the defaults.

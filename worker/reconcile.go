@@ -20,10 +20,11 @@ func (w *Worker) HandleReconcile(ctx context.Context, _ *asynq.Task) error {
 	return err
 }
 
-// Reconcile walks every scope's pending redactions and verifications. A task that still exists (scheduled,
-// pending, active, retrying) is left alone; a missing one is enqueued again with its deterministic id; an
-// archived one (retries exhausted) is deleted and enqueued again — for a redaction after recording the
-// failure durably. It returns how many redaction tasks it enqueued.
+// Reconcile walks every scope's pending redactions and verifications, and re-enqueues the walk of every bulk
+// job not yet walked. A pending session covered by a live batch task is left to it. A task that still exists
+// (scheduled, pending, active, retrying) is left alone; a missing one is enqueued again with its deterministic
+// id; an archived one (retries exhausted) is recorded as failed, deleted and enqueued again. It returns how
+// many tasks it enqueued.
 func (w *Worker) Reconcile(ctx context.Context) (int, error) {
 	scopes, err := w.Store.Scopes(ctx)
 	if err != nil {
@@ -31,12 +32,23 @@ func (w *Worker) Reconcile(ctx context.Context) (int, error) {
 	}
 	now := w.Store.Now()
 	enqueued := 0
+	live := map[string]bool{}
 	for _, sc := range scopes {
 		ids, err := w.Store.PendingRedactions(ctx, sc, now.UnixMilli(), 10000)
 		if err != nil {
 			return enqueued, err
 		}
-		for _, id := range ids {
+		covered, err := w.batchCoverage(ctx, sc, ids, live)
+		if err != nil {
+			return enqueued, err
+		}
+		if err := w.reconcileBulk(ctx, sc); err != nil {
+			return enqueued, err
+		}
+		for i, id := range ids {
+			if covered[i] {
+				continue // a live batch task scrubs it
+			}
 			n, err := w.reconcileRedaction(ctx, sc, id)
 			if err != nil {
 				return enqueued, err

@@ -27,6 +27,12 @@ type Worker struct {
 	Attempts store.AttemptScrubber
 	// Webhooks delivers webhook events (nil: delivery tasks are dropped).
 	Webhooks *events.Webhooks
+	// Retention is the retention period of the retention sweep (0: off). Walk sizes the pages and scrub
+	// batches of bulk jobs and retention sweeps (zero: store defaults).
+	Retention time.Duration
+	Walk      store.WalkOptions
+
+	afterBulkPage func(*store.BulkStep) // test hook: called after each committed page of a bulk walk
 }
 
 // Mux routes task types to handlers, logging one line per task.
@@ -37,6 +43,9 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.HandleFunc(TypeRedactSession, w.HandleRedact)
 	mux.HandleFunc(TypeReconcile, w.HandleReconcile)
 	mux.HandleFunc(events.TypeDeliverWebhook, w.HandleDeliverWebhook)
+	mux.HandleFunc(TypeBulkRedaction, w.HandleBulkRedaction)
+	mux.HandleFunc(TypeRedactBatch, w.HandleRedactBatch)
+	mux.HandleFunc(TypeRetention, w.HandleRetention)
 	return mux
 }
 

@@ -280,7 +280,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	var scheduler *asynq.Scheduler
 	if m.role != "api" {
 		w := &worker.Worker{Store: st, Client: client, Inspector: inspector, Emitter: emitter, Metrics: metrics, Logger: log,
-			Attempts: st.SessionAttempts, Webhooks: webhooks}
+			Attempts: st.SessionAttempts, Webhooks: webhooks, Retention: cfg.Retention}
 		asynqServer = worker.NewServer(m.rdb, worker.ServerConfig{Concurrency: cfg.Concurrency, Queues: queues, Logger: log,
 			WebhookBackoff: cfg.WebhookBackoff})
 		if err := asynqServer.Start(w.Mux()); err != nil {
@@ -290,6 +290,13 @@ func (m *Main) runDaemon(ctx context.Context) error {
 		if _, err := scheduler.Register(fmt.Sprintf("@every %s", cfg.ReconcileInterval), asynq.NewTask(worker.TypeReconcile, nil),
 			asynq.Queue(queues.Default), asynq.Unique(cfg.ReconcileInterval/2+time.Second), asynq.MaxRetry(0)); err != nil {
 			return fmt.Errorf("schedule reconciler: %w", err)
+		}
+		if cfg.Retention > 0 {
+			every := worker.RetentionInterval(cfg.Retention)
+			if _, err := scheduler.Register(fmt.Sprintf("@every %s", every), asynq.NewTask(worker.TypeRetention, nil),
+				asynq.Queue(queues.Default), asynq.Unique(every/2+time.Second), asynq.MaxRetry(0)); err != nil {
+				return fmt.Errorf("schedule retention: %w", err)
+			}
 		}
 		if err := scheduler.Start(); err != nil {
 			return fmt.Errorf("start scheduler: %w", err)

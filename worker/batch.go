@@ -1,0 +1,140 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/identityd/identityd/store"
+)
+
+// TypeRedactBatch scrubs a batch of sessions whose redaction was requested by a bulk job or a retention run,
+// with pipelined Redis round trips. Payload: RedactBatchPayload.
+const TypeRedactBatch = "session:redact_batch"
+
+// RedactBatchPayload carries ids only.
+type RedactBatchPayload struct {
+	ScopePayload
+	BatchID    string   `json:"batch"`
+	SessionIDs []string `json:"session_ids"`
+}
+
+// batchTaskID is deterministic, so the reconciler can look a session's batch task up.
+func batchTaskID(sc store.Scope, batchID string) string {
+	return "redact_batch:" + sc.String() + ":" + batchID
+}
+
+// batchMaxRetry is low on purpose: once a batch task is archived, the reconciler hands its unfinished sessions
+// to the single-session path, with its own retries and failure records.
+const batchMaxRetry = 3
+
+// EnqueueRedactBatch schedules the scrub of a batch after the redaction delay; a duplicate is a no-op.
+func (c *Client) EnqueueRedactBatch(ctx context.Context, sc store.Scope, b store.RedactionBatch) error {
+	payload, _ := json.Marshal(RedactBatchPayload{ScopePayload: scopePayload(sc), BatchID: b.ID, SessionIDs: b.SessionIDs})
+	_, err := c.Asynq.EnqueueContext(ctx, asynq.NewTask(TypeRedactBatch, payload),
+		asynq.TaskID(batchTaskID(sc, b.ID)), asynq.Queue(c.Queues.Redact), asynq.ProcessAt(time.Now().Add(c.RedactionDelay)),
+		asynq.MaxRetry(batchMaxRetry), asynq.Retention(time.Hour))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue redaction batch: %w", err)
+	}
+	return nil
+}
+
+// HandleRedactBatch is idempotent like HandleRedact: every session ends redacted with exactly one event.
+func (w *Worker) HandleRedactBatch(ctx context.Context, t *asynq.Task) error {
+	var p RedactBatchPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("decode redact batch payload: %v: %w", err, asynq.SkipRetry)
+	}
+	return w.RedactBatch(ctx, p.scope(), p.SessionIDs)
+}
+
+// RedactBatch scrubs many sessions of one scope: one pipelined cascade over all of them, then one transaction
+// that completes them all (store.CompleteRedactions). Sessions gone, never requested or already redacted are
+// skipped. When the batch transaction keeps losing races, the sessions go through the single path one by one.
+func (w *Worker) RedactBatch(ctx context.Context, sc store.Scope, ids []string) error {
+	states, err := w.Store.RedactionStatuses(ctx, sc, ids)
+	if err != nil {
+		return fmt.Errorf("load batch: %w", err)
+	}
+	var todo []string
+	for i, state := range states {
+		if state == store.RedactionProcessing {
+			todo = append(todo, ids[i])
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	counts, err := w.Store.ScrubCascadeMany(ctx, sc, todo, w.Attempts)
+	if err != nil {
+		return fmt.Errorf("scrub batch: %w", err)
+	}
+	res, err := w.Store.CompleteRedactions(ctx, sc, todo, counts)
+	if errors.Is(err, store.ErrConflict) {
+		var errs []error
+		for _, id := range todo {
+			errs = append(errs, w.Redact(ctx, sc, id))
+		}
+		return errors.Join(errs...)
+	}
+	if err != nil {
+		return fmt.Errorf("complete batch: %w", err)
+	}
+	var evs []*store.Event
+	now := w.Store.Now()
+	for _, r := range res {
+		if r == nil || !r.New {
+			continue
+		}
+		w.Metrics.RedactionsCompleted.Inc()
+		if r.RequestedAtMillis > 0 {
+			w.Metrics.RedactionDuration.Observe(max(now.Sub(time.UnixMilli(r.RequestedAtMillis)).Seconds(), 0))
+		}
+		evs = append(evs, r.Events...)
+	}
+	w.published(ctx, sc, evs)
+	return nil
+}
+
+// batchCoverage tells, for pending sessions, which ones a live batch task will scrub; the reconciler leaves
+// those alone. A session whose batch task is gone, finished or archived is no longer covered: its batch entry
+// is dropped so the single path takes over. live caches task states across one reconcile round.
+func (w *Worker) batchCoverage(ctx context.Context, sc store.Scope, ids []string, live map[string]bool) ([]bool, error) {
+	batches, err := w.Store.RedactionBatches(ctx, sc, ids)
+	if err != nil {
+		return nil, err
+	}
+	covered := make([]bool, len(ids))
+	for i, b := range batches {
+		if b == "" {
+			continue
+		}
+		taskID := batchTaskID(sc, b)
+		alive, seen := live[taskID]
+		if !seen {
+			info, err := w.Inspector.GetTaskInfo(w.Client.Queues.Redact, taskID)
+			switch {
+			case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+			case err != nil:
+				return nil, fmt.Errorf("inspect redaction batch task: %w", err)
+			default:
+				alive = info.State != asynq.TaskStateCompleted && info.State != asynq.TaskStateArchived
+			}
+			live[taskID] = alive
+		}
+		if alive {
+			covered[i] = true
+		} else if err := w.Store.ForgetRedactionBatch(ctx, sc, ids[i]); err != nil {
+			return nil, err
+		}
+	}
+	return covered, nil
+}
