@@ -49,7 +49,7 @@ func (b *syncBuffer) String() string {
 }
 
 // startDaemon runs `identityd <role>` in-process with the test keys, fast delays and the given extra flags.
-func startDaemon(t *testing.T, r *storetest.Redis, role string, extra ...string) *daemon {
+func startDaemon(t testing.TB, r *storetest.Redis, role string, extra ...string) *daemon {
 	t.Helper()
 	logs := &syncBuffer{}
 	m := NewMain(logs, logs)
