@@ -51,13 +51,13 @@ func (b *syncBuffer) String() string {
 }
 
 // startDaemon runs `identityd <role>` in-process with the test keys, fast delays and the given extra flags.
-func startDaemon(t *testing.T, r *storetest.Redis, role string, extra ...string) *daemon {
+func startDaemon(t testing.TB, r *storetest.Redis, role string, extra ...string) *daemon {
 	t.Helper()
 	return startDaemonAt(t, r, nil, role, extra...)
 }
 
 // startDaemonAt is startDaemon with the store on clock (nil: wall clock), for tests that control `created`.
-func startDaemonAt(t *testing.T, r *storetest.Redis, clock store.Clock, role string, extra ...string) *daemon {
+func startDaemonAt(t testing.TB, r *storetest.Redis, clock store.Clock, role string, extra ...string) *daemon {
 	t.Helper()
 	logs := &syncBuffer{}
 	m := NewMain(logs, logs)
