@@ -46,7 +46,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
 	c := &benchCommand{}
 	fs.StringVar(&c.redisURL, "redis-url", env("REDIS_URL", ""), "Redis to measure (required; use a database you can spare)")
 	fs.IntVar(&c.sessions, "sessions", 20000, "sessions to seed (each verified, with a report, events and request logs)")
-	fs.IntVar(&c.redactions, "redactions", 2000, "sessions redacted one call at a time for (b)")
+	fs.IntVar(&c.redactions, "redactions", 2000, "sessions redacted one call at a time for (b), and again as many by one bulk job for (c)")
 	fs.IntVar(&c.concurrency, "concurrency", 20, "worker goroutines, for the no-op baseline and the redaction runs alike")
 	fs.IntVar(&c.listClients, "list-clients", 32, "concurrent clients of the list benchmark")
 	fs.DurationVar(&c.listDuration, "list-duration", 5*time.Second, "how long each list measurement runs")
@@ -158,6 +158,11 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	logf("redacting %d sessions with one bulk job", c.redactions)
+	bulk, err := env.bulkRedaction(ctx, c.redactions, c.concurrency)
+	if err != nil {
+		return err
+	}
 	logf("list load at %d and %d sessions", c.sessions/10, c.sessions)
 	l1, err := small.listLoad(ctx, c.listClients, c.listDuration)
 	if err != nil {
@@ -170,6 +175,7 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 	rows := []benchRow{
 		{"(a) asynq no-op tasks/s", fmt.Sprintf("%.0f", noop), fmt.Sprintf("%d tasks, concurrency %d", c.noopTasks, c.concurrency)},
 		{"(b) single-session redactions/s", fmt.Sprintf("%.0f", single), fmt.Sprintf("(b)/(a) = %.2f; request → redacted, full cascade", single/noop)},
+		{"(c) bulk redaction sessions/s", fmt.Sprintf("%.0f", bulk), fmt.Sprintf("(c)/(a) = %.2f; one job, job created → completed", bulk/noop)},
 		{fmt.Sprintf("(d) list req/s at %d sessions", c.sessions/10), fmt.Sprintf("%.0f", l1.rps), fmt.Sprintf("p50 %s, p99 %s", ms(l1.p50), ms(l1.p99))},
 		{fmt.Sprintf("(d) list req/s at %d sessions", c.sessions), fmt.Sprintf("%.0f", l2.rps), fmt.Sprintf("p50 %s, p99 %s; p50 ratio %.2f", ms(l2.p50), ms(l2.p99), float64(l2.p50)/float64(l1.p50))},
 		{"(e) Redis bytes per verified session", fmt.Sprintf("%.0f", bytesPer), "MEMORY USAGE of the account's keys ÷ sessions (report, 3 events, 3 request logs)"},

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -280,4 +281,48 @@ func (env *benchEnv) singleRedactions(ctx context.Context, n, concurrency int) (
 		time.Sleep(2 * time.Millisecond)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// bulkRedaction redacts the bench-bulk sessions with one bulk job and returns sessions/s from the job's
+// creation until it is completed (every requested session scrubbed).
+func (env *benchEnv) bulkRedaction(ctx context.Context, n, concurrency int) (float64, error) {
+	stop, err := env.startWorker(concurrency)
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, env.apiURL+"/v1/identity/bulk_redactions",
+		strings.NewReader("client_reference_id="+benchRefBulk))
+	req.Header.Set("Authorization", "Bearer "+env.key)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	var job struct {
+		ID string `json:"id"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&job)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("start bulk redaction: status %d: %v", resp.StatusCode, err)
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		b, err := env.st.GetBulkRedaction(ctx, env.scope, job.ID)
+		if err != nil {
+			return 0, err
+		}
+		if b.Done() {
+			if b.Status != store.BulkCompleted || b.Redacted != int64(n) {
+				return 0, fmt.Errorf("bulk job ended %s with %d of %d redacted", b.Status, b.Redacted, n)
+			}
+			return float64(n) / time.Since(start).Seconds(), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("bulk job not done after 10 minutes")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
