@@ -16,6 +16,7 @@ type Error struct {
 	Param   string `json:"param,omitempty"`
 }
 
+// Error implements error.
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 func invalidParam(param, code, msg string) *Error {
@@ -67,6 +68,8 @@ func toAPIError(err error, kind string) *Error {
 		return resourceMissing(kind, "id")
 	case errors.Is(err, store.ErrInvalidTransition):
 		return transitionInvalid("This " + kind + " cannot be changed in its current state.")
+	case errors.Is(err, store.ErrTooManyMetadataKeys):
+		return invalidParam("metadata", "parameter_invalid", "Invalid metadata: an object can have at most 50 keys.")
 	case errors.Is(err, store.ErrConflict):
 		return errContention
 	default:

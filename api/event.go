@@ -77,7 +77,7 @@ func contains(list []string, v string) bool {
 }
 
 func (s *Server) listRequestLogs(c *call) (any, error) {
-	object, err := c.form.NonEmpty("object")
+	object, err := c.form.ObjectID("object")
 	if err != nil {
 		return nil, err
 	}

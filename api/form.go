@@ -291,3 +291,16 @@ func (f *Form) Created(key string) (store.CreatedRange, error) {
 	}
 	return r, nil
 }
+
+// ObjectID reads an optional parameter holding an object id; one not shaped like an id identityd issues is
+// rejected, since ids become parts of Redis keys.
+func (f *Form) ObjectID(key string) (*string, error) {
+	v, err := f.NonEmpty(key)
+	if err != nil || v == nil {
+		return v, err
+	}
+	if !validObjectID(*v) {
+		return nil, invalidParam(key, "parameter_invalid", "Invalid "+key+": not an object id.")
+	}
+	return v, nil
+}

@@ -153,6 +153,14 @@ func readPage(f *Form) (store.Page, error) {
 	if err != nil {
 		return p, err
 	}
+	for _, cur := range []struct {
+		name string
+		v    *string
+	}{{"starting_after", sa}, {"ending_before", eb}} {
+		if cur.v != nil && !validObjectID(*cur.v) {
+			return p, resourceMissing("object", cur.name) // no object has such an id
+		}
+	}
 	if sa != nil && eb != nil {
 		return p, invalidParam("ending_before", "parameter_invalid", "starting_after and ending_before are mutually exclusive.")
 	}

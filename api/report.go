@@ -31,17 +31,19 @@ func (c *call) touchReport(r *store.Report) {
 func (s *Server) listReports(c *call) (any, error) {
 	f := c.form
 	var filter store.ReportFilter
-	for _, x := range []struct {
-		name string
-		dst  *string
-	}{{"verification_session", &filter.VerificationSession}, {"client_reference_id", &filter.ClientReferenceID}} {
-		v, err := f.NonEmpty(x.name)
-		if err != nil {
-			return nil, err
-		}
-		if v != nil {
-			*x.dst = *v
-		}
+	vs, err := f.ObjectID("verification_session")
+	if err != nil {
+		return nil, err
+	}
+	if vs != nil {
+		filter.VerificationSession = *vs
+	}
+	ref, err := f.NonEmpty("client_reference_id")
+	if err != nil {
+		return nil, err
+	}
+	if ref != nil {
+		filter.ClientReferenceID = *ref
 	}
 	typ, err := f.Enum("type", sessionTypes...)
 	if err != nil {

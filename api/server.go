@@ -168,6 +168,26 @@ func (s *Server) handle(pattern, kind string, h handlerFunc) {
 	})
 }
 
+// validObjectID accepts the shape of every id identityd issues: a lowercase prefix, "_", then 1–64 base62
+// characters (vs_…, vr_…, evt_…, we_…, br_…).
+func validObjectID(id string) bool {
+	prefix, rest, ok := strings.Cut(id, "_")
+	if !ok || prefix == "" || len(prefix) > 8 || rest == "" || len(rest) > 64 {
+		return false
+	}
+	for _, c := range prefix {
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	for _, c := range rest {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
 func statusText(code int) string {
 	b := []byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)}
 	return string(b)
@@ -182,6 +202,11 @@ func (s *Server) serve(c *call, method, kind string, h handlerFunc) ([]byte, int
 	c.scope = sc
 	if s.limiter != nil && !s.limiter.allow(sc.Account+"|"+authSecret(c.r)) {
 		return errorBody(errRateLimit), errRateLimit.Status, false
+	}
+	if id := c.r.PathValue("id"); id != "" && !validObjectID(id) {
+		// Ids become parts of Redis keys: anything but <prefix>_<base62> is a missing object, never a key.
+		e := resourceMissing(kind, "id")
+		return errorBody(e), e.Status, false
 	}
 	raw, apiErr := readParams(c.r, method)
 	if apiErr != nil {
@@ -249,19 +274,23 @@ func (c *call) checkUnknown() error {
 
 func (s *Server) serveIdempotent(c *call, kind string, h handlerFunc) ([]byte, int, bool) {
 	fp := fingerprint(c.r.Method, c.r.URL.Path, c.form.Params())
-	entry, started, err := s.cfg.Store.BeginIdempotent(c.ctx, c.scope, c.idemKey, fp)
+	kept := fingerprint(c.r.Method, c.r.URL.Path, store.ScrubParams(c.form.Params()))
+	entry, started, err := s.cfg.Store.BeginIdempotent(c.ctx, c.scope, c.idemKey, fp, kept)
 	if err != nil {
 		e := toAPIError(err, kind)
 		return errorBody(e), e.Status, false
 	}
 	if !started {
 		switch {
-		case entry.Fingerprint != fp:
+		case !entry.Matches(fp, kept):
 			return errorBody(errIdempotencyMismatch), errIdempotencyMismatch.Status, false
 		case entry.State != store.IdemDone:
 			return errorBody(errIdempotencyInUse), errIdempotencyInUse.Status, false
 		}
 		c.w.Header().Set("Idempotent-Replayed", "true")
+		if entry.Status >= 500 { // the same key replays the same failure: tell stripe-go not to retry it
+			c.w.Header().Set("Stripe-Should-Retry", "false")
+		}
 		c.objects = entry.Objects
 		return s.replayBody(c, entry.Body), entry.Status, s.saveLog(c, entry.Status, entry.Body)
 	}
@@ -272,7 +301,7 @@ func (s *Server) serveIdempotent(c *call, kind string, h handlerFunc) ([]byte, i
 		err = s.cfg.Store.AbandonIdempotent(context.WithoutCancel(c.ctx), c.scope, c.idemKey)
 	} else {
 		err = s.cfg.Store.FinishIdempotent(context.WithoutCancel(c.ctx), c.scope, c.idemKey,
-			&store.IdemEntry{Fingerprint: fp, Status: status, Body: c.stored(body, status), Objects: c.objects})
+			&store.IdemEntry{Fingerprint: fp, KeptFingerprint: kept, Status: status, Body: c.stored(body, status), Objects: c.objects})
 	}
 	if err != nil {
 		s.cfg.Logger.Error("idempotency bookkeeping failed", "request_id", c.requestID, "err", err)

@@ -289,7 +289,7 @@ func (s *Server) listWebhookAttempts(c *call) (any, error) {
 	if page.Created != (store.CreatedRange{}) {
 		return nil, unknownParam("created")
 	}
-	event, err := c.form.NonEmpty("event")
+	event, err := c.form.ObjectID("event")
 	if err != nil {
 		return nil, err
 	}

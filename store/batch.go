@@ -330,7 +330,7 @@ func scrubFor(kind int, raw []byte, ids []string, owners []int, counts []ScrubCo
 			return nil, err
 		}
 		for _, i := range owners {
-			e.Body, _ = ScrubJSONBytes(e.Body, ids[i])
+			e.scrub(ids[i])
 		}
 		return json.Marshal(&e)
 	case targetEvent:

@@ -96,6 +96,9 @@ func (s *Store) writeEvent(ctx context.Context, pipe redis.Pipeliner, sc Scope, 
 
 // GetEvent loads one event.
 func (s *Store) GetEvent(ctx context.Context, sc Scope, id string) (*Event, error) {
+	if !safeID(id) {
+		return nil, ErrNotFound
+	}
 	body, err := s.rdb.Get(ctx, s.eventKey(sc, id)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound

@@ -22,16 +22,35 @@ const pendingIdemTTL = time.Minute
 // IdemEntry is a cached response for an Idempotency-Key.
 type IdemEntry struct {
 	Fingerprint string          `json:"fingerprint"`
+	// KeptFingerprint hashes only the parameters a redaction keeps (ScrubParams); it survives the scrub, so a
+	// retry with the same key still replays after Fingerprint — a hash over personal data — was dropped.
+	KeptFingerprint string `json:"kept_fingerprint,omitempty"`
 	State       string          `json:"state"`
 	Status      int             `json:"status,omitempty"`
 	Body        json.RawMessage `json:"body,omitempty"`
 	Objects     []string        `json:"objects,omitempty"`
 }
 
+// scrub removes a redacted session from the cached body and drops the full fingerprint: it is a hash of the
+// request's parameters, personal data included, and low-entropy values (a phone number) could be recovered
+// from it. Matches then use KeptFingerprint.
+func (e *IdemEntry) scrub(sessionID string) {
+	e.Body, _ = ScrubJSONBytes(e.Body, sessionID)
+	e.Fingerprint = ""
+}
+
+// Matches reports whether a request with these fingerprints is the one the entry was made for.
+func (e *IdemEntry) Matches(full, kept string) bool {
+	if e.Fingerprint != "" {
+		return e.Fingerprint == full
+	}
+	return e.KeptFingerprint != "" && e.KeptFingerprint == kept
+}
+
 // BeginIdempotent claims key for a request with the given fingerprint. When it returns started=false, entry
 // is the existing one: pending (another request holds it) or done (replay it).
-func (s *Store) BeginIdempotent(ctx context.Context, sc Scope, key, fingerprint string) (entry *IdemEntry, started bool, err error) {
-	pending, _ := json.Marshal(IdemEntry{Fingerprint: fingerprint, State: IdemPending})
+func (s *Store) BeginIdempotent(ctx context.Context, sc Scope, key, fingerprint, keptFingerprint string) (entry *IdemEntry, started bool, err error) {
+	pending, _ := json.Marshal(IdemEntry{Fingerprint: fingerprint, KeptFingerprint: keptFingerprint, State: IdemPending})
 	k := s.idemKey(sc, key)
 	for i := 0; i < 3; i++ {
 		ok, err := s.rdb.SetNX(ctx, k, pending, pendingIdemTTL).Result()
@@ -62,7 +81,7 @@ func (s *Store) FinishIdempotent(ctx context.Context, sc Scope, key string, e *I
 	e.State = IdemDone
 	k := s.idemKey(sc, key)
 	ttl := s.IdempotencyTTL
-	scrub := func(sid string) { e.Body, _ = ScrubJSONBytes(e.Body, sid) }
+	scrub := e.scrub
 	err := s.saveTied(ctx, sc, SessionIDs(e.Objects), scrub, func(pipe redis.Pipeliner) {
 		body, _ := json.Marshal(e) // an IdemEntry always marshals
 		pipe.Set(ctx, k, body, ttl)

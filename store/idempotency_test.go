@@ -30,7 +30,7 @@ func TestIdempotency(t *testing.T) {
 	t.Run("BeginFinishReplay", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		entry, started, err := b.st.BeginIdempotent(ctx, b.sc, "k1", "fp1")
+		entry, started, err := b.st.BeginIdempotent(ctx, b.sc, "k1", "fp1", "kept")
 		require.NoError(t, err)
 		require.True(t, started)
 		require.Nil(t, entry)
@@ -38,20 +38,20 @@ func TestIdempotency(t *testing.T) {
 		require.Greater(t, ttl, time.Duration(0))
 		require.LessOrEqual(t, ttl, time.Minute, "a pending claim expires quickly if its request dies")
 
-		entry, started, err = b.st.BeginIdempotent(ctx, b.sc, "k1", "fp1")
+		entry, started, err = b.st.BeginIdempotent(ctx, b.sc, "k1", "fp1", "kept")
 		require.NoError(t, err)
 		require.False(t, started)
 		require.Equal(t, store.IdemPending, entry.State)
 		require.Equal(t, "fp1", entry.Fingerprint)
 
-		entry, started, err = b.st.BeginIdempotent(ctx, b.sc, "k1", "fp2")
+		entry, started, err = b.st.BeginIdempotent(ctx, b.sc, "k1", "fp2", "kept")
 		require.NoError(t, err)
 		require.False(t, started)
 		require.Equal(t, "fp1", entry.Fingerprint, "the caller compares fingerprints to detect a mismatch")
 
 		body := json.RawMessage(`{"id":"vs_x","object":"identity.verification_session"}`)
 		require.NoError(t, b.st.FinishIdempotent(ctx, b.sc, "k1", &store.IdemEntry{Fingerprint: "fp1", Status: 200, Body: body, Objects: []string{"vs_x"}}))
-		entry, started, err = b.st.BeginIdempotent(ctx, b.sc, "k1", "fp1")
+		entry, started, err = b.st.BeginIdempotent(ctx, b.sc, "k1", "fp1", "kept")
 		require.NoError(t, err)
 		require.False(t, started)
 		require.Equal(t, store.IdemDone, entry.State)
@@ -65,11 +65,11 @@ func TestIdempotency(t *testing.T) {
 	t.Run("AbandonFreesTheKey", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		_, started, err := b.st.BeginIdempotent(ctx, b.sc, "k", "fp1")
+		_, started, err := b.st.BeginIdempotent(ctx, b.sc, "k", "fp1", "kept")
 		require.NoError(t, err)
 		require.True(t, started)
 		require.NoError(t, b.st.AbandonIdempotent(ctx, b.sc, "k"))
-		_, started, err = b.st.BeginIdempotent(ctx, b.sc, "k", "fp2")
+		_, started, err = b.st.BeginIdempotent(ctx, b.sc, "k", "fp2", "kept")
 		require.NoError(t, err)
 		require.True(t, started, "an abandoned key can be used again, even with other parameters")
 		require.NoError(t, b.st.AbandonIdempotent(ctx, b.sc, "never-claimed"))
@@ -78,7 +78,7 @@ func TestIdempotency(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		for _, sc := range []store.Scope{b.sc, {Account: b.sc.Account, Livemode: true}, {Account: "acct_other"}} {
-			_, started, err := b.st.BeginIdempotent(ctx, sc, "shared", "fp")
+			_, started, err := b.st.BeginIdempotent(ctx, sc, "shared", "fp", "kept")
 			require.NoError(t, err)
 			require.True(t, started, "%+v", sc)
 		}
@@ -96,7 +96,7 @@ func TestIdempotency(t *testing.T) {
 			go func(i int) {
 				defer wg.Done()
 				<-start
-				_, results[i], errs[i] = b.st.BeginIdempotent(ctx, b.sc, "race", "fp")
+				_, results[i], errs[i] = b.st.BeginIdempotent(ctx, b.sc, "race", "fp", "kept")
 			}(i)
 		}
 		close(start)
@@ -116,13 +116,13 @@ func TestIdempotency(t *testing.T) {
 		s := b.create(t, store.SessionCreate{Metadata: map[string]string{"name": "Jenny Rosen"}})
 		body, err := json.Marshal(s)
 		require.NoError(t, err)
-		_, started, err := b.st.BeginIdempotent(ctx, b.sc, "k", "fp")
+		_, started, err := b.st.BeginIdempotent(ctx, b.sc, "k", "fp", "kept")
 		require.NoError(t, err)
 		require.True(t, started)
 		_, err = b.st.RequestRedaction(ctx, b.sc, s.ID, store.Requester{Type: store.RequestedByRequest, ID: "req_r"}, store.Origin{})
 		require.NoError(t, err)
 		require.NoError(t, b.st.FinishIdempotent(ctx, b.sc, "k", &store.IdemEntry{Fingerprint: "fp", Status: 200, Body: body, Objects: []string{s.ID}}))
-		entry, _, err := b.st.BeginIdempotent(ctx, b.sc, "k", "fp")
+		entry, _, err := b.st.BeginIdempotent(ctx, b.sc, "k", "fp", "kept")
 		require.NoError(t, err)
 		require.NotContains(t, string(entry.Body), "Jenny Rosen")
 		require.Contains(t, string(entry.Body), s.ID)
@@ -202,4 +202,15 @@ func TestRequestLogs(t *testing.T) {
 		require.False(t, more)
 		require.Equal(t, all[1:], logIDs(got))
 	})
+}
+
+func TestIdemEntry_MatchesAfterTheFullFingerprintIsDropped(t *testing.T) {
+	t.Parallel()
+	e := store.IdemEntry{Fingerprint: "full", KeptFingerprint: "kept"}
+	require.True(t, e.Matches("full", "kept"))
+	require.False(t, e.Matches("other", "kept"), "while the full fingerprint exists it decides")
+	e.Fingerprint = "" // what a redaction's scrub leaves
+	require.True(t, e.Matches("whatever", "kept"))
+	require.False(t, e.Matches("full", "other"))
+	require.False(t, (&store.IdemEntry{}).Matches("", ""), "an entry with no fingerprint matches nothing")
 }

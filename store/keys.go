@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 )
 
 // Key layout. Every key of an account carries the hash tag {acct}, so transactions stay in one cluster slot.
@@ -11,6 +12,12 @@ import (
 
 func (s *Store) base(sc Scope) string {
 	return s.prefix + ":{" + sc.Account + "}:" + sc.mode() + ":"
+}
+
+// safeID reports whether id can be part of a key without naming another key: the API only lets through ids of
+// the shape identityd issues, and the store refuses the rest as not found, as a second line of defence.
+func safeID(id string) bool {
+	return id != "" && !strings.ContainsAny(id, ":{}*?[]\\ ")
 }
 
 func hashPart(v string) string {
@@ -74,6 +81,7 @@ func (s *Store) failedRedactionsKey(sc Scope) string { return s.base(sc) + "reda
 // accountsKey is the global registry of scopes that ever had a pending redaction, for the reconciler.
 func (s *Store) accountsKey() string { return s.prefix + ":accounts" } // set of "acct|mode"
 
+// String renders the scope as "acct|mode", the form task ids and the scope registry use.
 func (sc Scope) String() string { return fmt.Sprintf("%s|%s", sc.Account, sc.mode()) }
 
 // Webhook keys (DESIGN §4.4). The endpoint's record is the only key that holds its signing secret.

@@ -55,9 +55,6 @@ type RedactionRequest struct {
 // redaction.status=processing, credentials dropped, the pending-redaction index and the audit record.
 // Calling it again changes nothing. The caller enqueues the scrub task after it returns.
 func (s *Store) RequestRedaction(ctx context.Context, sc Scope, id string, by Requester, o Origin) (*RedactionRequest, error) {
-	if err := s.registerScope(ctx, sc); err != nil {
-		return nil, err
-	}
 	fresh := false
 	sess, events, err := s.mutate(ctx, sc, id, o, func(stx *sessionTx) error {
 		var err error
@@ -165,7 +162,7 @@ func (s *Store) ScrubCascade(ctx context.Context, sc Scope, id string, attempts 
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return nil, err
 		}
-		e.Body, _ = ScrubJSONBytes(e.Body, id)
+		e.scrub(id)
 		return json.Marshal(&e)
 	}
 	if c.IdempotencyEntries, err = s.rewrite(ctx, idemKeys, func(x string) string { return x }, id, scrubIdem); err != nil {

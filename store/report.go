@@ -99,6 +99,9 @@ type ReportFilter struct {
 
 // GetReport loads one report.
 func (s *Store) GetReport(ctx context.Context, sc Scope, id string) (*Report, error) {
+	if !safeID(id) {
+		return nil, ErrNotFound
+	}
 	body, err := s.rdb.Get(ctx, s.reportKey(sc, id)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound

@@ -201,24 +201,27 @@ func scrubTyped[T any](obj *T, sessionID string) error {
 // ScrubSession applies the rules to a stored session.
 func ScrubSession(s *Session) error { return scrubTyped(s, s.ID) }
 
-// ScrubReport applies the rules to a stored report.
-func ScrubReport(r *Report) error {
-	if r.VerificationSession == nil {
-		return nil
-	}
-	return scrubTyped(r, *r.VerificationSession)
-}
+// keptParams are the exact request parameters that never hold personal data (ids, enums, booleans, numbers);
+// keptArrays are arrays of such values (key[] or key[N]). Every other parameter of a request log tied to a
+// redacted session — an unknown one included — keeps its name with the placeholder as value, and metadata
+// parameters are dropped whole, keys included.
+var keptParams = map[string]bool{"type": true, "client_reference_id": true, "related_customer": true,
+	"related_person[account]": true, "related_person[person]": true, "limit": true, "starting_after": true,
+	"ending_before": true, "status": true, "created": true, "created[gt]": true, "created[gte]": true,
+	"created[lt]": true, "created[lte]": true, "outcome": true, "last_error[code]": true, "options": true,
+	"options[document]": true, "options[document][require_id_number]": true,
+	"options[document][require_live_capture]": true, "options[document][require_matching_selfie]": true,
+	"verification_session": true, "dry_run": true, "document[type]": true, "object": true, "event": true}
 
-// keptParams are request parameters that never hold personal data; every other parameter of a request log
-// tied to a redacted session is replaced (values by the placeholder, metadata dropped whole, keys included).
-var keptParams = []string{"type", "client_reference_id", "related_customer", "related_person", "expand",
-	"limit", "starting_after", "ending_before", "status", "created", "outcome", "last_error[code]", "options",
-	"verification_session", "types", "dry_run", "url", "enabled_events", "description", "disabled", "api_version",
-	"document[type]", "object"}
+var keptArrays = []string{"expand", "types", "options[document][allowed_types]"}
 
 func keptParam(key string) bool {
-	for _, k := range keptParams {
-		if key == k || strings.HasPrefix(key, k+"[") {
+	if keptParams[key] {
+		return true
+	}
+	for _, a := range keptArrays {
+		if rest, ok := strings.CutPrefix(key, a+"["); ok && strings.HasSuffix(rest, "]") &&
+			strings.Trim(rest[:len(rest)-1], "0123456789") == "" {
 			return true
 		}
 	}

@@ -269,25 +269,6 @@ func TestScrubTyped(t *testing.T) {
 		require.Empty(t, sess.Metadata)
 		require.NotNil(t, sess.Metadata)
 	})
-	t.Run("Report", func(t *testing.T) {
-		t.Parallel()
-		var r store.Report
-		require.NoError(t, json.Unmarshal([]byte(fullReport), &r))
-		require.NoError(t, store.ScrubReport(&r))
-		require.Equal(t, []string{store.Redacted, store.Redacted}, r.Document.Files)
-		require.Equal(t, store.Redacted, *r.Document.Number)
-		require.Nil(t, r.Document.ExpirationDate)
-		require.Equal(t, store.Redacted, *r.Selfie.Selfie)
-		require.Equal(t, store.Redacted, *r.IDNumber.IDNumber)
-		require.Equal(t, "document_expired", *r.Document.Error.Code)
-	})
-	t.Run("ReportWithoutSession", func(t *testing.T) {
-		t.Parallel()
-		name := "Ada"
-		r := store.Report{ID: "vr_x", Object: "identity.verification_report", Document: &store.DocumentReport{FirstName: &name}}
-		require.NoError(t, store.ScrubReport(&r))
-		require.Equal(t, "Ada", *r.Document.FirstName)
-	})
 }
 
 func TestScrubParams(t *testing.T) {

@@ -200,6 +200,9 @@ func (s *Store) Create(ctx context.Context, sc Scope, p SessionCreate, o Origin)
 
 // Get loads one session.
 func (s *Store) Get(ctx context.Context, sc Scope, id string) (*Session, error) {
+	if !safeID(id) {
+		return nil, ErrNotFound
+	}
 	body, err := s.rdb.Get(ctx, s.sessionKey(sc, id)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
@@ -313,6 +316,9 @@ func (s *Store) Update(ctx context.Context, sc Scope, id string, p SessionUpdate
 			} else {
 				sess.Metadata[k] = v
 			}
+		}
+		if len(sess.Metadata) > MaxMetadataKeys { // the merge, not only the request, must stay in the limit
+			return ErrTooManyMetadataKeys
 		}
 		if p.UnsetOptions {
 			sess.Options = &Options{}

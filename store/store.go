@@ -18,9 +18,14 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrInvalidTransition means the call is not allowed in the object's current state.
 	ErrInvalidTransition = errors.New("status transition invalid")
+	// ErrTooManyMetadataKeys means an update would leave more than MaxMetadataKeys keys (Stripe's limit).
+	ErrTooManyMetadataKeys = errors.New("too many metadata keys")
 	// ErrConflict means an optimistic transaction kept losing races and gave up.
 	ErrConflict = errors.New("too much contention")
 )
+
+// MaxMetadataKeys is Stripe's limit on metadata keys per object.
+const MaxMetadataKeys = 50
 
 // Clock tells the time. Tests inject a fake one so that `created`, TTLs and deadlines need no sleeping.
 type Clock interface{ Now() time.Time }

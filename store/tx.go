@@ -84,6 +84,9 @@ func (stx *sessionTx) commit(ctx context.Context, pipe redis.Pipeliner, body []b
 // mutate runs fn on the current session inside WATCH/MULTI and commits the result atomically: two concurrent
 // calls can never both win, and each committed transition writes its events exactly once.
 func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn func(*sessionTx) error, watch ...string) (*Session, []*Event, error) {
+	if !safeID(id) {
+		return nil, nil, ErrNotFound
+	}
 	key := s.sessionKey(sc, id)
 	var out *Session
 	var events []*Event

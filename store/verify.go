@@ -44,9 +44,6 @@ func (s *Store) Submit(ctx context.Context, sc Scope, id string, sub *Submission
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.registerScope(ctx, sc); err != nil {
-		return nil, nil, err
-	}
 	return s.mutate(ctx, sc, id, o, func(stx *sessionTx) error {
 		if stx.sess.Redacting() || stx.sess.Status != StatusRequiresInput {
 			return ErrInvalidTransition

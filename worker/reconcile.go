@@ -34,7 +34,8 @@ func (w *Worker) Reconcile(ctx context.Context) (int, error) {
 	enqueued := 0
 	live := map[string]bool{}
 	for _, sc := range scopes {
-		ids, err := w.Store.PendingRedactions(ctx, sc, now.UnixMilli(), 10000)
+		// Only redactions whose grace period (--redaction-delay) is over: the reconciler never scrubs early.
+		ids, err := w.Store.PendingRedactions(ctx, sc, now.Add(-w.Client.RedactionDelay).UnixMilli(), 10000)
 		if err != nil {
 			return enqueued, err
 		}

@@ -70,7 +70,7 @@ func (w *Worker) logTask(next asynq.Handler) asynq.Handler {
 		}
 		args := []any{"type", t.Type(), "task_id", id}
 		fields, _ := SafeFields(t.Payload())
-		for _, k := range []string{"account", "livemode", "session_id", "submission_id", "job_id"} {
+		for _, k := range []string{"account", "livemode", "session_id", "submission_id", "batch", "bulk_redaction", "event_id", "endpoint_id"} {
 			if v, ok := fields[k]; ok {
 				args = append(args, k, v)
 			}

@@ -83,6 +83,7 @@ type benchEnv struct {
 // countRedacted is the bench's fan-out: it counts `.redacted` events so the run knows when scrubs finish.
 type countRedacted struct{ env *benchEnv }
 
+// Fanout implements events.Fanout.
 func (c countRedacted) Fanout(_ context.Context, _ store.Scope, evs []*store.Event) error {
 	for _, ev := range evs {
 		if ev.Type == store.EventSessionRedacted {

@@ -184,6 +184,9 @@ type redisServer struct {
 func startRedisServer(t testing.TB, g *processGroup) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
+	if err != nil && os.Getenv("CI") == "" {
+		t.Skip("redis-server is not installed: this test kills and restarts its own Redis (CI installs it)")
+	}
 	require.NoError(t, err, "redis-server must be installed (CI installs it)")
 	r := &redisServer{g: g, bin: bin, dir: t.TempDir(), port: freePort(t)}
 	r.start(t)
