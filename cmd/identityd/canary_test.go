@@ -70,8 +70,32 @@ func (c canaries) submission(n string) url.Values {
 
 // TestRedaction_CanaryScan is the privacy test: personal values planted through every path the API offers
 // must be gone from every key of the Redis database (asynq's included) once the redaction completed.
+// TestRedaction_CanaryScan plants unique values in every personal field, redacts, and scans every key of the
+// Redis database for them — once through the single redact call, once through a bulk job (the batched scrub path).
 func TestRedaction_CanaryScan(t *testing.T) {
 	t.Parallel()
+	t.Run("SingleRedact", func(t *testing.T) {
+		t.Parallel()
+		canaryScan(t, func(t *testing.T, api *formClient, id string) {
+			redact := api.post(t, "/v1/identity/verification_sessions/"+id+"/redact", nil, "Idempotency-Key", "canary-redact-"+store.RandomString(8))
+			require.Equal(t, http.StatusOK, redact.Status, redact.Raw)
+			require.Equal(t, "processing", jsonStr(redact.Body, "redaction.status"))
+		})
+	})
+	t.Run("BulkRedaction", func(t *testing.T) {
+		t.Parallel()
+		canaryScan(t, func(t *testing.T, api *formClient, _ string) {
+			job := api.post(t, "/v1/identity/bulk_redactions", url.Values{"client_reference_id": {"canary-order"}})
+			require.Equal(t, http.StatusOK, job.Status, job.Raw)
+			eventually(t, pollWithin, "bulk job completed", func() bool {
+				got := api.get(t, "/v1/identity/bulk_redactions/"+jsonStr(job.Body, "id"), nil)
+				return jsonStr(got.Body, "status") == "completed"
+			})
+		})
+	})
+}
+
+func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id string)) {
 	r := storetest.New(t)
 	d := startDaemon(t, r, "serve", "--verification-delay", "0s")
 	api := d.form(testKeyA)
@@ -158,8 +182,7 @@ func TestRedaction_CanaryScan(t *testing.T) {
 		require.NotEmpty(t, found[v], "canary %s was never stored; the test would prove nothing", field)
 	}
 
-	redact := ok(api.post(t, "/v1/identity/verification_sessions/"+id+"/redact", nil, "Idempotency-Key", "canary-redact-"+store.RandomString(8)))
-	require.Equal(t, "processing", jsonStr(redact.Body, "redaction.status"))
+	redactWith(t, api, id)
 	eventually(t, pollWithin, "redacted", func() bool {
 		return jsonStr(ok(api.get(t, "/v1/identity/verification_sessions/"+id, expand)).Body, "redaction.status") == "redacted"
 	})
