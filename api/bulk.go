@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/identityd/identityd/store"
@@ -83,11 +82,8 @@ func (s *Server) listBulkRedactions(c *call) (any, error) {
 		return nil, err
 	}
 	jobs, hasMore, err := s.cfg.Store.ListBulkRedactions(c.ctx, c.scope, page)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, resourceMissing("bulk redaction", cursorParam(page))
-	}
 	if err != nil {
-		return nil, err
+		return nil, listError(err, "bulk redaction", page)
 	}
 	for _, j := range jobs {
 		c.touch(j.ID)

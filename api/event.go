@@ -1,8 +1,6 @@
 package api
 
 import (
-	"errors"
-
 	"github.com/identityd/identityd/store"
 )
 
@@ -55,11 +53,8 @@ func (s *Server) listEvents(c *call) (any, error) {
 		return nil, err
 	}
 	evs, hasMore, err := s.cfg.Store.ListEvents(c.ctx, c.scope, filter, page)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, resourceMissing("event", cursorParam(page))
-	}
 	if err != nil {
-		return nil, err
+		return nil, listError(err, "event", page)
 	}
 	for _, ev := range evs {
 		c.touch(ev.ID, ev.ObjectID())
@@ -95,11 +90,8 @@ func (s *Server) listRequestLogs(c *call) (any, error) {
 		return nil, err
 	}
 	logs, hasMore, err := s.cfg.Store.ListRequestLogs(c.ctx, c.scope, *object, page)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, resourceMissing("request log", cursorParam(page))
-	}
 	if err != nil {
-		return nil, err
+		return nil, listError(err, "request log", page)
 	}
 	// This response repeats other requests' bodies, so it is tied to every object they touched.
 	c.touch(*object)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/identityd/identityd/store"
@@ -174,10 +175,15 @@ func readPage(f *Form) (store.Page, error) {
 	return p, err
 }
 
-// cursorParam names the cursor parameter for a resource_missing error on an unknown cursor.
-func cursorParam(p store.Page) string {
-	if p.EndingBefore != "" {
-		return "ending_before"
+// listError words a list's failure: a cursor naming no object of the kind is resource_missing on the cursor
+// parameter (the only way a list read finds nothing to stand on); anything else passes through.
+func listError(err error, kind string, p store.Page) error {
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
 	}
-	return "starting_after"
+	param := "starting_after"
+	if p.EndingBefore != "" {
+		param = "ending_before"
+	}
+	return resourceMissing(kind, param)
 }

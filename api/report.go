@@ -1,8 +1,6 @@
 package api
 
 import (
-	"errors"
-
 	"github.com/identityd/identityd/store"
 )
 
@@ -63,11 +61,8 @@ func (s *Server) listReports(c *call) (any, error) {
 		return nil, err
 	}
 	reports, hasMore, err := s.cfg.Store.ListReports(c.ctx, c.scope, filter, page)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, resourceMissing("verification report", cursorParam(page))
-	}
 	if err != nil {
-		return nil, err
+		return nil, listError(err, "verification report", page)
 	}
 	for _, r := range reports {
 		c.touchReport(r)

@@ -246,11 +246,8 @@ func (s *Server) listSessions(c *call) (any, error) {
 		return nil, err
 	}
 	sessions, hasMore, err := s.cfg.Store.List(c.ctx, c.scope, filter, page)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, resourceMissing("verification session", cursorParam(page))
-	}
 	if err != nil {
-		return nil, err
+		return nil, listError(err, "verification session", page)
 	}
 	views, err := c.renderSessions(c.ctx, sessions, ex)
 	if err != nil {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 
@@ -267,11 +266,8 @@ func (s *Server) listWebhookEndpoints(c *call) (any, error) {
 		return nil, err
 	}
 	eps, hasMore, err := s.cfg.Store.ListEndpoints(c.ctx, c.scope, page)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, resourceMissing("webhook endpoint", cursorParam(page))
-	}
 	if err != nil {
-		return nil, err
+		return nil, listError(err, "webhook endpoint", page)
 	}
 	for _, ep := range eps {
 		c.touch(ep.ID)
@@ -305,11 +301,8 @@ func (s *Server) listWebhookAttempts(c *call) (any, error) {
 		eventID = *event
 	}
 	as, hasMore, err := s.cfg.Store.ListAttempts(c.ctx, c.scope, id, eventID, page)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, resourceMissing("webhook attempt", cursorParam(page))
-	}
 	if err != nil {
-		return nil, err
+		return nil, listError(err, "webhook attempt", page)
 	}
 	c.touch(id)
 	return newList("/v1/webhook_endpoints/"+id+"/attempts", as, hasMore), nil

@@ -34,17 +34,11 @@ const batchMaxRetry = 3
 
 // EnqueueRedactBatch schedules the scrub of a batch after the redaction delay; a duplicate is a no-op.
 func (c *Client) EnqueueRedactBatch(ctx context.Context, sc store.Scope, b store.RedactionBatch) error {
-	payload, _ := json.Marshal(RedactBatchPayload{ScopePayload: scopePayload(sc), BatchID: b.ID, SessionIDs: b.SessionIDs})
-	_, err := c.Asynq.EnqueueContext(ctx, asynq.NewTask(TypeRedactBatch, payload),
+	_, err := c.enqueueOnce(ctx, "redaction batch", TypeRedactBatch,
+		RedactBatchPayload{ScopePayload: scopePayload(sc), BatchID: b.ID, SessionIDs: b.SessionIDs},
 		asynq.TaskID(batchTaskID(sc, b.ID)), asynq.Queue(c.Queues.Redact), asynq.ProcessAt(time.Now().Add(c.RedactionDelay)),
 		asynq.MaxRetry(batchMaxRetry), asynq.Retention(time.Hour))
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("enqueue redaction batch: %w", err)
-	}
-	return nil
+	return err
 }
 
 // HandleRedactBatch is idempotent like HandleRedact: every session ends redacted with exactly one event.

@@ -30,17 +30,10 @@ const bulkMaxRetry = 20
 
 // EnqueueBulkRedaction starts the walk of a bulk redaction job; a duplicate is a no-op.
 func (c *Client) EnqueueBulkRedaction(ctx context.Context, sc store.Scope, id string) error {
-	payload, _ := json.Marshal(BulkPayload{ScopePayload: scopePayload(sc), BulkRedactionID: id})
-	_, err := c.Asynq.EnqueueContext(ctx, asynq.NewTask(TypeBulkRedaction, payload),
+	_, err := c.enqueueOnce(ctx, "bulk redaction", TypeBulkRedaction, BulkPayload{ScopePayload: scopePayload(sc), BulkRedactionID: id},
 		asynq.TaskID(bulkTaskID(sc, id)), asynq.Queue(c.Queues.Redact), asynq.MaxRetry(bulkMaxRetry),
 		asynq.Timeout(time.Hour), asynq.Retention(24*time.Hour))
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("enqueue bulk redaction: %w", err)
-	}
-	return nil
+	return err
 }
 
 // HandleBulkRedaction runs a job's walk to its end. It resumes from the job's saved cursor, so a retry after a

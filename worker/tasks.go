@@ -94,19 +94,26 @@ func (c *Client) EnqueueVerify(ctx context.Context, sc store.Scope, sessionID, s
 	return err
 }
 
-// enqueueVerifyAt reports whether a new task was enqueued.
-func (c *Client) enqueueVerifyAt(ctx context.Context, sc store.Scope, sessionID, submissionID string, at time.Time) (bool, error) {
-	payload, _ := json.Marshal(VerifyPayload{ScopePayload: scopePayload(sc), SessionID: sessionID, SubmissionID: submissionID})
-	_, err := c.Asynq.EnqueueContext(ctx, asynq.NewTask(TypeVerifySession, payload),
-		asynq.TaskID(verifyTaskID(sc, submissionID)), asynq.Queue(c.Queues.Verify), asynq.ProcessAt(at),
-		asynq.MaxRetry(20), asynq.Retention(time.Hour))
+// enqueueOnce enqueues a task with a deterministic id (set in opts) and reports whether it is new: a task with
+// that id already existing is success, not an error — the point of deterministic ids.
+func (c *Client) enqueueOnce(ctx context.Context, what string, typ string, payload any, opts ...asynq.Option) (bool, error) {
+	body, _ := json.Marshal(payload) // payloads are id-only structs; they always marshal
+	_, err := c.Asynq.EnqueueContext(ctx, asynq.NewTask(typ, body), opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("enqueue verify: %w", err)
+		return false, fmt.Errorf("enqueue %s: %w", what, err)
 	}
 	return true, nil
+}
+
+// enqueueVerifyAt reports whether a new task was enqueued.
+func (c *Client) enqueueVerifyAt(ctx context.Context, sc store.Scope, sessionID, submissionID string, at time.Time) (bool, error) {
+	return c.enqueueOnce(ctx, "verify", TypeVerifySession,
+		VerifyPayload{ScopePayload: scopePayload(sc), SessionID: sessionID, SubmissionID: submissionID},
+		asynq.TaskID(verifyTaskID(sc, submissionID)), asynq.Queue(c.Queues.Verify), asynq.ProcessAt(at),
+		asynq.MaxRetry(20), asynq.Retention(time.Hour))
 }
 
 // EnqueueRedact schedules the scrub of a session after the redaction delay; a duplicate is a no-op.
@@ -117,15 +124,7 @@ func (c *Client) EnqueueRedact(ctx context.Context, sc store.Scope, sessionID st
 
 // enqueueRedactAt reports whether a new task was enqueued.
 func (c *Client) enqueueRedactAt(ctx context.Context, sc store.Scope, sessionID string, at time.Time) (bool, error) {
-	payload, _ := json.Marshal(RedactPayload{ScopePayload: scopePayload(sc), SessionID: sessionID})
-	_, err := c.Asynq.EnqueueContext(ctx, asynq.NewTask(TypeRedactSession, payload),
+	return c.enqueueOnce(ctx, "redact", TypeRedactSession, RedactPayload{ScopePayload: scopePayload(sc), SessionID: sessionID},
 		asynq.TaskID(redactTaskID(sc, sessionID)), asynq.Queue(c.Queues.Redact), asynq.ProcessAt(at),
 		asynq.MaxRetry(redactMaxRetry), asynq.Retention(redactRetention))
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("enqueue redact: %w", err)
-	}
-	return true, nil
 }
