@@ -1,0 +1,218 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/identityd/identityd/events"
+	"github.com/identityd/identityd/store"
+	"github.com/identityd/identityd/store/storetest"
+	"github.com/identityd/identityd/worker"
+)
+
+// Benchmarks of the redaction task without the queue: the handler's work on sessions already requested. Each
+// session is verified, with its report, its 3 events (created, processing, verified) and 3 request logs
+// (create, submit, retrieve with the report expanded); b.N sessions are seeded before the timer starts. They
+// run on miniredis by default and on a real Redis with TEST_REDIS_URL:
+//
+//	TEST_REDIS_URL=redis://127.0.0.1:6379/12 go test -run '^$' -bench 'Redact(Parallel|Batch)?$' -benchtime 2000x ./worker/
+
+// redactBench is a worker over a store holding sessions whose redaction was requested.
+type redactBench struct {
+	st  *store.Store
+	sc  store.Scope
+	w   *worker.Worker
+	ids []string
+}
+
+// newRedactBench seeds n redactable sessions on a fresh namespace; the worker is wired as cmd/identityd wires
+// it (webhook attempts scrubbed through the store), without an asynq server.
+func newRedactBench(b *testing.B, n int) *redactBench {
+	b.Helper()
+	r := storetest.New(b)
+	st := r.Store(nil)
+	metrics := events.NewMetrics(nil)
+	rb := &redactBench{st: st, sc: store.Scope{Account: "acct_bench"}, ids: make([]string, n),
+		w: &worker.Worker{Store: st, Metrics: metrics, Emitter: &events.Emitter{Metrics: metrics}, Attempts: st.SessionAttempts}}
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(n) && failed.Load() == nil; i = next.Add(1) - 1 {
+				id, err := rb.seedOne()
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				rb.ids[i] = id
+			}
+		}()
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	return rb
+}
+
+// seedOne walks one session through the API's store calls: create, submit, verification, a retrieve with
+// the report expanded (a request log for each of the three requests), then the redaction request.
+func (rb *redactBench) seedOne() (string, error) {
+	ctx, st, sc := context.Background(), rb.st, rb.sc
+	sess, _, err := st.Create(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: ptr("user_42"),
+		Metadata:        map[string]string{"customer_name": "Ada Lovelace", "order_id": "6735"},
+		Options:         &store.Options{Document: &store.DocumentOptions{RequireMatchingSelfie: ptr(true)}},
+		ProvidedDetails: &store.ProvidedDetails{Email: ptr("ada@example.com"), Phone: ptr("+15555550100")}},
+		store.Origin{RequestID: "req_create"})
+	if err != nil {
+		return "", err
+	}
+	id := sess.ID
+	if err := saveLog(ctx, st, sc, "POST", "/v1/identity/verification_sessions", sess, []store.Param{
+		{Key: "client_reference_id", Value: "user_42"}, {Key: "metadata[customer_name]", Value: "Ada Lovelace"},
+		{Key: "metadata[order_id]", Value: "6735"}, {Key: "options[document][require_matching_selfie]", Value: "true"},
+		{Key: "provided_details[email]", Value: "ada@example.com"}, {Key: "provided_details[phone]", Value: "+15555550100"},
+		{Key: "type", Value: "document"}}, id); err != nil {
+		return "", err
+	}
+	vo := store.VerifiedOutputs{FirstName: ptr("Ada"), LastName: ptr("Lovelace"), IDNumber: ptr("123-45-6789"),
+		IDNumberType: ptr("us_ssn"), Email: ptr("ada@example.com"), Phone: ptr("+15555550100"), Sex: ptr("female"),
+		Dob:     &store.Date{Day: ptr(int64(10)), Month: ptr(int64(12)), Year: ptr(int64(1815))},
+		Address: &store.Address{City: ptr("London"), Country: ptr("GB"), Line1: ptr("1 Lovelace Rd"), PostalCode: ptr("N1 1AA")}}
+	sub := &store.Submission{Outcome: store.OutcomeVerified, VerifiedOutputs: vo, Document: store.SubmittedDoc{
+		Type: ptr("passport"), Number: ptr("P1234567"), IssuingCountry: ptr("GB"), Files: []string{"file_front", "file_back"},
+		ExpirationDate: &store.Date{Day: ptr(int64(1)), Month: ptr(int64(1)), Year: ptr(int64(2030))}}}
+	sess, _, err = st.Submit(ctx, sc, id, sub, store.Origin{RequestID: "req_submit"})
+	if err != nil {
+		return "", err
+	}
+	if err := saveLog(ctx, st, sc, "POST", "/v1/test_helpers/identity/verification_sessions/"+id+"/submit", sess, []store.Param{
+		{Key: "outcome", Value: "verified"}, {Key: "verified_outputs[first_name]", Value: "Ada"},
+		{Key: "verified_outputs[last_name]", Value: "Lovelace"}, {Key: "verified_outputs[id_number]", Value: "123-45-6789"},
+		{Key: "document[type]", Value: "passport"}, {Key: "document[number]", Value: "P1234567"}}, id); err != nil {
+		return "", err
+	}
+	sess, report, _, err := st.CompleteVerification(ctx, sc, id, sub.ID)
+	if err != nil {
+		return "", err
+	}
+	expanded := struct {
+		*store.Session
+		LastVerificationReport *store.Report `json:"last_verification_report"`
+	}{sess, report}
+	if err := saveLog(ctx, st, sc, "GET", "/v1/identity/verification_sessions/"+id, expanded,
+		[]store.Param{{Key: "expand[0]", Value: "last_verification_report"}}, id, report.ID); err != nil {
+		return "", err
+	}
+	_, err = st.RequestRedaction(ctx, sc, id, store.Requester{Type: store.RequestedByRequest, ID: "req_redact"},
+		store.Origin{RequestID: "req_redact"})
+	return id, err
+}
+
+// saveLog stores a request log answered with body, tied to objects.
+func saveLog(ctx context.Context, st *store.Store, sc store.Scope, method, path string, body any, params []store.Param, objects ...string) error {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	return st.SaveRequestLog(ctx, sc, &store.RequestLog{ID: store.NewID("req"), Created: st.Now().Unix(),
+		Method: method, Path: path, Status: 200, Params: params, Response: raw, Objects: objects})
+}
+
+// check fails b unless the session is redacted with the whole cascade counted and its report scrubbed.
+func (rb *redactBench) check(b *testing.B, id string) {
+	b.Helper()
+	ctx := context.Background()
+	rec, err := rb.st.RedactionRecord(ctx, rb.sc, id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := store.ScrubCounts{VerificationReports: 1, Events: 3, RequestLogs: 3}
+	if rec.CompletedAt == nil || rec.Scrubbed != want {
+		b.Fatalf("redaction of %s: completed %v, scrubbed %+v, want %+v", id, rec.CompletedAt != nil, rec.Scrubbed, want)
+	}
+	sess, err := rb.st.Get(ctx, rb.sc, id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := rb.st.GetReport(ctx, rb.sc, *sess.LastVerificationReport)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := json.Marshal(r)
+	if sess.Redaction.Status != store.RedactionRedacted || strings.Contains(string(body), "Lovelace") {
+		b.Fatalf("session %s not redacted (%s) or its report kept personal data", id, sess.Redaction.Status)
+	}
+}
+
+// BenchmarkRedact times the single-session path, one session per op: Worker.Redact (load, ScrubCascade over
+// the report, events, request logs, idempotent responses and webhook attempts, then CompleteRedaction).
+func BenchmarkRedact(b *testing.B) {
+	rb := newRedactBench(b, b.N)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, id := range rb.ids {
+		if err := rb.w.Redact(ctx, rb.sc, id); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
+	rb.check(b, rb.ids[0])
+	rb.check(b, rb.ids[b.N-1])
+}
+
+// BenchmarkRedactParallel is BenchmarkRedact from 20 goroutines at once, the default worker concurrency: the
+// handler's throughput without asynq's fetch loop in front of it.
+func BenchmarkRedactParallel(b *testing.B) {
+	rb := newRedactBench(b, b.N)
+	ctx := context.Background()
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	b.ReportAllocs()
+	b.SetParallelism(max(1, 20/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := rb.w.Redact(ctx, rb.sc, rb.ids[next.Add(1)-1]); err != nil {
+				failed.CompareAndSwap(nil, &err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
+	rb.check(b, rb.ids[0])
+	rb.check(b, rb.ids[b.N-1])
+}
+
+// BenchmarkRedactBatch times the batched path (bulk jobs, retention), reported per session: Worker.RedactBatch
+// over batches of 100 (the store's default batch size), one pipelined cascade and one transaction each.
+func BenchmarkRedactBatch(b *testing.B) {
+	const batch = 100
+	rb := newRedactBench(b, b.N)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for start := 0; start < len(rb.ids); start += batch {
+		if err := rb.w.RedactBatch(ctx, rb.sc, rb.ids[start:min(start+batch, len(rb.ids))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
+	rb.check(b, rb.ids[0])
+	rb.check(b, rb.ids[b.N-1])
+}
