@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/identityd/identityd/api"
 	"github.com/identityd/identityd/events"
 	"github.com/identityd/identityd/store"
@@ -120,6 +122,8 @@ func BenchmarkServer_ListSessions(b *testing.B) {
 		b.Fatalf("seeded %d requires_input sessions (%v), want %d", n, err, sessions*3/4)
 	}
 	b.Logf("seeded %d sessions in %v", sessions, time.Since(start).Round(time.Millisecond))
+	rtts := &roundTrips{}
+	bench.redis.Client.AddHook(rtts)
 	client := bench.srv.Client()
 	tr := client.Transport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64 // keep-alive for every parallel client, as wrk does
@@ -150,16 +154,19 @@ func BenchmarkServer_ListSessions(b *testing.B) {
 
 	b.Run("Serial", func(b *testing.B) {
 		b.ReportAllocs()
+		rtts.n.Store(0)
 		for b.Loop() {
 			if err := get(); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		b.ReportMetric(float64(rtts.n.Load())/float64(b.N), "rtt/req")
 	})
 	b.Run("Parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetParallelism(16) // × GOMAXPROCS goroutines: 32 on two cores
+		rtts.n.Store(0)
 		var failed atomic.Pointer[error]
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -173,7 +180,22 @@ func BenchmarkServer_ListSessions(b *testing.B) {
 			b.Fatal(*err)
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		b.ReportMetric(float64(rtts.n.Load())/float64(b.N), "rtt/req")
 	})
+}
+
+// roundTrips is a go-redis hook that counts round trips to Redis (one per command, one per pipeline or
+// MULTI/EXEC).
+type roundTrips struct{ n atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
 
 // checkList fails b unless the list answers ten requires_input sessions and more to come.

@@ -3,11 +3,14 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/identityd/identityd/events"
 	"github.com/identityd/identityd/store"
@@ -28,6 +31,35 @@ type redactBench struct {
 	sc  store.Scope
 	w   *worker.Worker
 	ids []string
+	// rtts counts Redis round trips (one per command, one per pipeline or MULTI/EXEC).
+	rtts *roundTrips
+}
+
+// roundTrips is a go-redis hook that counts round trips to Redis.
+type roundTrips struct{ n atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+// start zeroes the counters once seeding is done.
+func (rb *redactBench) start(b *testing.B) {
+	b.ReportAllocs()
+	rb.rtts.n.Store(0)
+	b.ResetTimer()
+}
+
+// report stops the timer and reports sessions/s and round trips per session.
+func (rb *redactBench) report(b *testing.B) {
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
+	b.ReportMetric(float64(rb.rtts.n.Load())/float64(b.N), "rtt/session")
 }
 
 // newRedactBench seeds n redactable sessions on a fresh namespace; the worker is wired as cmd/identityd wires
@@ -37,7 +69,7 @@ func newRedactBench(b *testing.B, n int) *redactBench {
 	r := storetest.New(b)
 	st := r.Store(nil)
 	metrics := events.NewMetrics(nil)
-	rb := &redactBench{st: st, sc: store.Scope{Account: "acct_bench"}, ids: make([]string, n),
+	rb := &redactBench{st: st, sc: store.Scope{Account: "acct_bench"}, ids: make([]string, n), rtts: &roundTrips{},
 		w: &worker.Worker{Store: st, Metrics: metrics, Emitter: &events.Emitter{Metrics: metrics}, Attempts: st.SessionAttempts}}
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
@@ -60,6 +92,7 @@ func newRedactBench(b *testing.B, n int) *redactBench {
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
+	r.Client.AddHook(rb.rtts)
 	return rb
 }
 
@@ -158,15 +191,13 @@ func (rb *redactBench) check(b *testing.B, id string) {
 func BenchmarkRedact(b *testing.B) {
 	rb := newRedactBench(b, b.N)
 	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
+	rb.start(b)
 	for _, id := range rb.ids {
 		if err := rb.w.Redact(ctx, rb.sc, id); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
+	rb.report(b)
 	rb.check(b, rb.ids[0])
 	rb.check(b, rb.ids[b.N-1])
 }
@@ -178,9 +209,8 @@ func BenchmarkRedactParallel(b *testing.B) {
 	ctx := context.Background()
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
-	b.ReportAllocs()
 	b.SetParallelism(max(1, 20/runtime.GOMAXPROCS(0)))
-	b.ResetTimer()
+	rb.start(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := rb.w.Redact(ctx, rb.sc, rb.ids[next.Add(1)-1]); err != nil {
@@ -189,30 +219,32 @@ func BenchmarkRedactParallel(b *testing.B) {
 			}
 		}
 	})
-	b.StopTimer()
+	rb.report(b)
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
 	rb.check(b, rb.ids[0])
 	rb.check(b, rb.ids[b.N-1])
 }
 
 // BenchmarkRedactBatch times the batched path (bulk jobs, retention), reported per session: Worker.RedactBatch
 // over batches of 100 (the store's default batch size), one pipelined cascade and one transaction each.
+// "size=1" runs the same path one session at a time: what the single path would cost if it reused the
+// batched cascade (pipelined index reads, one MGET, typed scrubs) instead of its sequential round trips.
 func BenchmarkRedactBatch(b *testing.B) {
-	const batch = 100
-	rb := newRedactBench(b, b.N)
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for start := 0; start < len(rb.ids); start += batch {
-		if err := rb.w.RedactBatch(ctx, rb.sc, rb.ids[start:min(start+batch, len(rb.ids))]); err != nil {
-			b.Fatal(err)
-		}
+	for _, size := range []int{100, 1} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			rb := newRedactBench(b, b.N)
+			ctx := context.Background()
+			rb.start(b)
+			for start := 0; start < len(rb.ids); start += size {
+				if err := rb.w.RedactBatch(ctx, rb.sc, rb.ids[start:min(start+size, len(rb.ids))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			rb.report(b)
+			rb.check(b, rb.ids[0])
+			rb.check(b, rb.ids[b.N-1])
+		})
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
-	rb.check(b, rb.ids[0])
-	rb.check(b, rb.ids[b.N-1])
 }
