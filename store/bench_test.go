@@ -1,0 +1,224 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/identityd/identityd/store"
+	"github.com/identityd/identityd/store/storetest"
+)
+
+// Hot-path benchmarks of the store. They run on miniredis by default and on a real Redis with TEST_REDIS_URL:
+//
+//	TEST_REDIS_URL=redis://127.0.0.1:6379/12 go test -run '^$' -bench . -benchmem ./store/
+
+// expandedSession is fullSession (every personal field set) with its last verification report expanded
+// (fullReport, every check present), as a response to `expand[]=last_verification_report` renders it.
+func expandedSession(b *testing.B) []byte {
+	b.Helper()
+	body := strings.Replace(fullSession, `"last_verification_report": "vr_1"`, `"last_verification_report": `+fullReport, 1)
+	var doc any
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		b.Fatal(err)
+	}
+	compact, err := json.Marshal(doc) // as stored: compact JSON
+	if err != nil {
+		b.Fatal(err)
+	}
+	return compact
+}
+
+// BenchmarkScrubJSON scrubs a session with every personal field and an expanded report, as bytes — what the
+// redaction worker does to every event snapshot, request-log response and cached idempotent response.
+func BenchmarkScrubJSON(b *testing.B) {
+	body := expandedSession(b)
+	out, found := store.ScrubJSONBytes(body, "vs_1")
+	if !found || bytes.Contains(out, []byte("Lovelace")) || bytes.Contains(out, []byte("123-45-6789")) {
+		b.Fatalf("scrub left personal data (found %v): %s", found, out)
+	}
+	b.Run("Match", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			if _, found := store.ScrubJSONBytes(body, "vs_1"); !found {
+				b.Fatal("session not found")
+			}
+		}
+	})
+	// A body that does not mention the session: the cheap path every other object takes.
+	b.Run("OtherSession", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			if _, found := store.ScrubJSONBytes(body, "vs_0000000000000000000000"); found {
+				b.Fatal("scrubbed another session")
+			}
+		}
+	})
+}
+
+// benchStore is a store on its own namespace for a benchmark run, and a counter of its Redis round trips.
+func benchStore(b *testing.B) (*store.Store, store.Scope, *roundTrips) {
+	b.Helper()
+	r := storetest.New(b)
+	rtts := &roundTrips{}
+	r.Client.AddHook(rtts)
+	return r.Store(storetest.NewFakeClock(t0)), store.Scope{Account: "acct_bench"}, rtts
+}
+
+// roundTrips is a go-redis hook that counts round trips to Redis (one per command, one per pipeline or
+// MULTI/EXEC).
+type roundTrips struct{ n atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+// report reports round trips per op (counted since the last reset).
+func (h *roundTrips) report(b *testing.B, unit string) {
+	b.ReportMetric(float64(h.n.Load())/float64(b.N), unit)
+}
+
+// createParams are the parameters of a realistic create call.
+func createParams() store.SessionCreate {
+	return store.SessionCreate{Type: "document", ClientReferenceID: ptr("user_42"),
+		Metadata: map[string]string{"customer_name": "Jenny Rosen", "order_id": "6735"},
+		Options: &store.Options{Document: &store.DocumentOptions{AllowedTypes: []string{"driving_license", "passport"},
+			RequireMatchingSelfie: ptr(true)}},
+		ProvidedDetails: &store.ProvidedDetails{Email: ptr("jenny.rosen@example.com"), Phone: ptr("+15555550123")}}
+}
+
+// parallelSeed runs fn(i) for i in [from, to) on 16 goroutines and fails b on the first error.
+func parallelSeed(b *testing.B, from, to int, fn func(i int) error) {
+	b.Helper()
+	next := atomic.Int64{}
+	next.Store(int64(from))
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(to) && failed.Load() == nil; i = next.Add(1) - 1 {
+				if err := fn(int(i)); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+}
+
+// BenchmarkList times store.List, one page of 10 with a status filter, at 1,000 and 10,000 sessions in the
+// account (a quarter canceled; the list asks for requires_input). The index walk is by lex range, so the time
+// per page should not grow with the store.
+func BenchmarkList(b *testing.B) {
+	st, sc, rtts := benchStore(b)
+	ctx := context.Background()
+	seeded := 0
+	for _, size := range []int{1000, 10000} {
+		parallelSeed(b, seeded, size, func(i int) error {
+			sess, _, err := st.Create(ctx, sc, createParams(), store.Origin{RequestID: "req_seed"})
+			if err == nil && i%4 == 3 {
+				_, _, err = st.Cancel(ctx, sc, sess.ID, store.Origin{RequestID: "req_seed"})
+			}
+			return err
+		})
+		seeded = size
+		b.Run(fmt.Sprintf("sessions=%d", size), func(b *testing.B) {
+			b.ReportAllocs()
+			rtts.n.Store(0)
+			for b.Loop() {
+				page, more, err := st.List(ctx, sc, store.SessionFilter{Status: store.StatusRequiresInput}, store.Page{Limit: 10})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(page) != 10 || !more || page[0].Status != store.StatusRequiresInput {
+					b.Fatalf("list gave %d sessions (more %v)", len(page), more)
+				}
+			}
+			rtts.report(b, "rtt/op")
+		})
+	}
+}
+
+// BenchmarkCreate times store.Create with realistic parameters: the session, its indexes and its `.created`
+// event in one MULTI/EXEC.
+func BenchmarkCreate(b *testing.B) {
+	st, sc, rtts := benchStore(b)
+	ctx := context.Background()
+	p := createParams()
+	if _, _, err := st.Create(ctx, sc, p, store.Origin{}); err != nil { // registers the account once
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	rtts.n.Store(0)
+	for b.Loop() {
+		if _, evs, err := st.Create(ctx, sc, p, store.Origin{RequestID: "req_bench"}); err != nil || len(evs) != 1 {
+			b.Fatalf("create: %v (%d events)", err, len(evs))
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
+	rtts.report(b, "rtt/op")
+}
+
+// BenchmarkSaveRequestLog times storing the request log of a create call (its parameters and the session
+// as answered), tied to the session: WATCH on the session, MGET, then MULTI with the log and its index.
+func BenchmarkSaveRequestLog(b *testing.B) {
+	st, sc, rtts := benchStore(b)
+	ctx := context.Background()
+	var ids []string
+	var bodies [][]byte
+	for range 16 {
+		sess, _, err := st.Create(ctx, sc, createParams(), store.Origin{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := json.Marshal(sess)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids, bodies = append(ids, sess.ID), append(bodies, body)
+	}
+	params := []store.Param{{Key: "client_reference_id", Value: "user_42"}, {Key: "metadata[customer_name]", Value: "Jenny Rosen"},
+		{Key: "metadata[order_id]", Value: "6735"}, {Key: "options[document][allowed_types][0]", Value: "driving_license"},
+		{Key: "options[document][allowed_types][1]", Value: "passport"}, {Key: "options[document][require_matching_selfie]", Value: "true"},
+		{Key: "provided_details[email]", Value: "jenny.rosen@example.com"}, {Key: "provided_details[phone]", Value: "+15555550123"},
+		{Key: "type", Value: "document"}}
+	b.ReportAllocs()
+	rtts.n.Store(0)
+	i := 0
+	for b.Loop() {
+		l := &store.RequestLog{ID: store.NewID("req"), Created: t0.Unix(), Method: "POST",
+			Path: "/v1/identity/verification_sessions", Status: 200, Params: params,
+			Response: bodies[i%len(ids)], Objects: []string{ids[i%len(ids)]}}
+		if err := st.SaveRequestLog(ctx, sc, l); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logs/s")
+	rtts.report(b, "rtt/op")
+	logs, _, err := st.ListRequestLogs(ctx, sc, ids[0], store.Page{Limit: 1})
+	if err != nil || len(logs) != 1 || logs[0].Method != "POST" {
+		b.Fatalf("request log not stored: %v", err)
+	}
+}
