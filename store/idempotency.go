@@ -21,14 +21,14 @@ const pendingIdemTTL = time.Minute
 
 // IdemEntry is a cached response for an Idempotency-Key.
 type IdemEntry struct {
-	Fingerprint string          `json:"fingerprint"`
+	Fingerprint string `json:"fingerprint"`
 	// KeptFingerprint hashes only the parameters a redaction keeps (ScrubParams); it survives the scrub, so a
 	// retry with the same key still replays after Fingerprint — a hash over personal data — was dropped.
-	KeptFingerprint string `json:"kept_fingerprint,omitempty"`
-	State       string          `json:"state"`
-	Status      int             `json:"status,omitempty"`
-	Body        json.RawMessage `json:"body,omitempty"`
-	Objects     []string        `json:"objects,omitempty"`
+	KeptFingerprint string          `json:"kept_fingerprint,omitempty"`
+	State           string          `json:"state"`
+	Status          int             `json:"status,omitempty"`
+	Body            json.RawMessage `json:"body,omitempty"`
+	Objects         []string        `json:"objects,omitempty"`
 }
 
 // scrub removes a redacted session from the cached body and drops the full fingerprint: it is a hash of the

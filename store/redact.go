@@ -97,7 +97,13 @@ func (stx *sessionTx) requestRedaction(by Requester) (bool, error) {
 
 // RedactionRecord returns a session's audit record; ErrNotFound when it was never redacted.
 func (s *Store) RedactionRecord(ctx context.Context, sc Scope, id string) (*RedactionRecord, error) {
-	raw, err := s.rdb.Get(ctx, s.redactionRecordKey(sc, id)).Bytes()
+	return s.readRedactionRecord(ctx, s.rdb, sc, id)
+}
+
+// readRedactionRecord reads through c: inside a transaction callback that is the WATCH connection, so the
+// callback never needs a second pooled connection while it holds one.
+func (s *Store) readRedactionRecord(ctx context.Context, c redis.Cmdable, sc Scope, id string) (*RedactionRecord, error) {
+	raw, err := c.Get(ctx, s.redactionRecordKey(sc, id)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	}
@@ -242,12 +248,12 @@ func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string, coun
 			stx.unchanged = true
 			return nil
 		}
-		rec, err := s.RedactionRecord(ctx, sc, id)
+		rec, err := s.readRedactionRecord(ctx, stx.tx, sc, id)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		requestedAt := int64(-1)
-		if ms, err := s.rdb.ZScore(ctx, s.pendingRedactionsKey(sc), id).Result(); err == nil {
+		if ms, err := stx.tx.ZScore(ctx, s.pendingRedactionsKey(sc), id).Result(); err == nil {
 			requestedAt = int64(ms)
 		}
 		if res.RequestedAtMillis, err = stx.completeRedaction(rec, requestedAt, counts); err != nil {

@@ -12,7 +12,10 @@ import (
 // sessionTx is one optimistic transaction on a session: the callback mutates sess, may emit events and queue
 // extra writes, and everything commits in one MULTI/EXEC or not at all.
 type sessionTx struct {
-	store     *Store
+	store *Store
+	// tx is the WATCH connection: reads inside the callback go through it, never through a second pooled
+	// connection (twenty handlers each holding one and waiting for another would drain the pool).
+	tx        *redis.Tx
 	scope     Scope
 	sess      *Session
 	origin    Origin
@@ -102,7 +105,7 @@ func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn fu
 		if err := json.Unmarshal(body, &sess); err != nil {
 			return fmt.Errorf("decode session %s: %w", id, err)
 		}
-		stx := &sessionTx{store: s, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status}
+		stx := &sessionTx{store: s, tx: tx, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status}
 		if err := fn(stx); err != nil {
 			return err
 		}

@@ -67,10 +67,10 @@ func (s *Store) CompleteVerification(ctx context.Context, sc Scope, id, submissi
 	var report *Report
 	sess, events, err := s.mutate(ctx, sc, id, Origin{}, func(stx *sessionTx) error {
 		report = nil
-		raw, err := stx.store.rdb.Get(ctx, subKey).Bytes()
+		raw, err := stx.tx.Get(ctx, subKey).Bytes()
 		if errors.Is(err, redis.Nil) {
 			stx.unchanged = true
-			return s.rdb.ZRem(ctx, s.pendingVerificationsKey(sc), id+"|"+submissionID).Err()
+			return stx.tx.ZRem(ctx, s.pendingVerificationsKey(sc), id+"|"+submissionID).Err()
 		}
 		if err != nil {
 			return fmt.Errorf("get submission: %w", err)
@@ -82,7 +82,7 @@ func (s *Store) CompleteVerification(ctx context.Context, sc Scope, id, submissi
 		if stx.sess.Redacting() || stx.sess.Status != StatusProcessing || (submissionID != "" && sub.ID != submissionID) {
 			stx.unchanged = true
 			if stx.sess.Redacting() { // the data must not outlive the redaction request
-				return s.rdb.Del(ctx, subKey).Err()
+				return stx.tx.Del(ctx, subKey).Err()
 			}
 			return nil // a stale task: a newer submission is pending, or this one is done
 		}

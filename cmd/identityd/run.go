@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,11 +138,14 @@ func (m *Main) connect(log *slog.Logger) error {
 	cfg := m.cfg
 	switch {
 	case len(cfg.RedisCluster) > 0:
-		m.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.RedisCluster})
+		m.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.RedisCluster, PoolSize: m.poolSize()})
 	case cfg.RedisURL != "":
 		opt, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
 			return fmt.Errorf("invalid --redis-url: %v", err)
+		}
+		if opt.PoolSize == 0 { // the URL may set pool_size; otherwise size it for the worker pool
+			opt.PoolSize = m.poolSize()
 		}
 		m.rdb = redis.NewClient(opt)
 	default:
@@ -153,7 +157,7 @@ func (m *Main) connect(log *slog.Logger) error {
 		m.closers = append(m.closers, func() error { mini.Close(); return nil })
 		stop := advanceMiniredisClock(mini)
 		m.closers = append(m.closers, func() error { stop(); return nil })
-		m.rdb = redis.NewClient(&redis.Options{Addr: mini.Addr()})
+		m.rdb = redis.NewClient(&redis.Options{Addr: mini.Addr(), PoolSize: m.poolSize()})
 		log.Warn("EMBEDDED IN-MEMORY REDIS: nothing survives a restart — sessions, events, pending redactions and " +
 			"queued jobs are lost when this process exits. Set --redis-url for anything but a trial.")
 	}
@@ -165,6 +169,13 @@ func (m *Main) connect(log *slog.Logger) error {
 		return fmt.Errorf("redis does not answer: %v", err)
 	}
 	return nil
+}
+
+// poolSize sizes the shared Redis pool: asynq's own connections plus up to two per running task (a handler
+// holds its transaction's connection while a pipeline may take another), and room for API requests. go-redis's
+// default of 10 × GOMAXPROCS is 20 on two cores — as many as the default --concurrency alone.
+func (m *Main) poolSize() int {
+	return max(10*runtime.GOMAXPROCS(0), 2*m.cfg.Concurrency+32)
 }
 
 // advanceMiniredisClock makes the embedded Redis expire keys with real time (miniredis only moves its clock
