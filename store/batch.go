@@ -429,14 +429,8 @@ func (s *Store) RedactionStatuses(ctx context.Context, sc Scope, ids []string) (
 		if !ok {
 			continue
 		}
-		var head struct {
-			Redaction *Redaction `json:"redaction"`
-		}
-		if err := json.Unmarshal([]byte(str), &head); err != nil {
-			return nil, fmt.Errorf("decode session %s: %w", ids[i], err)
-		}
-		if head.Redaction != nil {
-			out[i] = head.Redaction.Status
+		if r := sessionRedaction([]byte(str)); r != nil {
+			out[i] = r.Status
 		}
 	}
 	return out, nil

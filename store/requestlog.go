@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -40,7 +41,7 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 	ttl := s.RequestLogTTL
 	member := indexMember(l.Created, l.ID)
 	err := s.saveTied(ctx, sc, SessionIDs(l.Objects), l.scrub, func(pipe redis.Pipeliner) {
-		body, _ := json.Marshal(l) // a RequestLog always marshals
+		body := l.encode()
 		pipe.Set(ctx, s.requestLogKey(sc, l.ID), body, ttl)
 		for _, id := range l.Objects {
 			key := s.objectLogsKey(sc, id)
@@ -73,4 +74,28 @@ func (s *Store) ListRequestLogs(ctx context.Context, sc Scope, object string, p 
 	return listFiltered(ctx, s, s.objectLogsKey(sc, object), p, cursor, func(ctx context.Context, ids []string) ([]*RequestLog, error) {
 		return mget[RequestLog](ctx, s, ids, func(id string) string { return s.requestLogKey(sc, id) })
 	}, nil)
+}
+
+// responsePlaceholder stands in for the response while the rest of a log is marshalled: the response is
+// already JSON (rendered or scrubbed by this process), and json.Marshal would validate and compact it again —
+// the largest part of a list request's log.
+var responsePlaceholder = []byte(`"response":0,"objects"`)
+
+// encode marshals the log with its response spliced in as is.
+func (l *RequestLog) encode() []byte {
+	resp := l.Response
+	l.Response = json.RawMessage("0")
+	body, _ := json.Marshal(l) // a RequestLog always marshals
+	l.Response = resp
+	i := bytes.Index(body, responsePlaceholder)
+	if i < 0 || len(resp) == 0 || (resp[0] != '{' && resp[0] != '[' && resp[0] != 'n') {
+		out, _ := json.Marshal(l) // not a rendered response: let json validate it
+		return out
+	}
+	out := make([]byte, 0, len(body)+len(resp))
+	out = append(out, body[:i]...)
+	out = append(out, `"response":`...)
+	out = append(out, resp...)
+	out = append(out, body[i+len(`"response":0`):]...)
+	return out
 }

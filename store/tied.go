@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -32,16 +33,32 @@ func (s *Store) saveTied(ctx context.Context, sc Scope, sessionIDs []string, scr
 			if !ok {
 				continue
 			}
-			var head struct {
-				Redaction *Redaction `json:"redaction"`
-			}
-			if json.Unmarshal([]byte(str), &head) == nil && head.Redaction != nil {
+			if r := sessionRedaction([]byte(str)); r != nil {
 				scrub(sessionIDs[i])
 			}
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error { write(pipe); return nil })
 		return err
 	}, keys...)
+}
+
+// redactionNull is how a stored session without a redaction request encodes the field. It cannot occur inside
+// a string value (a quote there is escaped), and no nested object of a stored session has a redaction field.
+var redactionNull = []byte(`"redaction":null`)
+
+// sessionRedaction reads the redaction field of a stored session without decoding the rest of it in the
+// common case (none requested). An undecodable session counts as redacting, so callers scrub: failing closed.
+func sessionRedaction(raw []byte) *Redaction {
+	if bytes.Contains(raw, redactionNull) {
+		return nil
+	}
+	var head struct {
+		Redaction *Redaction `json:"redaction"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return &Redaction{Status: RedactionProcessing}
+	}
+	return head.Redaction
 }
 
 // SessionIDs keeps the verification-session ids among object ids.
