@@ -382,3 +382,35 @@ func (s *Store) FailedRedactions(ctx context.Context, sc Scope) (map[string]stri
 	}
 	return m, nil
 }
+
+// FailedRedaction is one redaction that exhausted its retries and is not finished yet (ids only).
+type FailedRedaction struct {
+	Account             string `json:"account"`
+	Livemode            bool   `json:"livemode"`
+	VerificationSession string `json:"verification_session"`
+	Reason              string `json:"reason"`
+}
+
+// UnresolvedFailedRedactions lists, across every scope, the redactions recorded as failed that have not
+// completed since (a later success clears the record), at most limit of them, and how many there are in all.
+func (s *Store) UnresolvedFailedRedactions(ctx context.Context, limit int) ([]FailedRedaction, int, error) {
+	scopes, err := s.Scopes(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []FailedRedaction
+	total := 0
+	for _, sc := range scopes {
+		m, err := s.FailedRedactions(ctx, sc)
+		if err != nil {
+			return nil, 0, err
+		}
+		total += len(m)
+		for id, reason := range m {
+			if len(out) < limit {
+				out = append(out, FailedRedaction{Account: sc.Account, Livemode: sc.Livemode, VerificationSession: id, Reason: reason})
+			}
+		}
+	}
+	return out, total, nil
+}

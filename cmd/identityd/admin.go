@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +22,9 @@ const (
 	pathReadyz    = "/readyz"
 	pathMetrics   = "/metrics"
 	pathDashboard = "/dashboard/"
+	// pathFailedRedactions lists redactions that exhausted their retries and are not finished (DESIGN §7.4):
+	// asynq's archive is capped and the reconciler re-enqueues archived tasks, so identityd keeps its own list.
+	pathFailedRedactions = "/failed-redactions"
 )
 
 // adminUser is the dashboard's basic-auth user name (DESIGN §3).
@@ -62,6 +67,23 @@ func newAdminHandler(c adminConfig) http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET "+pathMetrics, promhttp.HandlerFor(c.Gatherer, promhttp.HandlerOpts{}))
+	var failed http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		list, total, err := c.Store.UnresolvedFailedRedactions(r.Context(), 1000)
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "redis unavailable"})
+			return
+		}
+		if list == nil {
+			list = []store.FailedRedaction{}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"total": total, "data": list})
+	})
+	if c.Password != "" {
+		failed = basicAuth(adminUser, c.Password, failed)
+	}
+	mux.Handle("GET "+pathFailedRedactions, failed)
 	if c.Dashboard != nil {
 		var h http.Handler = c.Dashboard
 		if c.Password != "" {
@@ -86,5 +108,31 @@ func basicAuth(user, password string, next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// newFailedRedactionsGauge exports how many redactions are recorded as failed and not finished since, read from
+// Redis at most every five seconds however often Prometheus scrapes.
+func newFailedRedactionsGauge(st *store.Store) prometheus.Collector {
+	var (
+		mu     sync.Mutex
+		last   time.Time
+		cached float64
+	)
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "identityd_redactions_failed_unresolved",
+		Help: "Redactions that exhausted their retries and have not completed since (see /failed-redactions).",
+	}, func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) < 5*time.Second {
+			return cached
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, total, err := st.UnresolvedFailedRedactions(ctx, 0); err == nil {
+			cached, last = float64(total), time.Now()
+		}
+		return cached
 	})
 }

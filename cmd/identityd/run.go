@@ -248,6 +248,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 		Metrics: metrics, Logger: log, HTTP: events.NewHTTPClient()}
 	emitter.Fanout = webhooks
 	reg.MustRegister(worker.NewQueueCollector(inspector, queues, worker.QueueCollectorConfig{Logger: log}))
+	reg.MustRegister(newFailedRedactionsGauge(st))
 	connOpt, err := m.asynqConnOpt()
 	if err != nil {
 		return err
