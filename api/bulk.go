@@ -13,17 +13,9 @@ var bulkStatuses = []string{store.StatusRequiresInput, store.StatusProcessing, s
 func (s *Server) createBulkRedaction(c *call) (any, error) {
 	f := c.form
 	var filter store.BulkFilter
-	for _, x := range []struct {
-		name string
-		dst  *string
-	}{{"client_reference_id", &filter.ClientReferenceID}, {"related_customer", &filter.RelatedCustomer}} {
-		v, err := f.NonEmpty(x.name)
-		if err != nil {
-			return nil, err
-		}
-		if v != nil {
-			*x.dst = *v
-		}
+	if err := f.NonEmptyFilters(StringFilter{"client_reference_id", &filter.ClientReferenceID},
+		StringFilter{"related_customer", &filter.RelatedCustomer}); err != nil {
+		return nil, err
 	}
 	status, err := f.Enum("status", bulkStatuses...)
 	if err != nil {

@@ -304,3 +304,34 @@ func (f *Form) ObjectID(key string) (*string, error) {
 	}
 	return v, nil
 }
+
+// CreateMetadata reads metadata for a create: as Stripe does, an empty value on a new object sets nothing.
+func (f *Form) CreateMetadata() (map[string]string, error) {
+	m, _, err := f.Metadata()
+	for k, v := range m {
+		if v == "" {
+			delete(m, k)
+		}
+	}
+	return m, err
+}
+
+// NonEmptyFilters reads optional, non-empty string filters into their destinations, in the order given.
+func (f *Form) NonEmptyFilters(filters ...StringFilter) error {
+	for _, x := range filters {
+		v, err := f.NonEmpty(x.Name)
+		if err != nil {
+			return err
+		}
+		if v != nil {
+			*x.Dst = *v
+		}
+	}
+	return nil
+}
+
+// StringFilter names a string parameter and where NonEmptyFilters stores it.
+type StringFilter struct {
+	Name string
+	Dst  *string
+}

@@ -90,13 +90,8 @@ func (s *Server) createSession(c *call) (any, error) {
 	if p.ClientReferenceID, err = f.String("client_reference_id"); err != nil {
 		return nil, err
 	}
-	if p.Metadata, _, err = f.Metadata(); err != nil {
+	if p.Metadata, err = f.CreateMetadata(); err != nil {
 		return nil, err
-	}
-	for k, v := range p.Metadata {
-		if v == "" {
-			delete(p.Metadata, k)
-		}
 	}
 	if p.Options, _, err = readOptions(f); err != nil {
 		return nil, err
@@ -215,17 +210,9 @@ func sessionStateError(err error, action, allowed string) error {
 func (s *Server) listSessions(c *call) (any, error) {
 	f := c.form
 	var filter store.SessionFilter
-	for _, x := range []struct {
-		name string
-		dst  *string
-	}{{"client_reference_id", &filter.ClientReferenceID}, {"related_customer", &filter.RelatedCustomer}} {
-		v, err := f.NonEmpty(x.name)
-		if err != nil {
-			return nil, err
-		}
-		if v != nil {
-			*x.dst = *v
-		}
+	if err := f.NonEmptyFilters(StringFilter{"client_reference_id", &filter.ClientReferenceID},
+		StringFilter{"related_customer", &filter.RelatedCustomer}); err != nil {
+		return nil, err
 	}
 	status, err := f.Enum("status", store.StatusRequiresInput, store.StatusProcessing, store.StatusVerified, store.StatusCanceled)
 	if err != nil {

@@ -91,13 +91,8 @@ func (s *Server) createWebhookEndpoint(c *call) (any, error) {
 	if p.Description, _, err = readDescription(f); err != nil {
 		return nil, err
 	}
-	if p.Metadata, _, err = f.Metadata(); err != nil {
+	if p.Metadata, err = f.CreateMetadata(); err != nil {
 		return nil, err
-	}
-	for k, v := range p.Metadata {
-		if v == "" {
-			delete(p.Metadata, k)
-		}
 	}
 	if v, ok := f.Value("api_version"); ok {
 		if v != store.APIVersion {
