@@ -200,7 +200,7 @@ const (
 	targetIdem
 )
 
-// ScrubCascadeMany is ScrubCascade for many sessions of one scope, with pipelined round trips: one pipeline
+// ScrubCascadeMany scrubs what refers to many sessions of one scope, with pipelined round trips: one pipeline
 // reads every session's indexes, one MGET per 500 keys loads the objects, one pipeline writes back what
 // changed (keeping TTLs) and drops unverified submissions. An object tied to several sessions of the batch
 // (a list request's log) is scrubbed for each of them. It is idempotent and safe to run concurrently with

@@ -123,108 +123,14 @@ type AttemptScrubber func(ctx context.Context, sc Scope, sessionID string) (int,
 
 // ScrubCascade scrubs everything that refers to a session except the session itself: its reports, the
 // snapshots in its events, the request logs and cached idempotent responses tied to it, webhook attempts,
-// and a submission not yet verified. It is idempotent and safe to run concurrently with itself.
+// and a submission not yet verified. It is idempotent and safe to run concurrently with itself. It is the
+// batched cascade for one session, so the single and the bulk path share one implementation.
 func (s *Store) ScrubCascade(ctx context.Context, sc Scope, id string, attempts AttemptScrubber) (ScrubCounts, error) {
-	var c ScrubCounts
-	reportIDs, err := s.SessionReportIDs(ctx, sc, id)
+	counts, err := s.ScrubCascadeMany(ctx, sc, []string{id}, attempts)
 	if err != nil {
-		return c, err
+		return ScrubCounts{}, err
 	}
-	if c.VerificationReports, err = s.rewrite(ctx, reportIDs, func(x string) string { return s.reportKey(sc, x) }, id, nil); err != nil {
-		return c, fmt.Errorf("scrub reports: %w", err)
-	}
-	eventIDs, err := s.SessionEventIDs(ctx, sc, id)
-	if err != nil {
-		return c, err
-	}
-	if c.Events, err = s.rewrite(ctx, eventIDs, func(x string) string { return s.eventKey(sc, x) }, id, nil); err != nil {
-		return c, fmt.Errorf("scrub events: %w", err)
-	}
-	members, err := s.rdb.ZRange(ctx, s.objectLogsKey(sc, id), 0, -1).Result()
-	if err != nil {
-		return c, fmt.Errorf("read request log index: %w", err)
-	}
-	logIDs := make([]string, len(members))
-	for i, m := range members {
-		logIDs[i] = memberID(m)
-	}
-	scrubLog := func(raw []byte) ([]byte, error) {
-		var l RequestLog
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return nil, err
-		}
-		l.scrub(id)
-		return json.Marshal(&l)
-	}
-	if c.RequestLogs, err = s.rewrite(ctx, logIDs, func(x string) string { return s.requestLogKey(sc, x) }, id, scrubLog); err != nil {
-		return c, fmt.Errorf("scrub request logs: %w", err)
-	}
-	idemKeys, err := s.rdb.SMembers(ctx, s.objectIdemKey(sc, id)).Result()
-	if err != nil {
-		return c, fmt.Errorf("read idempotency index: %w", err)
-	}
-	scrubIdem := func(raw []byte) ([]byte, error) {
-		var e IdemEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, err
-		}
-		e.scrub(id)
-		return json.Marshal(&e)
-	}
-	if c.IdempotencyEntries, err = s.rewrite(ctx, idemKeys, func(x string) string { return x }, id, scrubIdem); err != nil {
-		return c, fmt.Errorf("scrub idempotent responses: %w", err)
-	}
-	if attempts != nil {
-		if c.WebhookAttempts, err = attempts(ctx, sc, id); err != nil {
-			return c, fmt.Errorf("scrub webhook attempts: %w", err)
-		}
-	}
-	if err := s.rdb.Del(ctx, s.submissionKey(sc, id)).Err(); err != nil {
-		return c, fmt.Errorf("drop submission: %w", err)
-	}
-	return c, nil
-}
-
-// rewrite loads the keys of ids in one MGET, scrubs each value and writes back the changed ones in one
-// pipeline, keeping their TTLs. It returns how many objects exist.
-func (s *Store) rewrite(ctx context.Context, ids []string, key func(string) string, sessionID string, scrub func([]byte) ([]byte, error)) (int, error) {
-	n := 0
-	for start := 0; start < len(ids); start += 500 {
-		chunk := ids[start:min(start+500, len(ids))]
-		keys := make([]string, len(chunk))
-		for i, id := range chunk {
-			keys[i] = key(id)
-		}
-		vals, err := s.rdb.MGet(ctx, keys...).Result()
-		if err != nil {
-			return n, err
-		}
-		pipe := s.rdb.Pipeline()
-		for i, v := range vals {
-			str, ok := v.(string)
-			if !ok {
-				continue
-			}
-			n++
-			var out []byte
-			if scrub != nil {
-				if out, err = scrub([]byte(str)); err != nil {
-					return n, err
-				}
-			} else {
-				out, _ = ScrubJSONBytes([]byte(str), sessionID)
-			}
-			if string(out) != str {
-				pipe.SetArgs(ctx, keys[i], out, redis.SetArgs{KeepTTL: true})
-			}
-		}
-		if pipe.Len() > 0 {
-			if _, err := pipe.Exec(ctx); err != nil {
-				return n, err
-			}
-		}
-	}
-	return n, nil
+	return counts[0], nil
 }
 
 // RedactionCompletion is the result of CompleteRedaction.
