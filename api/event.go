@@ -42,14 +42,8 @@ func (s *Server) listEvents(c *call) (any, error) {
 	if typ != nil {
 		filter.Types = []string{*typ}
 	}
-	page, err := readPage(f)
+	page, err := c.readListPage()
 	if err != nil {
-		return nil, err
-	}
-	if _, err := readExpand(f, true); err != nil {
-		return nil, err
-	}
-	if err := c.checkUnknown(); err != nil {
 		return nil, err
 	}
 	evs, hasMore, err := s.cfg.Store.ListEvents(c.ctx, c.scope, filter, page)

@@ -187,3 +187,16 @@ func listError(err error, kind string, p store.Page) error {
 	}
 	return resourceMissing(kind, param)
 }
+
+// readListPage finishes reading a list whose objects have nothing to expand: the page, an expand[] that may
+// only be empty, and the unknown-parameter check — the common tail of the list handlers.
+func (c *call) readListPage() (store.Page, error) {
+	page, err := readPage(c.form)
+	if err != nil {
+		return page, err
+	}
+	if _, err := readExpand(c.form, true); err != nil {
+		return page, err
+	}
+	return page, c.checkUnknown()
+}

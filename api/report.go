@@ -50,14 +50,8 @@ func (s *Server) listReports(c *call) (any, error) {
 	if typ != nil {
 		filter.Type = *typ
 	}
-	page, err := readPage(f)
+	page, err := c.readListPage()
 	if err != nil {
-		return nil, err
-	}
-	if _, err := readExpand(f, true); err != nil {
-		return nil, err
-	}
-	if err := c.checkUnknown(); err != nil {
 		return nil, err
 	}
 	reports, hasMore, err := s.cfg.Store.ListReports(c.ctx, c.scope, filter, page)

@@ -126,17 +126,8 @@ func (env *benchEnv) listLoad(ctx context.Context, clients int, d time.Duration)
 		go func(c int) {
 			defer wg.Done()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-				req.Header.Set("Authorization", "Bearer "+env.key)
 				t0 := time.Now()
-				resp, err := hc.Do(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
+				if !env.call(ctx, hc, http.MethodGet, u) {
 					failed.Add(1)
 					continue
 				}
@@ -253,17 +244,7 @@ func (env *benchEnv) singleRedactions(ctx context.Context, n, concurrency int) (
 				if i >= n {
 					return
 				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
-					env.apiURL+"/v1/identity/verification_sessions/"+url.PathEscape(ids[i])+"/redact", nil)
-				req.Header.Set("Authorization", "Bearer "+env.key)
-				resp, err := hc.Do(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
+				if !env.call(ctx, hc, http.MethodPost, env.apiURL+"/v1/identity/verification_sessions/"+url.PathEscape(ids[i])+"/redact") {
 					failed.Add(1)
 				}
 			}
@@ -325,4 +306,21 @@ func (env *benchEnv) bulkRedaction(ctx context.Context, n, concurrency int) (flo
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// call sends one authenticated request with no body and reports whether it answered 200 (the body is drained
+// so the connection is reused).
+func (env *benchEnv) call(ctx context.Context, hc *http.Client, method, u string) bool {
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Authorization", "Bearer "+env.key)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
