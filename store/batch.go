@@ -63,25 +63,20 @@ func (s *Store) mutateMany(ctx context.Context, sc Scope, ids []string, o Origin
 		keys[i] = s.sessionKey(sc, id)
 	}
 	var out *batchTx
-	err := s.watchRetry(ctx, func(tx *redis.Tx) error {
+	err := s.watchLoad(ctx, append(keys, watch...), func(wtx *watchedTx, vals []any) error {
+		tx := wtx.Tx
 		b := &batchTx{store: s, scope: sc, txs: make([]*sessionTx, len(ids))}
-		if len(keys) > 0 {
-			vals, err := tx.MGet(ctx, keys...).Result()
-			if err != nil {
-				return fmt.Errorf("load sessions: %w", err)
+		for i, v := range vals[:len(keys)] {
+			str, ok := v.(string)
+			if !ok {
+				continue
 			}
-			for i, v := range vals {
-				str, ok := v.(string)
-				if !ok {
-					continue
-				}
-				var sess Session
-				if err := json.Unmarshal([]byte(str), &sess); err != nil {
-					return fmt.Errorf("decode session %s: %w", ids[i], err)
-				}
-				b.txs[i] = &sessionTx{store: s, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status,
-					unchanged: true, batch: b}
+			var sess Session
+			if err := json.Unmarshal([]byte(str), &sess); err != nil {
+				return fmt.Errorf("decode session %s: %w", ids[i], err)
 			}
+			b.txs[i] = &sessionTx{store: s, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status,
+				unchanged: true, batch: b}
 		}
 		if err := fn(tx, b); err != nil {
 			return err
@@ -101,7 +96,7 @@ func (s *Store) mutateMany(ctx context.Context, sc Scope, ids []string, o Origin
 			sessions := b.settled[job]
 			b.later(func(ctx context.Context, pipe redis.Pipeliner) { s.settleBulk(ctx, pipe, sc, job, sessions...) })
 		}
-		_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		err := wtx.commit(ctx, func(pipe redis.Pipeliner) error {
 			for _, op := range b.ops {
 				op(ctx, pipe)
 			}
@@ -120,7 +115,7 @@ func (s *Store) mutateMany(ctx context.Context, sc Scope, ids []string, o Origin
 		}
 		out = b
 		return nil
-	}, append(keys, watch...)...)
+	})
 	if err != nil {
 		return nil, err
 	}

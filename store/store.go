@@ -151,6 +151,63 @@ func RandomString(n int) string {
 // maxTxRetries bounds optimistic-transaction retries before ErrConflict.
 const maxTxRetries = 50
 
+// watchedTx is an optimistic transaction whose keys are watched; its writes go through commit.
+type watchedTx struct {
+	*redis.Tx
+	committed bool
+}
+
+// commit writes what fn queues in one MULTI/EXEC; EXEC fails with redis.TxFailedErr (and watchLoad retries)
+// when a watched key changed since it was read.
+func (w *watchedTx) commit(ctx context.Context, fn func(pipe redis.Pipeliner) error) error {
+	w.committed = true
+	_, err := w.TxPipelined(ctx, fn)
+	return err
+}
+
+// watchLoad runs fn on the current values of keys (MGET's answer: a string, or nil where a key is missing)
+// under WATCH, and retries it while another client changed them. WATCH and the read travel in one round trip,
+// so an optimistic transaction costs two (read, then MULTI/EXEC) instead of three. When fn ends without
+// committing, the keys are unwatched before the connection goes back to the pool. On Redis Cluster the
+// client must see the keys to pick the node, so WATCH goes first, on its own.
+func (s *Store) watchLoad(ctx context.Context, keys []string, fn func(tx *watchedTx, vals []any) error) error {
+	if len(keys) == 0 {
+		return s.watchRetry(ctx, func(tx *redis.Tx) error { return fn(&watchedTx{Tx: tx}, nil) })
+	}
+	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
+		return s.watchRetry(ctx, func(tx *redis.Tx) error {
+			vals, err := tx.MGet(ctx, keys...).Result()
+			if err != nil {
+				return err
+			}
+			return fn(&watchedTx{Tx: tx}, vals)
+		}, keys...)
+	}
+	watch := make([]any, 0, len(keys)+1)
+	watch = append(watch, "watch")
+	for _, k := range keys {
+		watch = append(watch, k)
+	}
+	return s.watchRetry(ctx, func(tx *redis.Tx) error {
+		var read *redis.SliceCmd
+		_, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Do(ctx, watch...)
+			read = pipe.MGet(ctx, keys...)
+			return nil
+		})
+		wtx := &watchedTx{Tx: tx}
+		if err == nil {
+			err = fn(wtx, read.Val())
+		}
+		if !wtx.committed {
+			if uerr := tx.Unwatch(ctx).Err(); err == nil {
+				err = uerr
+			}
+		}
+		return err
+	})
+}
+
 // watchRetry runs fn under WATCH on keys and retries it while another client changed them.
 func (s *Store) watchRetry(ctx context.Context, fn func(tx *redis.Tx) error, keys ...string) error {
 	for i := 0; i < maxTxRetries; i++ {

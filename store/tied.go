@@ -23,11 +23,7 @@ func (s *Store) saveTied(ctx context.Context, sc Scope, sessionIDs []string, scr
 		_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error { write(pipe); return nil })
 		return err
 	}
-	return s.watchRetry(ctx, func(tx *redis.Tx) error {
-		vals, err := tx.MGet(ctx, keys...).Result()
-		if err != nil {
-			return err
-		}
+	return s.watchLoad(ctx, keys, func(tx *watchedTx, vals []any) error {
 		for i, v := range vals {
 			str, ok := v.(string)
 			if !ok {
@@ -37,9 +33,8 @@ func (s *Store) saveTied(ctx context.Context, sc Scope, sessionIDs []string, scr
 				scrub(sessionIDs[i])
 			}
 		}
-		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error { write(pipe); return nil })
-		return err
-	}, keys...)
+		return tx.commit(ctx, func(pipe redis.Pipeliner) error { write(pipe); return nil })
+	})
 }
 
 // redactionNull is how a stored session without a redaction request encodes the field. It cannot occur inside

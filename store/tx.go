@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -93,19 +92,16 @@ func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn fu
 	key := s.sessionKey(sc, id)
 	var out *Session
 	var events []*Event
-	err := s.watchRetry(ctx, func(tx *redis.Tx) error {
-		body, err := tx.Get(ctx, key).Bytes()
-		if errors.Is(err, redis.Nil) {
+	err := s.watchLoad(ctx, append([]string{key}, watch...), func(tx *watchedTx, vals []any) error {
+		body, ok := vals[0].(string)
+		if !ok {
 			return ErrNotFound
 		}
-		if err != nil {
-			return fmt.Errorf("get session: %w", err)
-		}
 		var sess Session
-		if err := json.Unmarshal(body, &sess); err != nil {
+		if err := json.Unmarshal([]byte(body), &sess); err != nil {
 			return fmt.Errorf("decode session %s: %w", id, err)
 		}
-		stx := &sessionTx{store: s, tx: tx, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status}
+		stx := &sessionTx{store: s, tx: tx.Tx, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status}
 		if err := fn(stx); err != nil {
 			return err
 		}
@@ -117,15 +113,12 @@ func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn fu
 		if err != nil {
 			return err
 		}
-		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			return stx.commit(ctx, pipe, newBody)
-		})
-		if err != nil {
+		if err := tx.commit(ctx, func(pipe redis.Pipeliner) error { return stx.commit(ctx, pipe, newBody) }); err != nil {
 			return err
 		}
 		out, events = stx.sess, stx.events
 		return nil
-	}, append([]string{key}, watch...)...)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
