@@ -64,23 +64,78 @@ func (w *Worker) RedactBatch(ctx context.Context, sc store.Scope, ids []string) 
 			todo = append(todo, ids[i])
 		}
 	}
+	return errors.Join(w.scrubAndComplete(ctx, sc, todo)...)
+}
+
+// redactEach is Redact for many sessions of one scope at once, with one outcome per id: sessions whose
+// redaction is processing share one batched cascade and transaction; the rest (already redacted, never
+// requested, missing) get exactly the single path's answer. ids may repeat.
+func (w *Worker) redactEach(ctx context.Context, sc store.Scope, ids []string) []error {
+	errs := make([]error, len(ids))
+	unique := make([]string, 0, len(ids))
+	first := make(map[string]int, len(ids))
+	for _, id := range ids {
+		if _, seen := first[id]; !seen {
+			first[id] = len(unique)
+			unique = append(unique, id)
+		}
+	}
+	states, err := w.Store.RedactionStatuses(ctx, sc, unique)
+	if err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("load %s: %w", ids[i], err)
+		}
+		return errs
+	}
+	outcome := make([]error, len(unique))
+	var todo []string
+	var todoAt []int
+	for i, state := range states {
+		switch state {
+		case store.RedactionProcessing:
+			todo = append(todo, unique[i])
+			todoAt = append(todoAt, i)
+		case store.RedactionRedacted:
+		default:
+			outcome[i] = w.Redact(ctx, sc, unique[i]) // names the reason: missing, or never requested
+		}
+	}
+	for j, err := range w.scrubAndComplete(ctx, sc, todo) {
+		outcome[todoAt[j]] = err
+	}
+	for i, id := range ids {
+		errs[i] = outcome[first[id]]
+	}
+	return errs
+}
+
+// scrubAndComplete runs the batched cascade over sessions whose redaction is processing and completes them in
+// one transaction, returning one outcome per id. When the transaction keeps losing races, each session goes
+// through the single path.
+func (w *Worker) scrubAndComplete(ctx context.Context, sc store.Scope, todo []string) []error {
+	errs := make([]error, len(todo))
 	if len(todo) == 0 {
-		return nil
+		return errs
+	}
+	fail := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
 	}
 	counts, err := w.Store.ScrubCascadeMany(ctx, sc, todo, w.Attempts)
 	if err != nil {
-		return fmt.Errorf("scrub batch: %w", err)
+		return fail(fmt.Errorf("scrub batch: %w", err))
 	}
 	res, err := w.Store.CompleteRedactions(ctx, sc, todo, counts)
 	if errors.Is(err, store.ErrConflict) {
-		var errs []error
-		for _, id := range todo {
-			errs = append(errs, w.Redact(ctx, sc, id))
+		for i, id := range todo {
+			errs[i] = w.Redact(ctx, sc, id)
 		}
-		return errors.Join(errs...)
+		return errs
 	}
 	if err != nil {
-		return fmt.Errorf("complete batch: %w", err)
+		return fail(fmt.Errorf("complete batch: %w", err))
 	}
 	var evs []*store.Event
 	now := w.Store.Now()
@@ -95,7 +150,7 @@ func (w *Worker) RedactBatch(ctx context.Context, sc store.Scope, ids []string) 
 		evs = append(evs, r.Events...)
 	}
 	w.published(ctx, sc, evs)
-	return nil
+	return errs
 }
 
 // batchCoverage tells, for pending sessions, which ones a live batch task will scrub; the reconciler leaves

@@ -5,3 +5,12 @@ import "github.com/identityd/identityd/store"
 // SetAfterBulkPage installs a hook called after each committed page of a bulk walk (tests simulate crashes
 // with it).
 func SetAfterBulkPage(w *Worker, f func(*store.BulkStep)) { w.afterBulkPage = f }
+
+// SetBeforeBatch installs a hook called with the ids of each shared single-session batch before it runs.
+func SetBeforeBatch(w *Worker, f func([]string)) { w.beforeBatch = f }
+
+// WaitingRedactions counts the single-session redactions of sc waiting for a shared batch.
+func WaitingRedactions(w *Worker, sc store.Scope) int { return w.waitingRedactions(sc) }
+
+// SetDrainLimit sets how many shared batches of one scope may run at once.
+func SetDrainLimit(w *Worker, n int) { w.drainLimit = n }

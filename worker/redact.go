@@ -13,13 +13,14 @@ import (
 )
 
 // HandleRedact is idempotent: running it twice, or concurrently, leaves the same state and emits one event.
-// When its last retry fails, the failure is recorded in identityd's own keys and counted.
+// Handlers running at the same time share one batched cascade (coalesce.go). When its last retry fails, the
+// failure is recorded in identityd's own keys and counted.
 func (w *Worker) HandleRedact(ctx context.Context, t *asynq.Task) error {
 	var p RedactPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("decode redact payload: %v: %w", err, asynq.SkipRetry)
 	}
-	err := w.Redact(ctx, p.scope(), p.SessionID)
+	err := w.redactShared(ctx, p.scope(), p.SessionID)
 	if err != nil && !errors.Is(err, asynq.SkipRetry) {
 		retry, _ := asynq.GetRetryCount(ctx)
 		maxRetry, ok := asynq.GetMaxRetry(ctx)

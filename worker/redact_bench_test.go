@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/identityd/identityd/events"
@@ -221,6 +222,46 @@ func BenchmarkRedactParallel(b *testing.B) {
 			}
 		}
 	})
+	rb.report(b)
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	rb.check(b, rb.ids[0])
+	rb.check(b, rb.ids[b.N-1])
+}
+
+// BenchmarkRedactShared is the task handler (HandleRedact) from 20 goroutines at once, asynq's default worker
+// concurrency: the handlers running together share batched cascades (coalesce.go), so this is what one worker
+// process does per second under a backlog, without asynq's fetch loop in front of it.
+func BenchmarkRedactShared(b *testing.B) {
+	rb := newRedactBench(b, b.N)
+	ctx := context.Background()
+	tasks := make([]*asynq.Task, len(rb.ids))
+	for i, id := range rb.ids {
+		payload, err := json.Marshal(worker.RedactPayload{
+			ScopePayload: worker.ScopePayload{Account: rb.sc.Account, Livemode: rb.sc.Livemode}, SessionID: id})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tasks[i] = asynq.NewTask(worker.TypeRedactSession, payload)
+	}
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	rb.start(b)
+	for g := 0; g < 20; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(tasks)); i = next.Add(1) - 1 {
+				if err := rb.w.HandleRedact(ctx, tasks[i]); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	rb.report(b)
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)

@@ -33,6 +33,10 @@ type Worker struct {
 	Walk      store.WalkOptions
 
 	afterBulkPage func(*store.BulkStep) // test hook: called after each committed page of a bulk walk
+
+	groups      redactGroups   // single-session redactions waiting to share a batch (coalesce.go)
+	beforeBatch func([]string) // test hook: called with each shared batch's ids before it is scrubbed
+	drainLimit  int            // test hook: batches in flight per scope (0: maxDrains())
 }
 
 // Mux routes task types to handlers, logging one line per task.
