@@ -155,7 +155,7 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 		return err
 	}
 	logf("redacting %d sessions one call at a time", c.redactions)
-	single, err := env.singleRedactions(ctx, c.redactions, c.concurrency)
+	single, answered, err := env.singleRedactions(ctx, c.redactions, c.concurrency)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 	}
 	rows := []benchRow{
 		{"(a) asynq no-op tasks/s", fmt.Sprintf("%.0f", noop), fmt.Sprintf("%d tasks, concurrency %d", c.noopTasks, c.concurrency)},
-		{"(b) single-session redactions/s", fmt.Sprintf("%.0f", single), fmt.Sprintf("(b)/(a) = %.2f; request → redacted, full cascade", single/noop)},
+		{"(b) single-session redactions/s", fmt.Sprintf("%.0f", single), fmt.Sprintf("(b)/(a) = %.2f; request → redacted, full cascade; redact calls answered at %.0f/s", single/noop, answered)},
 		{"(c) bulk redaction sessions/s", fmt.Sprintf("%.0f", bulk), fmt.Sprintf("(c)/(a) = %.2f; one job, job created → completed", bulk/noop)},
 		{fmt.Sprintf("(d) list req/s at %d sessions", c.sessions/10), fmt.Sprintf("%.0f", l1.rps), fmt.Sprintf("p50 %s, p99 %s", ms(l1.p50), ms(l1.p99))},
 		{fmt.Sprintf("(d) list req/s at %d sessions", c.sessions), fmt.Sprintf("%.0f", l2.rps), fmt.Sprintf("p50 %s, p99 %s; p50 ratio %.2f", ms(l2.p50), ms(l2.p99), float64(l2.p50)/float64(l1.p50))},
