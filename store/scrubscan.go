@@ -498,27 +498,27 @@ func (s *scanner) scrubParamsArray(val []byte, depth int) {
 			s.bad = true
 			return
 		}
-		if key == "metadata" || len(key) >= 9 && key[:9] == "metadata[" {
+		if metadataParam(key) {
 			continue
 		}
 		if !first {
 			s.out = append(s.out, ',')
 		}
 		first = false
-		if keptParam(key) {
+		if keptParamBytes(key) {
 			s.walk(item, 0, 0, depth+1)
 			continue
 		}
 		// {"k":key,"v":"[redacted]"}: keys sorted in both modes (a new map).
 		s.out = append(s.out, `{"k":`...)
-		s.out = appendJSONString(s.out, key)
+		s.out = appendJSONString(s.out, string(key))
 		s.out = append(s.out, `,"v":"[redacted]"}`...)
 	}
 	s.out = append(s.out, ']')
 }
 
-// paramKey returns an item's "k" as scrubParamsJSON reads it ("" when absent or not a string).
-func paramKey(item []byte) (string, bool) {
+// paramKey returns an item's "k" as scrubParamsJSON reads it (empty when absent or not a string), unescaped.
+func paramKey(item []byte) ([]byte, bool) {
 	var k []byte
 	for i := 1; item[i] != '}'; {
 		if item[i] == ',' {
@@ -532,16 +532,35 @@ func paramKey(item []byte) (string, bool) {
 		i = vEnd
 	}
 	if len(k) == 0 || k[0] != '"' {
-		return "", true
+		return nil, true
 	}
 	if bytes.IndexByte(k, '\\') < 0 {
-		return string(k[1 : len(k)-1]), true
+		return k[1 : len(k)-1], true
 	}
 	var out string
 	if json.Unmarshal(k, &out) != nil {
-		return "", false
+		return nil, false
 	}
-	return out, true
+	return []byte(out), true
+}
+
+// metadataParam reports whether a parameter is a metadata one (dropped with its key).
+func metadataParam(key []byte) bool {
+	return string(key) == "metadata" || bytes.HasPrefix(key, []byte("metadata["))
+}
+
+// keptParamBytes is keptParam without a string.
+func keptParamBytes(key []byte) bool {
+	if keptParams[string(key)] {
+		return true
+	}
+	for _, a := range keptArrays {
+		if len(key) > len(a)+1 && string(key[:len(a)]) == a && key[len(a)] == '[' && key[len(key)-1] == ']' &&
+			len(bytes.Trim(key[len(a)+1:len(key)-1], "0123456789")) == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // appendJSONString appends s as encoding/json writes it.
@@ -967,14 +986,14 @@ func appendScrubbedParams(out, params []byte) ([]byte, bool) {
 		if !ok {
 			return nil, false
 		}
-		if key == "metadata" || len(key) >= 9 && key[:9] == "metadata[" {
+		if metadataParam(key) {
 			continue
 		}
 		if !first {
 			out = append(out, ',')
 		}
 		first = false
-		if keptParam(key) {
+		if keptParamBytes(key) {
 			out = append(out, item...)
 			continue
 		}

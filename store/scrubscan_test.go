@@ -275,3 +275,45 @@ func FuzzScrubScan(f *testing.F) {
 		}
 	})
 }
+
+func TestKeptParamBytes_IsKeptParam(t *testing.T) {
+	t.Parallel()
+	keys := []string{"", "type", "types", "types[]", "types[0]", "types[12]", "types[1a]", "types[", "expand[]", "expand[3]",
+		"expand", "expandx[1]", "options[document][allowed_types][0]", "options[document][allowed_types]", "metadata[a]",
+		"provided_details[email]", "limit", "created[gte]", "created[gtx]"}
+	for k := range keptParams {
+		keys = append(keys, k, k+"[0]", k+"x")
+	}
+	for _, k := range keys {
+		require.Equal(t, keptParam(k), keptParamBytes([]byte(k)), k)
+	}
+}
+
+// BenchmarkScrubCascadeDoc scrubs each kind of document the redaction cascade rewrites, through the JSON
+// rules (the cascade before the scanner) and through the scanner (scrubFor):
+//
+//	go test -run '^$' -bench ScrubCascadeDoc -benchmem ./store/
+func BenchmarkScrubCascadeDoc(b *testing.B) {
+	for _, c := range scanCases(b) {
+		switch c.name {
+		case "Report", "ReportOtherSession", "EventSnapshot", "EventOtherSession", "LogCreate", "LogRetrieveExpanded",
+			"LogList", "LogError", "Idem", "IdemList":
+		default:
+			continue
+		}
+		for _, impl := range []struct {
+			name  string
+			scrub func(int, []byte, []string) ([]byte, error)
+		}{{"json", scrubForJSON}, {"scan", scrubForScan}} {
+			b.Run(c.name+"/"+impl.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(c.raw)))
+				for b.Loop() {
+					if _, err := impl.scrub(c.kind, c.raw, c.ids); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
