@@ -177,19 +177,15 @@ var scannerPool = sync.Pool{New: func() any { return &scanner{members: make([]me
 func getScanner(ids []string, sorted bool) *scanner {
 	s := scannerPool.Get().(*scanner)
 	s.sorted, s.found, s.errFix, s.bad = sorted, false, false, false
-	s.ids = s.ids[:0]
-	s.idBuf = s.idBuf[:0]
+	s.idBuf, s.ids = s.idBuf[:0], s.ids[:0]
 	for _, id := range ids {
-		start := len(s.idBuf)
 		s.idBuf = append(append(append(s.idBuf, '"'), id...), '"')
-		s.ids = append(s.ids, s.idBuf[start:len(s.idBuf):len(s.idBuf)])
 	}
-	// idBuf may have grown: re-slice every id from its final array.
-	off := 0
-	for i := range s.ids {
-		n := len(s.ids[i])
-		s.ids[i] = s.idBuf[off : off+n : off+n]
-		off += n
+	start := 0
+	for _, id := range ids { // slices of idBuf once it stopped growing
+		n := len(id) + 2
+		s.ids = append(s.ids, s.idBuf[start:start+n:start+n])
+		start += n
 	}
 	return s
 }
@@ -209,19 +205,6 @@ func plainID(id string) bool {
 		}
 	}
 	return id != ""
-}
-
-// presentIDs returns the ids that occur in raw; ok is false when one cannot be searched for raw.
-func presentIDs(raw []byte, ids []string) (present []string, ok bool) {
-	for _, id := range ids {
-		if !plainID(id) {
-			return nil, false
-		}
-		if bytes.Contains(raw, []byte(id)) {
-			present = append(present, id)
-		}
-	}
-	return present, true
 }
 
 func (s *scanner) isID(tok []byte) bool {
@@ -737,6 +720,12 @@ func canonInt(src []byte, i int) (int, bool) {
 // escaped, valid UTF-8).
 func canonString(src []byte, i int) (int, bool) {
 	for i++; i < len(src); {
+		for i < len(src) && plainByte[src[i]] {
+			i++
+		}
+		if i >= len(src) {
+			break
+		}
 		c := src[i]
 		switch {
 		case c == '"':
@@ -776,6 +765,15 @@ func canonString(src []byte, i int) (int, bool) {
 	return i, false
 }
 
+// plainByte marks the bytes encoding/json writes as themselves in a string: printable ASCII but for the quote,
+// the backslash and the HTML-unsafe <, > and &.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 func lowerHex(b []byte) (int, bool) {
 	v := 0
 	for _, c := range b {
@@ -798,6 +796,11 @@ func scanDoc(raw []byte, ids []string, sorted bool, top rule) (out []byte, chang
 	if len(raw) == 0 || !canonical(raw) {
 		return nil, false, false
 	}
+	return scanCanonical(raw, ids, sorted, top)
+}
+
+// scanCanonical is scanDoc on a document known to be canonical.
+func scanCanonical(raw []byte, ids []string, sorted bool, top rule) (out []byte, changed, ok bool) {
 	s := getScanner(ids, sorted)
 	defer putScanner(s)
 	s.out = make([]byte, 0, len(raw)+len(raw)/4+64)
@@ -823,12 +826,17 @@ func plainIDs(raw []byte, ids []string) (plain, present bool) {
 
 // scrubJSONMany is ScrubJSONBytes for each of ids in turn: the input when nothing matched.
 func scrubJSONMany(raw []byte, ids []string) []byte {
+	return scrubJSONManyChecked(raw, ids, false)
+}
+
+// scrubJSONManyChecked is scrubJSONMany; checked says raw is known to be canonical.
+func scrubJSONManyChecked(raw []byte, ids []string, checked bool) []byte {
 	plain, present := plainIDs(raw, ids)
 	if plain && !present {
 		return raw
 	}
-	if plain {
-		if out, changed, ok := scanDoc(raw, ids, true, 0); ok {
+	if plain && (checked || canonical(raw)) {
+		if out, changed, ok := scanCanonical(raw, ids, true, 0); ok {
 			if !changed {
 				return raw
 			}
@@ -841,14 +849,15 @@ func scrubJSONMany(raw []byte, ids []string) []byte {
 	return raw
 }
 
-// scrubLogResponseMany is scrubLogResponse for each of ids in turn.
-func scrubLogResponseMany(body []byte, ids []string) []byte {
+// scrubLogResponseMany is scrubLogResponse for each of ids in turn; checked says body is known to be
+// canonical.
+func scrubLogResponseMany(body []byte, ids []string, checked bool) []byte {
 	plain, present := plainIDs(body, ids)
 	if plain && !present && !bytes.Contains(body, []byte(`"metadata[`)) {
 		return body
 	}
-	if plain {
-		if out, changed, ok := scanDoc(body, ids, true, ruleErrorBody); ok {
+	if plain && (checked || canonical(body)) {
+		if out, changed, ok := scanCanonical(body, ids, true, ruleErrorBody); ok {
 			if !changed {
 				return body
 			}
@@ -944,7 +953,7 @@ func scanLog(raw []byte, ids []string) ([]byte, bool) {
 		return nil, false
 	}
 	params := ms[8].val
-	resp := scrubLogResponseMany(ms[9].val, ids)
+	resp := scrubLogResponseMany(ms[9].val, ids, true)
 	out := make([]byte, 0, len(raw)+len(resp)-len(ms[9].val)+16)
 	out = append(out, raw[:offset(raw, params)]...)
 	if string(params) == "null" {
@@ -1069,7 +1078,7 @@ func scanIdem(raw []byte, ids []string) ([]byte, bool) {
 	if body == nil {
 		return append(out, raw[afterFP:]...), true
 	}
-	scrubbed := scrubJSONMany(body, ids)
+	scrubbed := scrubJSONManyChecked(body, ids, true)
 	out = append(out, raw[afterFP:bodyAt]...)
 	out = append(out, scrubbed...)
 	return append(out, raw[bodyAt+len(body):]...), true
@@ -1085,21 +1094,25 @@ func scrubEventMany(raw []byte, ids []string) []byte {
 	if plain && !present {
 		return raw
 	}
-	if plain && canonical(raw) && snapshotOf(raw, ids) {
-		if out, changed, ok := scanDoc(raw, ids, false, 0); ok {
+	if !plain || !canonical(raw) {
+		for _, id := range ids {
+			raw = scrubEventBytes(raw, id)
+		}
+		return raw
+	}
+	if snapshotOf(raw, ids) {
+		if out, changed, ok := scanCanonical(raw, ids, false, 0); ok {
 			if !changed {
 				return raw
 			}
 			return out
 		}
 	}
-	if plain {
-		if out, changed, ok := scanDoc(raw, ids, true, 0); ok {
-			if !changed {
-				return raw
-			}
-			return out
+	if out, changed, ok := scanCanonical(raw, ids, true, 0); ok {
+		if !changed {
+			return raw
 		}
+		return out
 	}
 	for _, id := range ids {
 		raw = scrubEventBytes(raw, id)
