@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"sync"
 	"unicode/utf8"
 )
@@ -169,6 +170,7 @@ type scanner struct {
 	bad     bool // a shape the scanner does not handle: the caller takes the JSON rules
 	out     []byte
 	members []member // a stack: each object being walked owns its top
+	keys    []member // scratch for in-place mode's duplicate check
 	idBuf   []byte
 }
 
@@ -267,22 +269,16 @@ func (s *scanner) walkObject(src []byte, i int, r rule, depth int) int {
 	}
 	end := i + 1
 	ms := s.members[base:]
-	if s.sorted {
-		sortMembers(ms)
-		for j := 1; j < len(ms); j++ {
-			if bytes.Equal(ms[j-1].key, ms[j].key) {
-				s.bad = true
-				return len(src)
-			}
-		}
-	} else {
-		for j := 1; j < len(ms); j++ {
-			for k := 0; k < j; k++ {
-				if bytes.Equal(ms[k].key, ms[j].key) {
-					s.bad = true
-					return len(src)
-				}
-			}
+	sorted := ms
+	if !s.sorted {
+		sorted = append(s.keys[:0], ms...) // the duplicate check sorts a copy
+		s.keys = sorted
+	}
+	sortMembers(sorted)
+	for j := 1; j < len(sorted); j++ {
+		if bytes.Equal(sorted[j-1].key, sorted[j].key) {
+			s.bad = true
+			return len(src)
 		}
 	}
 
@@ -567,6 +563,10 @@ func memberValue(ms []member, key string) []byte {
 // sortMembers sorts by key as encoding/json sorts a map's keys (byte order of the unescaped keys; the
 // scanner only sorts keys without escapes, whose token is the key quoted).
 func sortMembers(ms []member) {
+	if len(ms) > 24 {
+		slices.SortFunc(ms, func(a, b member) int { return bytes.Compare(a.key[1:len(a.key)-1], b.key[1:len(b.key)-1]) })
+		return
+	}
 	for i := 1; i < len(ms); i++ {
 		for j := i; j > 0 && keyLess(ms[j].key, ms[j-1].key); j-- {
 			ms[j], ms[j-1] = ms[j-1], ms[j]

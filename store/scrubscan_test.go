@@ -153,6 +153,7 @@ func scanCases(t testing.TB) []scanCase {
 		{"Idem", targetIdem, idem(mustJSON(t, s1), "vs_1"), one, true, false},
 		{"IdemList", targetIdem, idem(list, "vs_1", "vs_2"), both, true, false},
 		{"IdemNoBody", targetIdem, mustJSON(t, &IdemEntry{Fingerprint: "fp", State: IdemPending}), one, true, false},
+		{"ReportManyKeys", targetReport, manyKeys(mustJSON(t, r1)), one, true, false},
 		// Shapes the scanner leaves to the JSON rules.
 		{"ReportWithWhitespace", targetReport, []byte(`{"object": "identity.verification_report", "verification_session": "vs_1", "email": {"email": "a"}}`), one, false, false},
 		{"ReportDuplicateKey", targetReport, []byte(`{"object":"identity.verification_report","verification_session":"vs_1","email":{"email":"a"},"email":{"email":"b"}}`), one, false, false},
@@ -164,6 +165,16 @@ func scanCases(t testing.TB) []scanCase {
 func canonicalJSON(t testing.TB, raw []byte) []byte {
 	t.Helper()
 	return mustJSON(t, jsonValue2(t, raw))
+}
+
+// manyKeys adds keys that sort before and after each other only by their contents (a prefix, a space, a
+// byte below the quote) to a document, past the size where the scanner sorts members with slices.SortFunc.
+func manyKeys(raw []byte) []byte {
+	var b strings.Builder
+	for i, k := range []string{"a", "a!", "a ", "a#", "ab", "é", "z", "Z", "_", "0", "9"} {
+		b.WriteString(`"` + k + `":` + string(rune('1'+i%9)) + `,`)
+	}
+	return append([]byte(`{`+b.String()), raw[1:]...)
 }
 
 func jsonValue2(t testing.TB, raw []byte) any {
