@@ -171,7 +171,8 @@ func canonicalJSON(t testing.TB, raw []byte) []byte {
 // byte below the quote) to a document, past the size where the scanner sorts members with slices.SortFunc.
 func manyKeys(raw []byte) []byte {
 	var b strings.Builder
-	for i, k := range []string{"a", "a!", "a ", "a#", "ab", "é", "z", "Z", "_", "0", "9"} {
+	for i, k := range []string{"a", "a!", "a ", "a#", "ab", "é", "z", "Z", "_", "0", "9", "b", "b!", "b ", "bb", "c",
+		"c!", "c ", "cc", "d", "d!", "d ", "dd", "e", "e!", "e ", "ee"} {
 		b.WriteString(`"` + k + `":` + string(rune('1'+i%9)) + `,`)
 	}
 	return append([]byte(`{`+b.String()), raw[1:]...)
