@@ -591,25 +591,18 @@ func countElements(arr []byte) int {
 	return n
 }
 
-// skipString returns the index after the string token at src[i] (valid JSON).
+// skipString returns the index after the string token at src[i] (valid JSON). Tokens are short: a byte loop
+// beats searching for the quote.
 func skipString(src []byte, i int) int {
-	i++
-	for {
-		j := bytes.IndexByte(src[i:], '"')
-		if j < 0 {
-			return len(src)
-		}
-		i += j
-		// Count the backslashes before the quote: an odd number escapes it.
-		n := 0
-		for k := i - 1; src[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
+	for i++; i < len(src); i++ {
+		switch src[i] {
+		case '"':
 			return i + 1
+		case '\\':
+			i++ // the escaped byte (a \uXXXX's hex digits need no care)
 		}
-		i++
 	}
+	return len(src)
 }
 
 // skipValue returns the index after the value at src[i] (valid JSON).
