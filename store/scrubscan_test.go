@@ -256,36 +256,83 @@ func TestCanonical(t *testing.T) {
 	}
 }
 
-// FuzzScrubScan feeds the cascade's documents, and what the fuzzer makes of them, to the scanner and the JSON
-// rules: same error or none, and the same bytes — or, for an event (whose snapshot the scanner scrubs in
-// place where the JSON rules may sort its keys), the same JSON.
+// FuzzScrubScan feeds the cascade's documents, odd shapes, and what the fuzzer makes of them, to the scanner
+// and the JSON rules (checkScan).
 func FuzzScrubScan(f *testing.F) {
 	for _, c := range scanCases(f) {
 		f.Add(uint8(c.kind), len(c.ids) == 2, c.raw)
 	}
+	for _, doc := range oddDocs {
+		for kind := range 4 {
+			f.Add(uint8(kind), true, []byte(doc))
+		}
+	}
 	f.Fuzz(func(t *testing.T, kind uint8, two bool, raw []byte) {
-		k := int(kind % 4)
-		ids := []string{"vs_1"}
-		if two {
-			ids = append(ids, "vs_2")
-		}
-		want, wantErr := scrubForJSON(k, bytes.Clone(raw), ids)
-		got, gotErr := scrubForScan(k, bytes.Clone(raw), ids)
-		if (wantErr != nil) != (gotErr != nil) {
-			t.Fatalf("errors differ: JSON rules %v, scanner %v", wantErr, gotErr)
-		}
-		if wantErr != nil || bytes.Equal(want, got) {
-			return
-		}
-		if k != targetEvent {
-			t.Fatalf("scanner wrote\n%s\nJSON rules wrote\n%s", got, want)
-		}
-		var w, g any
-		if json.Unmarshal(want, &w) != nil || json.Unmarshal(got, &g) != nil || !bytes.Equal(mustJSON(t, w), mustJSON(t, g)) ||
-			!canonical(got) {
-			t.Fatalf("event: scanner wrote\n%s\nJSON rules wrote\n%s", got, want)
-		}
+		checkScan(t, int(kind%4), two, raw)
 	})
+}
+
+// oddDocs are shapes identityd does not write but the rules define: nested matches, replaced subtrees that
+// hide a match, members a rule adds, params and files of unexpected types, an error echoing a metadata key.
+var oddDocs = []string{
+	`{"object":"identity.verification_session","id":"vs_1"}`,
+	`{"object":"identity.verification_session","id":"vs_1","verified_outputs":{"first_name":{"object":"identity.verification_session","id":"vs_2","metadata":{"a":"b"}},"address":{"city":{"x":1},"line1":null},"dob":{"day":1}},"provided_details":[{"email":"x"}]}`,
+	`{"object":"identity.verification_session","id":"vs_1","last_verification_report":{"object":"identity.verification_session","id":"vs_1","document":{"files":"f","address":"a"},"email":{"email":"e"},"metadata":{"k":"v"}}}`,
+	`{"object":"identity.verification_report","verification_session":"vs_2","document":{"files":[null,{"a":1},"f"],"dob":null,"first_name":null},"selfie":{"selfie":{"object":"identity.verification_report","verification_session":"vs_1"}},"id_number":{"id_number_type":"x","dob":1}}`,
+	`{"object":"request_log","objects":["vs_0",1,"vs_1"],"params":[{"k":"metadata[a]","v":"1"},{"k":"type","v":"document","x":{"object":"identity.verification_session","id":"vs_1"}},7,{"v":"x"},{"k":"expand[3]","v":"y"},{"k":"types[a]","v":"z"}],"response":{"error":{"param":"metadata[a b]","message":"metadata[a b] and metadata[a b]"}}}`,
+	`{"object":"request_log","objects":["vs_2"],"response":{"error":{"param":"metadata[x]","message":7}}}`,
+	`{"error":{"param":"metadata[k]","message":"bad metadata[k]","type":"invalid_request_error"}}`,
+	`{"error":{"param":"metadata[k]"},"data":[{"object":"identity.verification_session","id":"vs_1","client_secret":"s","url":"u","metadata":null}]}`,
+	`{"id":"req_1","object":"request_log","created":1,"livemode":false,"method":"POST","path":"/v1/x","status":400,"idempotency_key":null,"params":[{"k":"metadata[k]","v":"1"},{"k":"provided_details[email]","v":"a@b"}],"response":{"error":{"message":"Invalid metadata[k]","param":"metadata[k]"}},"objects":["vs_1"]}`,
+	`{"id":"req_1","object":"request_log","created":1,"livemode":true,"method":"GET","path":"/v1/x","status":200,"idempotency_key":"k","params":null,"response":{"object":"list","data":[{"id":"vs_2","object":"identity.verification_session","metadata":{"a":"b"}}]},"objects":null}`,
+	`{"fingerprint":"f","state":"done","status":200,"body":{"id":"vs_2","object":"identity.verification_session","url":"u"},"objects":["vs_2"]}`,
+	`{"fingerprint":"f","kept_fingerprint":"","state":"pending"}`,
+	`{"id":"evt_1","object":"event","data":{"object":{"id":"vs_1","object":"identity.verification_session","metadata":{"a":"vs_2"},"provided_details":{"email":"e","phone":null}}},"request":{"id":"vs_2","idempotency_key":null}}`,
+	`{"id":"evt_1","object":"event","data":{"object":{"id":"vs_1","object":"identity.verification_session","verified_outputs":null,"metadata":{}}}}`,
+	`[{"object":"identity.verification_session","id":"vs_1","metadata":{"\u003c":"\u2028"}},"vs_1",-12,true]`,
+}
+
+func TestScrubScan_OddShapes(t *testing.T) {
+	t.Parallel()
+	scanned := 0
+	for _, doc := range oddDocs {
+		if takesScanner(targetReport, []byte(doc), []string{"vs_1", "vs_2"}) {
+			scanned++
+		}
+		for kind := range 4 {
+			for _, two := range []bool{false, true} {
+				checkScan(t, kind, two, []byte(doc))
+			}
+		}
+	}
+	require.Equal(t, len(oddDocs), scanned, "the scanner takes every odd shape itself")
+}
+
+// checkScan requires the scanner and the JSON rules to agree on raw: same error or none, and the same
+// bytes — or, for an event (whose snapshot the scanner scrubs in place where the JSON rules may sort its
+// keys), the same JSON.
+func checkScan(t *testing.T, k int, two bool, raw []byte) {
+	t.Helper()
+	ids := []string{"vs_1"}
+	if two {
+		ids = append(ids, "vs_2")
+	}
+	want, wantErr := scrubForJSON(k, bytes.Clone(raw), ids)
+	got, gotErr := scrubForScan(k, bytes.Clone(raw), ids)
+	if (wantErr != nil) != (gotErr != nil) {
+		t.Fatalf("errors differ: JSON rules %v, scanner %v", wantErr, gotErr)
+	}
+	if wantErr != nil || bytes.Equal(want, got) {
+		return
+	}
+	if k != targetEvent {
+		t.Fatalf("scanner wrote\n%s\nJSON rules wrote\n%s", got, want)
+	}
+	var w, g any
+	if json.Unmarshal(want, &w) != nil || json.Unmarshal(got, &g) != nil || !bytes.Equal(mustJSON(t, w), mustJSON(t, g)) ||
+		!canonical(got) {
+		t.Fatalf("event: scanner wrote\n%s\nJSON rules wrote\n%s", got, want)
+	}
 }
 
 func TestKeptParamBytes_IsKeptParam(t *testing.T) {
