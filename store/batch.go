@@ -309,35 +309,19 @@ func scrubFor(kind int, raw []byte, ids []string, owners []int, counts []ScrubCo
 			counts[i].IdempotencyEntries++
 		}
 	}
+	owned := make([]string, len(owners))
+	for n, i := range owners {
+		owned[n] = ids[i]
+	}
 	switch kind {
 	case targetLog:
-		var l RequestLog
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return nil, err
-		}
-		for _, i := range owners {
-			l.scrub(ids[i])
-		}
-		return json.Marshal(&l)
+		return scrubLogMany(raw, owned)
 	case targetIdem:
-		var e IdemEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, err
-		}
-		for _, i := range owners {
-			e.scrub(ids[i])
-		}
-		return json.Marshal(&e)
+		return scrubIdemMany(raw, owned)
 	case targetEvent:
-		for _, i := range owners {
-			raw = scrubEventBytes(raw, ids[i])
-		}
-		return raw, nil
+		return scrubEventMany(raw, owned), nil
 	default:
-		for _, i := range owners {
-			raw, _ = ScrubJSONBytes(raw, ids[i])
-		}
-		return raw, nil
+		return scrubJSONMany(raw, owned), nil
 	}
 }
 
