@@ -72,7 +72,7 @@ func (stx *sessionTx) writeEvents(ctx context.Context, pipe redis.Pipeliner) err
 // extra writes and the events. mutate and the batched paths (batch.go) share it.
 func (stx *sessionTx) commit(ctx context.Context, pipe redis.Pipeliner, body []byte) error {
 	s, sc, id := stx.store, stx.scope, stx.sess.ID
-	pipe.Set(ctx, s.sessionKey(sc, id), body, 0)
+	pipe.Set(ctx, s.sessionKey(sc, id), EncodeDoc(body), 0)
 	if stx.sess.Status != stx.oldStatus {
 		member := indexMember(stx.sess.Created, id)
 		pipe.ZRem(ctx, s.sessionStatusIndexKey(sc, stx.oldStatus), member)
@@ -102,6 +102,9 @@ func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn fu
 			return fmt.Errorf("get session: %w", err)
 		}
 		var sess Session
+		if body, err = DecodeDoc(body); err != nil {
+			return fmt.Errorf("decode session %s: %w", id, err)
+		}
 		if err := json.Unmarshal(body, &sess); err != nil {
 			return fmt.Errorf("decode session %s: %w", id, err)
 		}
