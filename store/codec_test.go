@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/identityd/identityd/store"
@@ -120,11 +122,20 @@ func TestScanAllFindsCanaryInCompressedValue(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, all[b.key("vs:"+sess.ID)], email)
 
-	// A document that carries the marker but does not decode fails the scan instead of passing unseen.
-	require.NoError(t, b.redis.Client.Set(ctx, b.key("vr:vr_corrupt"), []byte{0x01, 0xff, 0xff, 0xff}, 0).Err())
-	_, err = storetest.ScanAll(ctx, b.redis.Client)
-	require.Error(t, err)
-	require.NoError(t, b.redis.Client.Del(ctx, b.key("vr:vr_corrupt")).Err())
+}
+
+// A document that carries the marker but does not decode fails the scan instead of passing unseen. It runs on
+// its own miniredis: on a shared real Redis the corrupt value would fail every other test's scan meanwhile.
+func TestScanAllFailsOnUndecodableDocument(t *testing.T) {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
+	defer rdb.Close()
+	require.NoError(t, rdb.Set(ctx, "vr:vr_ok", store.EncodeDoc([]byte(codecSession)), 0).Err())
+	_, err := storetest.ScanAll(ctx, rdb)
+	require.NoError(t, err)
+	require.NoError(t, rdb.Set(ctx, "vr:vr_corrupt", []byte{0x01, 0xff, 0xff, 0xff}, 0).Err())
+	_, err = storetest.ScanAll(ctx, rdb)
+	require.ErrorContains(t, err, "vr:vr_corrupt")
 }
 
 // BenchmarkDocCodec measures encoding and decoding of typical documents and reports the compression ratio.
