@@ -146,7 +146,14 @@ func BenchmarkDocCodec(b *testing.B) {
 		"report":      `{"id":"vr_28e5aQXxsjJD6nyW0pmCQY3z","object":"identity.verification_report","client_reference_id":"order-77","created":1795648705,"document":{"address":null,"dob":{"day":6,"month":2,"year":1993},"error":null,"expiration_date":null,"files":["file_eduTaS2BPasn"],"first_name":"Ada","issued_date":null,"issuing_country":null,"last_name":"Lovelace","number":"D00001153","sex":null,"status":"verified","type":null,"unparsed_place_of_birth":null,"unparsed_sex":null},"livemode":false,"options":{},"type":"document","verification_session":"vs_28e5aQXjU0bkI9cGeZOWqC1C"}`,
 		"request_log": `{"id":"req_28e5aRuuJF8u11yFqaBIUOUm","object":"request_log","created":1795648706,"livemode":false,"method":"POST","path":"/v1/test_helpers/identity/verification_sessions/vs_28e5aRusFR2qe5mcS1ZyUOLP/submit","status":200,"idempotency_key":null,"params":[],"response":{"id":"vs_28e5aRusFR2qe5mcS1ZyUOLP","object":"identity.verification_session","client_reference_id":"order-77","client_secret":"vs_28e5aRusFR2qe5mcS1ZyUOLP_secret_Jt9nlwNKu9akR8IECfP16MOw","created":1795648706,"last_error":null,"last_verification_report":null,"livemode":false,"metadata":{"order":"4443"},"options":{},"provided_details":{"email":"ada@example.org","phone":"+15550004443"},"redaction":null,"related_customer":null,"status":"processing","type":"document","url":"http://127.0.0.1:8080/verify/vs_28e5aRusFR2qe5mcS1ZyUOLP","verified_outputs":null},"objects":["vs_28e5aRusFR2qe5mcS1ZyUOLP"]}`,
 	}
-	for _, name := range []string{"session", "event", "report", "request_log"} {
+	// A request log of a list call holds a page of sessions.
+	page := make([]string, 10)
+	for i := range page {
+		page[i] = strings.ReplaceAll(codecSession, "28e5aRNLUDtHnEE15WdL8qiZ", store.RandomString(24))
+	}
+	docs["list_log"] = `{"id":"req_28e5aRWb64SCaJ3H3JBA0i87","object":"request_log","created":1795648706,"livemode":false,"method":"GET","path":"/v1/identity/verification_sessions","status":200,"idempotency_key":null,"params":[],"response":{"object":"list","url":"/v1/identity/verification_sessions","has_more":true,"data":[` +
+		strings.Join(page, ",") + `]},"objects":[]}`
+	for _, name := range []string{"session", "event", "report", "request_log", "list_log"} {
 		doc := []byte(docs[name])
 		enc := store.EncodeDoc(doc)
 		b.Run(name+"/encode", func(b *testing.B) {
