@@ -388,7 +388,11 @@ func (s *Store) CompleteRedactions(ctx context.Context, sc Scope, ids []string, 
 			var rec *RedactionRecord
 			if str, ok := recs.Val()[i].(string); ok {
 				rec = &RedactionRecord{}
-				if err := json.Unmarshal([]byte(str), rec); err != nil {
+				raw, err := decodeDocString(str)
+				if err != nil {
+					return fmt.Errorf("decode redaction record %s: %w", ids[i], err)
+				}
+				if err := json.Unmarshal(raw, rec); err != nil {
 					return fmt.Errorf("decode redaction record %s: %w", ids[i], err)
 				}
 			}

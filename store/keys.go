@@ -63,7 +63,7 @@ func (s *Store) idemKey(sc Scope, key string) string {
 	return s.base(sc) + "idem:" + hashPart(key) // string (doc)
 }
 func (s *Store) redactionRecordKey(sc Scope, id string) string {
-	return s.base(sc) + "redaction:" + id // string (JSON)
+	return s.base(sc) + "redaction:" + id // string (doc)
 }
 
 // StreamKey is the account's event stream: entries carry ids only.
