@@ -72,7 +72,11 @@ func (s *Store) mutateMany(ctx context.Context, sc Scope, ids []string, o Origin
 				continue
 			}
 			var sess Session
-			if err := json.Unmarshal([]byte(str), &sess); err != nil {
+			body, err := decodeDocString(str)
+			if err != nil {
+				return fmt.Errorf("decode session %s: %w", ids[i], err)
+			}
+			if err := json.Unmarshal(body, &sess); err != nil {
 				return fmt.Errorf("decode session %s: %w", ids[i], err)
 			}
 			b.txs[i] = &sessionTx{store: s, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status,
@@ -266,12 +270,18 @@ func (s *Store) ScrubCascadeMany(ctx context.Context, sc Scope, ids []string, at
 				continue
 			}
 			t := chunk[i]
-			out, err := scrubFor(t.kind, []byte(str), ids, t.sessions, counts)
+			in, err := decodeDocString(str)
 			if err != nil {
 				return nil, fmt.Errorf("scrub %s: %w", keyKind(t.kind), err)
 			}
-			if string(out) != str {
-				pipe.SetArgs(ctx, t.key, out, redis.SetArgs{KeepTTL: true})
+			out, err := scrubFor(t.kind, in, ids, t.sessions, counts)
+			if err != nil {
+				return nil, fmt.Errorf("scrub %s: %w", keyKind(t.kind), err)
+			}
+			// Compared as stored (encoding is deterministic), so the check holds even if a scrubber edited in
+			// place; a plain-JSON value left from before compression is rewritten compressed.
+			if enc := EncodeDoc(out); string(enc) != str {
+				pipe.SetArgs(ctx, t.key, enc, redis.SetArgs{KeepTTL: true})
 			}
 		}
 	}
@@ -357,7 +367,11 @@ func (s *Store) CompleteRedactions(ctx context.Context, sc Scope, ids []string, 
 			var rec *RedactionRecord
 			if str, ok := recs.Val()[i].(string); ok {
 				rec = &RedactionRecord{}
-				if err := json.Unmarshal([]byte(str), rec); err != nil {
+				raw, err := decodeDocString(str)
+				if err != nil {
+					return fmt.Errorf("decode redaction record %s: %w", ids[i], err)
+				}
+				if err := json.Unmarshal(raw, rec); err != nil {
 					return fmt.Errorf("decode redaction record %s: %w", ids[i], err)
 				}
 			}
@@ -408,7 +422,7 @@ func (s *Store) RedactionStatuses(ctx context.Context, sc Scope, ids []string) (
 		if !ok {
 			continue
 		}
-		if r := sessionRedaction([]byte(str)); r != nil {
+		if r := storedSessionRedaction(str); r != nil {
 			out[i] = r.Status
 		}
 	}

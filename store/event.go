@@ -83,7 +83,7 @@ func (s *Store) writeEvent(ctx context.Context, pipe redis.Pipeliner, sc Scope, 
 		return err
 	}
 	member := indexMember(ev.Created, ev.ID)
-	pipe.Set(ctx, s.eventKey(sc, ev.ID), body, 0)
+	pipe.Set(ctx, s.eventKey(sc, ev.ID), EncodeDoc(body), 0)
 	pipe.ZAdd(ctx, s.eventIndexKey(sc), redis.Z{Member: member})
 	pipe.ZAdd(ctx, s.eventTypeIndexKey(sc, ev.Type), redis.Z{Member: member})
 	pipe.SAdd(ctx, s.sessionEventsKey(sc, sessionID), ev.ID)
@@ -107,6 +107,9 @@ func (s *Store) GetEvent(ctx context.Context, sc Scope, id string) (*Event, erro
 		return nil, fmt.Errorf("get event: %w", err)
 	}
 	var ev Event
+	if body, err = DecodeDoc(body); err != nil {
+		return nil, fmt.Errorf("decode event %s: %w", id, err)
+	}
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return nil, fmt.Errorf("decode event %s: %w", id, err)
 	}

@@ -53,7 +53,7 @@ func (s *Store) BeginIdempotent(ctx context.Context, sc Scope, key, fingerprint,
 	pending, _ := json.Marshal(IdemEntry{Fingerprint: fingerprint, KeptFingerprint: keptFingerprint, State: IdemPending})
 	k := s.idemKey(sc, key)
 	for i := 0; i < 3; i++ {
-		ok, err := s.rdb.SetNX(ctx, k, pending, pendingIdemTTL).Result()
+		ok, err := s.rdb.SetNX(ctx, k, EncodeDoc(pending), pendingIdemTTL).Result()
 		if err != nil {
 			return nil, false, fmt.Errorf("claim idempotency key: %w", err)
 		}
@@ -68,6 +68,9 @@ func (s *Store) BeginIdempotent(ctx context.Context, sc Scope, key, fingerprint,
 			return nil, false, fmt.Errorf("read idempotency key: %w", err)
 		}
 		var e IdemEntry
+		if raw, err = DecodeDoc(raw); err != nil {
+			return nil, false, fmt.Errorf("decode idempotency entry: %w", err)
+		}
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return nil, false, fmt.Errorf("decode idempotency entry: %w", err)
 		}
@@ -84,7 +87,7 @@ func (s *Store) FinishIdempotent(ctx context.Context, sc Scope, key string, e *I
 	scrub := e.scrub
 	err := s.saveTied(ctx, sc, SessionIDs(e.Objects), scrub, func(pipe redis.Pipeliner) {
 		body, _ := json.Marshal(e) // an IdemEntry always marshals
-		pipe.Set(ctx, k, body, ttl)
+		pipe.Set(ctx, k, EncodeDoc(body), ttl)
 		for _, id := range SessionIDs(e.Objects) {
 			ok := s.objectIdemKey(sc, id)
 			pipe.SAdd(ctx, ok, k)

@@ -8,7 +8,7 @@ import (
 )
 
 // Key layout. Every key of an account carries the hash tag {acct}, so transactions stay in one cluster slot.
-// The Redis type of each key is in the trailing comment.
+// The Redis type of each key is in the trailing comment; "doc" is JSON compressed by EncodeDoc (codec.go).
 
 func (s *Store) base(sc Scope) string {
 	return s.prefix + ":{" + sc.Account + "}:" + sc.mode() + ":"
@@ -25,9 +25,9 @@ func hashPart(v string) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-func (s *Store) sessionKey(sc Scope, id string) string { return s.base(sc) + "vs:" + id } // string (JSON)
+func (s *Store) sessionKey(sc Scope, id string) string { return s.base(sc) + "vs:" + id } // string (doc)
 func (s *Store) submissionKey(sc Scope, id string) string {
-	return s.base(sc) + "vs:" + id + ":submission" // string (JSON)
+	return s.base(sc) + "vs:" + id + ":submission" // string (doc)
 }
 func (s *Store) sessionIndexKey(sc Scope) string { return s.base(sc) + "ix:vs" } // zset (lex)
 func (s *Store) sessionStatusIndexKey(sc Scope, status string) string {
@@ -51,19 +51,19 @@ func (s *Store) objectLogsKey(sc Scope, id string) string {
 func (s *Store) objectIdemKey(sc Scope, id string) string {
 	return s.base(sc) + "idem:obj:" + id // set of idempotency keys
 }
-func (s *Store) reportKey(sc Scope, id string) string { return s.base(sc) + "vr:" + id }  // string (JSON)
+func (s *Store) reportKey(sc Scope, id string) string { return s.base(sc) + "vr:" + id }  // string (doc)
 func (s *Store) reportIndexKey(sc Scope) string       { return s.base(sc) + "ix:vr" }     // zset (lex)
-func (s *Store) eventKey(sc Scope, id string) string  { return s.base(sc) + "evt:" + id } // string (JSON)
+func (s *Store) eventKey(sc Scope, id string) string  { return s.base(sc) + "evt:" + id } // string (doc)
 func (s *Store) eventIndexKey(sc Scope) string        { return s.base(sc) + "ix:evt" }    // zset (lex)
 func (s *Store) eventTypeIndexKey(sc Scope, typ string) string {
 	return s.base(sc) + "ix:evt:type:" + typ // zset (lex)
 }
-func (s *Store) requestLogKey(sc Scope, id string) string { return s.base(sc) + "req:" + id } // string (JSON)
+func (s *Store) requestLogKey(sc Scope, id string) string { return s.base(sc) + "req:" + id } // string (doc)
 func (s *Store) idemKey(sc Scope, key string) string {
-	return s.base(sc) + "idem:" + hashPart(key) // string (JSON)
+	return s.base(sc) + "idem:" + hashPart(key) // string (doc)
 }
 func (s *Store) redactionRecordKey(sc Scope, id string) string {
-	return s.base(sc) + "redaction:" + id // string (JSON)
+	return s.base(sc) + "redaction:" + id // string (doc)
 }
 
 // StreamKey is the account's event stream: entries carry ids only.

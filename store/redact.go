@@ -90,7 +90,7 @@ func (stx *sessionTx) requestRedaction(by Requester) (bool, error) {
 		Livemode: sc.Livemode, RequestedAt: now.Unix(), RequestedBy: by})
 	stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
 		pipe.ZAdd(ctx, s.pendingRedactionsKey(sc), redis.Z{Score: float64(now.UnixMilli()), Member: id})
-		pipe.Set(ctx, s.redactionRecordKey(sc, id), record, 0)
+		pipe.Set(ctx, s.redactionRecordKey(sc, id), EncodeDoc(record), 0)
 	})
 	return true, nil
 }
@@ -111,6 +111,9 @@ func (s *Store) readRedactionRecord(ctx context.Context, c redis.Cmdable, sc Sco
 		return nil, fmt.Errorf("get redaction record: %w", err)
 	}
 	var r RedactionRecord
+	if raw, err = DecodeDoc(raw); err != nil {
+		return nil, fmt.Errorf("decode redaction record: %w", err)
+	}
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return nil, fmt.Errorf("decode redaction record: %w", err)
 	}
@@ -213,7 +216,7 @@ func (stx *sessionTx) completeRedaction(rec *RedactionRecord, requestedAtMillis 
 		pipe.ZRem(ctx, s.pendingRedactionsKey(sc), id)
 		pipe.HDel(ctx, s.failedRedactionsKey(sc), id)
 		pipe.HDel(ctx, s.batchedRedactionsKey(sc), id)
-		pipe.Set(ctx, s.redactionRecordKey(sc, id), body, 0)
+		pipe.Set(ctx, s.redactionRecordKey(sc, id), EncodeDoc(body), 0)
 	})
 	stx.emit(EventSessionRedacted)
 	return requestedAtMillis, nil

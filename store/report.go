@@ -110,6 +110,9 @@ func (s *Store) GetReport(ctx context.Context, sc Scope, id string) (*Report, er
 		return nil, fmt.Errorf("get report: %w", err)
 	}
 	var r Report
+	if body, err = DecodeDoc(body); err != nil {
+		return nil, fmt.Errorf("decode report %s: %w", id, err)
+	}
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, fmt.Errorf("decode report %s: %w", id, err)
 	}

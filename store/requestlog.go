@@ -42,7 +42,7 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 	member := indexMember(l.Created, l.ID)
 	err := s.saveTied(ctx, sc, SessionIDs(l.Objects), l.scrub, func(pipe redis.Pipeliner) {
 		body := l.encode()
-		pipe.Set(ctx, s.requestLogKey(sc, l.ID), body, ttl)
+		pipe.Set(ctx, s.requestLogKey(sc, l.ID), EncodeDoc(body), ttl)
 		for _, id := range l.Objects {
 			key := s.objectLogsKey(sc, id)
 			pipe.ZAdd(ctx, key, redis.Z{Member: member})

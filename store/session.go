@@ -181,7 +181,7 @@ func (s *Store) Create(ctx context.Context, sc Scope, p SessionCreate, o Origin)
 	}
 	member := indexMember(sess.Created, id)
 	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.Set(ctx, s.sessionKey(sc, id), body, 0)
+		pipe.Set(ctx, s.sessionKey(sc, id), EncodeDoc(body), 0)
 		pipe.ZAdd(ctx, s.sessionIndexKey(sc), redis.Z{Member: member})
 		pipe.ZAdd(ctx, s.sessionStatusIndexKey(sc, sess.Status), redis.Z{Member: member})
 		if p.ClientReferenceID != nil {
@@ -211,6 +211,9 @@ func (s *Store) Get(ctx context.Context, sc Scope, id string) (*Session, error) 
 		return nil, fmt.Errorf("get session: %w", err)
 	}
 	var sess Session
+	if body, err = DecodeDoc(body); err != nil {
+		return nil, fmt.Errorf("decode session %s: %w", id, err)
+	}
 	if err := json.Unmarshal(body, &sess); err != nil {
 		return nil, fmt.Errorf("decode session %s: %w", id, err)
 	}
@@ -241,7 +244,11 @@ func mget[T any](ctx context.Context, s *Store, ids []string, key func(string) s
 			continue
 		}
 		var obj T
-		if err := json.Unmarshal([]byte(str), &obj); err != nil {
+		body, err := decodeDocString(str)
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", ids[i], err)
+		}
+		if err := json.Unmarshal(body, &obj); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", ids[i], err)
 		}
 		out[i] = &obj

@@ -29,7 +29,7 @@ func (s *Store) saveTied(ctx context.Context, sc Scope, sessionIDs []string, scr
 			if !ok {
 				continue
 			}
-			if r := sessionRedaction([]byte(str)); r != nil {
+			if r := storedSessionRedaction(str); r != nil {
 				scrub(sessionIDs[i])
 			}
 		}
@@ -54,6 +54,16 @@ func sessionRedaction(raw []byte) *Redaction {
 		return &Redaction{Status: RedactionProcessing}
 	}
 	return head.Redaction
+}
+
+// storedSessionRedaction is sessionRedaction of a session as stored (compressed or not). A value that does not
+// decode counts as redacting, like one that does not parse.
+func storedSessionRedaction(stored string) *Redaction {
+	raw, err := decodeDocString(stored)
+	if err != nil {
+		return &Redaction{Status: RedactionProcessing}
+	}
+	return sessionRedaction(raw)
 }
 
 // SessionIDs keeps the verification-session ids among object ids.

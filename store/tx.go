@@ -71,7 +71,7 @@ func (stx *sessionTx) writeEvents(ctx context.Context, pipe redis.Pipeliner) err
 // extra writes and the events. mutate and the batched paths (batch.go) share it.
 func (stx *sessionTx) commit(ctx context.Context, pipe redis.Pipeliner, body []byte) error {
 	s, sc, id := stx.store, stx.scope, stx.sess.ID
-	pipe.Set(ctx, s.sessionKey(sc, id), body, 0)
+	pipe.Set(ctx, s.sessionKey(sc, id), EncodeDoc(body), 0)
 	if stx.sess.Status != stx.oldStatus {
 		member := indexMember(stx.sess.Created, id)
 		pipe.ZRem(ctx, s.sessionStatusIndexKey(sc, stx.oldStatus), member)
@@ -98,7 +98,11 @@ func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn fu
 			return ErrNotFound
 		}
 		var sess Session
-		if err := json.Unmarshal([]byte(body), &sess); err != nil {
+		raw, err := decodeDocString(body)
+		if err != nil {
+			return fmt.Errorf("decode session %s: %w", id, err)
+		}
+		if err := json.Unmarshal(raw, &sess); err != nil {
 			return fmt.Errorf("decode session %s: %w", id, err)
 		}
 		stx := &sessionTx{store: s, tx: tx.Tx, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status}

@@ -51,7 +51,7 @@ func (s *Store) Submit(ctx context.Context, sc Scope, id string, sub *Submission
 		stx.sess.Status = StatusProcessing
 		stx.sess.LastError = nil
 		stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
-			pipe.Set(ctx, s.submissionKey(sc, id), body, 0)
+			pipe.Set(ctx, s.submissionKey(sc, id), EncodeDoc(body), 0)
 			pipe.ZAdd(ctx, s.pendingVerificationsKey(sc), redis.Z{Score: float64(s.clock.Now().UnixMilli()), Member: id + "|" + sub.ID})
 		})
 		stx.emit(EventSessionProcessing)
@@ -76,6 +76,9 @@ func (s *Store) CompleteVerification(ctx context.Context, sc Scope, id, submissi
 			return fmt.Errorf("get submission: %w", err)
 		}
 		var sub Submission
+		if raw, err = DecodeDoc(raw); err != nil {
+			return fmt.Errorf("decode submission: %w", err)
+		}
 		if err := json.Unmarshal(raw, &sub); err != nil {
 			return fmt.Errorf("decode submission: %w", err)
 		}
@@ -93,7 +96,7 @@ func (s *Store) CompleteVerification(ctx context.Context, sc Scope, id, submissi
 		}
 		member := indexMember(report.Created, report.ID)
 		stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
-			pipe.Set(ctx, s.reportKey(sc, report.ID), rbody, 0)
+			pipe.Set(ctx, s.reportKey(sc, report.ID), EncodeDoc(rbody), 0)
 			pipe.ZAdd(ctx, s.reportIndexKey(sc), redis.Z{Member: member})
 			pipe.ZAdd(ctx, s.sessionReportsKey(sc, id), redis.Z{Member: member})
 			pipe.Del(ctx, subKey)
