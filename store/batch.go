@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -274,14 +275,13 @@ func (s *Store) ScrubCascadeMany(ctx context.Context, sc Scope, ids []string, at
 			if err != nil {
 				return nil, fmt.Errorf("scrub %s: %w", keyKind(t.kind), err)
 			}
-			out, err := scrubFor(t.kind, in, ids, t.sessions, counts)
+			// The scrubber works on a copy, so the comparison holds even if one ever edits in place.
+			out, err := scrubFor(t.kind, bytes.Clone(in), ids, t.sessions, counts)
 			if err != nil {
 				return nil, fmt.Errorf("scrub %s: %w", keyKind(t.kind), err)
 			}
-			// Compared as stored (encoding is deterministic), so the check holds even if a scrubber edited in
-			// place; a plain-JSON value left from before compression is rewritten compressed.
-			if enc := EncodeDoc(out); string(enc) != str {
-				pipe.SetArgs(ctx, t.key, enc, redis.SetArgs{KeepTTL: true})
+			if !bytes.Equal(in, out) {
+				pipe.SetArgs(ctx, t.key, encodeDocFast(out), redis.SetArgs{KeepTTL: true})
 			}
 		}
 	}
