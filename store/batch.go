@@ -286,10 +286,12 @@ func (s *Store) ScrubCascadeMany(ctx context.Context, sc Scope, ids []string, at
 		}
 	}
 	if attempts != nil {
-		for i, id := range ids {
-			if counts[i].WebhookAttempts, err = attempts(ctx, sc, id); err != nil {
-				return nil, fmt.Errorf("scrub webhook attempts: %w", err)
-			}
+		n, err := attempts(ctx, sc, ids)
+		if err != nil {
+			return nil, fmt.Errorf("scrub webhook attempts: %w", err)
+		}
+		for i := range ids {
+			counts[i].WebhookAttempts = n[i]
 		}
 	}
 	for _, id := range ids {

@@ -218,21 +218,41 @@ func (s *Store) ListAttempts(ctx context.Context, sc Scope, endpointID, eventID 
 
 // SessionAttempts is the store.AttemptScrubber for webhook attempts. Attempt records carry ids, types,
 // status codes, latencies and transport errors — never a body — so there is nothing personal to scrub;
-// it returns how many records about the session exist, for the redaction's audit record.
-func (s *Store) SessionAttempts(ctx context.Context, sc Scope, sessionID string) (int, error) {
-	ids, err := s.rdb.SMembers(ctx, s.sessionAttemptsKey(sc, sessionID)).Result()
-	if err != nil {
-		return 0, fmt.Errorf("session webhook attempts: %w", err)
+// it returns how many records about each session exist, for the redactions' audit records: one pipelined
+// read of the sessions' attempt indexes, then one EXISTS per session over its attempt keys.
+func (s *Store) SessionAttempts(ctx context.Context, sc Scope, sessionIDs []string) ([]int, error) {
+	out := make([]int, len(sessionIDs))
+	members := make([]*redis.StringSliceCmd, len(sessionIDs))
+	if _, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, id := range sessionIDs {
+			members[i] = pipe.SMembers(ctx, s.sessionAttemptsKey(sc, id))
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("session webhook attempts: %w", err)
 	}
-	as, err := mget[WebhookAttempt](ctx, s, ids, func(id string) string { return s.attemptKey(sc, id) })
-	if err != nil {
-		return 0, err
+	exists := make([]*redis.IntCmd, len(sessionIDs))
+	pipe := s.rdb.Pipeline()
+	for i, m := range members {
+		if len(m.Val()) == 0 {
+			continue
+		}
+		keys := make([]string, len(m.Val()))
+		for j, id := range m.Val() {
+			keys[j] = s.attemptKey(sc, id)
+		}
+		exists[i] = pipe.Exists(ctx, keys...) // expired attempts leave members behind; they are not counted
 	}
-	n := 0
-	for _, a := range as {
-		if a != nil {
-			n++
+	if pipe.Len() == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("session webhook attempts: %w", err)
+	}
+	for i, c := range exists {
+		if c != nil {
+			out[i] = int(c.Val())
 		}
 	}
-	return n, nil
+	return out, nil
 }

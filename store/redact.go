@@ -120,9 +120,10 @@ func (s *Store) readRedactionRecord(ctx context.Context, c redis.Cmdable, sc Sco
 	return &r, nil
 }
 
-// AttemptScrubber scrubs stored webhook attempts of a session and returns how many it looked at. The events
-// package sets it; nil means there are none.
-type AttemptScrubber func(ctx context.Context, sc Scope, sessionID string) (int, error)
+// AttemptScrubber scrubs the stored webhook attempts of sessions and returns how many it looked at for each
+// (counts[i] for sessionIDs[i]), in a fixed number of round trips however many sessions there are.
+// Store.SessionAttempts is the one identityd uses; nil means there are none.
+type AttemptScrubber func(ctx context.Context, sc Scope, sessionIDs []string) ([]int, error)
 
 // ScrubCascade scrubs everything that refers to a session except the session itself: its reports, the
 // snapshots in its events, the request logs and cached idempotent responses tied to it, webhook attempts,
