@@ -75,15 +75,16 @@ func newEvent(now int64, sc Scope, typ string, object json.RawMessage, o Origin)
 	return ev
 }
 
-// writeEvent queues the event's writes: the object, its indexes, the session's event set, and a stream entry
-// that carries ids only.
-func (s *Store) writeEvent(ctx context.Context, pipe redis.Pipeliner, sc Scope, ev *Event, sessionID string) error {
+// writeEvent queues the event's writes: the object (compressed by encode), its indexes, the session's event
+// set, and a stream entry that carries ids only.
+func (s *Store) writeEvent(ctx context.Context, pipe redis.Pipeliner, sc Scope, ev *Event, sessionID string,
+	encode func([]byte) []byte) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
 	member := indexMember(ev.Created, ev.ID)
-	pipe.Set(ctx, s.eventKey(sc, ev.ID), EncodeDoc(body), 0)
+	pipe.Set(ctx, s.eventKey(sc, ev.ID), encode(body), 0)
 	pipe.ZAdd(ctx, s.eventIndexKey(sc), redis.Z{Member: member})
 	pipe.ZAdd(ctx, s.eventTypeIndexKey(sc, ev.Type), redis.Z{Member: member})
 	pipe.SAdd(ctx, s.sessionEventsKey(sc, sessionID), ev.ID)
