@@ -24,7 +24,7 @@ func EachMember(raw []byte, fn func(key string, value []byte) bool) bool {
 		if i >= len(raw) || raw[i] != '"' {
 			return false
 		}
-		end := bytes.IndexByte(raw[i+1:], '"')
+		end := stringEnd(raw[i+1:])
 		if end < 0 {
 			return false
 		}
@@ -59,32 +59,33 @@ func EachMember(raw []byte, fn func(key string, value []byte) bool) bool {
 	}
 }
 
-// valueLen returns the length of the compact JSON value at the start of b, or 0 when it does not end.
+// valueLen returns the length of the compact JSON value at the start of b, or 0 when it does not end (or
+// nests deeper than 32, more than any stored object).
 func valueLen(b []byte) int {
+	var open [32]byte // the closing bracket each open one expects
 	depth := 0
 	for i := 0; i < len(b); i++ {
 		switch c := b[i]; c {
 		case '"':
-			for i++; ; i++ {
-				if i >= len(b) {
-					return 0
-				}
-				if b[i] == '\\' {
-					i++
-				} else if b[i] == '"' {
-					break
-				}
+			end := stringEnd(b[i+1:])
+			if end < 0 {
+				return 0
 			}
+			i += 1 + end
 			if depth == 0 {
 				return i + 1
 			}
 		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth < 0 {
+			if depth == len(open) {
 				return 0
 			}
+			open[depth] = c + 2 // '{'+2 == '}', '['+2 == ']'
+			depth++
+		case '}', ']':
+			if depth == 0 || open[depth-1] != c {
+				return 0
+			}
+			depth--
 			if depth == 0 {
 				return i + 1
 			}
@@ -98,16 +99,37 @@ func valueLen(b []byte) int {
 			if depth == 0 { // a literal: up to the next delimiter
 				j := i
 				for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' {
+					if b[j] == ' ' || b[j] == '\t' || b[j] == '\r' || b[j] == '\n' || b[j] == '"' {
+						return 0
+					}
 					j++
-				}
-				if j == i {
-					return 0
 				}
 				return j
 			}
 		}
 	}
 	return 0
+}
+
+// stringEnd returns the index in b of the quote that closes a JSON string whose opening quote precedes b, or
+// -1 when there is none.
+func stringEnd(b []byte) int {
+	off := 0
+	for {
+		q := bytes.IndexByte(b[off:], '"')
+		if q < 0 {
+			return -1
+		}
+		q += off
+		escapes := 0
+		for j := q - 1; j >= 0 && b[j] == '\\'; j-- {
+			escapes++
+		}
+		if escapes%2 == 0 {
+			return q
+		}
+		off = q + 1
+	}
 }
 
 // rawStringIs reports whether the raw JSON value v is the string s.
