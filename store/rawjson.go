@@ -152,8 +152,8 @@ type SessionJSON struct {
 	status, clientReferenceID, relatedCustomer []byte
 }
 
-// SessionsJSON loads stored sessions by id with one MGET, as JSON; missing ones are nil. It is the one reader
-// of stored session bytes for the list path, so a change of the stored encoding is made here.
+// SessionsJSON loads stored sessions by id with one MGET, as JSON (decompressed: DecodeDoc); missing ones are
+// nil. It is the one reader of stored session bytes for the list path.
 func (s *Store) SessionsJSON(ctx context.Context, sc Scope, ids []string) ([][]byte, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -169,7 +169,9 @@ func (s *Store) SessionsJSON(ctx context.Context, sc Scope, ids []string) ([][]b
 	out := make([][]byte, len(vals))
 	for i, v := range vals {
 		if str, ok := v.(string); ok {
-			out[i] = []byte(str)
+			if out[i], err = decodeDocString(str); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", ids[i], err)
+			}
 		}
 	}
 	return out, nil

@@ -66,16 +66,19 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 
 // saveLogScript is the common case of SaveRequestLog in one round trip: when none of the sessions the log
 // names has a redaction requested, it writes the log and indexes it under every object, atomically with that
-// check — what saveTied's WATCH/MULTI does in three round trips. Otherwise (or when a stored session is not
-// in the form it can read) it writes nothing and returns 0, and the caller takes saveTied, which scrubs.
+// check — what saveTied's WATCH/MULTI does in three round trips. Otherwise it writes nothing and returns 0,
+// and the caller takes saveTied, which scrubs.
 //
-// KEYS: the log, then ARGV[1] session keys, then the object-log indexes. ARGV: the session count, the log,
-// the TTL in milliseconds (0: none), the index member.
+// The check is the existence of each session's redaction record: requestRedaction writes the record in the
+// transaction that sets the session's redaction (the only writer of a redaction request), and nothing deletes
+// it, so "no record" is "no redaction requested" — read without loading the (compressed) session.
+//
+// KEYS: the log, then ARGV[1] redaction-record keys, then the object-log indexes. ARGV: the record count, the
+// stored log, the TTL in milliseconds (0: none), the index member.
 var saveLogScript = redis.NewScript(`
 local n = tonumber(ARGV[1])
 for i = 2, n + 1 do
-  local v = redis.call('GET', KEYS[i])
-  if v and not string.find(v, '"redaction":null', 1, true) then
+  if redis.call('EXISTS', KEYS[i]) == 1 then
     return 0
   end
 end
@@ -94,7 +97,8 @@ end
 return 1
 `)
 
-// saveLogUnredacted runs saveLogScript; saved is false when the log must go through saveTied.
+// saveLogUnredacted runs saveLogScript with the stored (encoded) log; saved is false when the log must go
+// through saveTied.
 func (s *Store) saveLogUnredacted(ctx context.Context, sc Scope, l *RequestLog, sessions []string, body []byte, member string) (saved bool, err error) {
 	keys := make([]string, 0, 1+len(sessions)+len(l.Objects))
 	keys = append(keys, s.requestLogKey(sc, l.ID))
@@ -102,7 +106,7 @@ func (s *Store) saveLogUnredacted(ctx context.Context, sc Scope, l *RequestLog, 
 		if !safeID(id) {
 			return false, nil
 		}
-		keys = append(keys, s.sessionKey(sc, id))
+		keys = append(keys, s.redactionRecordKey(sc, id))
 	}
 	for _, id := range l.Objects {
 		keys = append(keys, s.objectLogsKey(sc, id))

@@ -40,8 +40,11 @@ func TestSaveRequestLog_TiedToRedaction(t *testing.T) {
 			Path: "/v1/identity/verification_sessions", Status: 200,
 			Params: []store.Param{{Key: "provided_details[email]", Value: email}}, Response: resp, Objects: objects}
 		require.NoError(t, b.st.SaveRequestLog(ctx, b.sc, l))
-		raw, err := b.redis.Client.Get(ctx, b.key("req:"+l.ID)).Result()
+		stored, err := b.redis.Client.Get(ctx, b.key("req:"+l.ID)).Bytes()
 		require.NoError(t, err)
+		doc, err := store.DecodeDoc(stored)
+		require.NoError(t, err)
+		raw := string(doc)
 		ttl, err := b.redis.Client.PTTL(ctx, b.key("req:"+l.ID)).Result()
 		require.NoError(t, err)
 		require.InDelta(t, float64(b.st.RequestLogTTL), float64(ttl), float64(time.Minute))
