@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/identityd/identityd/store"
@@ -199,4 +201,68 @@ func (c *call) readListPage() (store.Page, error) {
 		return page, err
 	}
 	return page, c.checkUnknown()
+}
+
+// rendered is a response body the handler already rendered as JSON; run sends it as is.
+type rendered []byte
+
+// appendSessionView appends a stored session (compact JSON, store.ListJSON) as a response shows it without
+// expansions — what json.Marshal(&sessionView{…}) renders, spliced from the stored bytes: every member in
+// stored order but verified_outputs (shown only when expanded) and last_verification_report, which a
+// sessionView renders last. ok is false when raw is not a session this can splice; dst is then unchanged.
+func appendSessionView(dst, raw []byte) (out []byte, ok bool) {
+	start := len(dst)
+	dst = append(dst, '{')
+	first := true
+	report := []byte("null")
+	walked := store.EachMember(raw, func(k string, v []byte) bool {
+		switch k {
+		case "verified_outputs":
+			return true
+		case "last_verification_report":
+			report = v
+			return true
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, '"')
+		dst = append(dst, k...)
+		dst = append(dst, '"', ':')
+		dst = append(dst, v...)
+		return true
+	})
+	if !walked || first {
+		return dst[:start], false
+	}
+	dst = append(dst, `,"last_verification_report":`...)
+	dst = append(dst, report...)
+	return append(dst, '}'), true
+}
+
+// renderSessionList renders a list page of stored sessions without expansions: the list object json.Marshal
+// renders for newList(url, views, hasMore), with each session spliced by appendSessionView.
+func (c *call) renderSessionList(url string, sessions []*store.SessionJSON, hasMore bool) (rendered, error) {
+	size := 96 + len(url)
+	for _, s := range sessions {
+		size += len(s.JSON) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"object":"list","url":`...)
+	b = strconv.AppendQuote(b, url)
+	b = append(b, `,"has_more":`...)
+	b = strconv.AppendBool(b, hasMore)
+	b = append(b, `,"data":[`...)
+	for i, s := range sessions {
+		c.touch(s.ID)
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = appendSessionView(b, s.JSON); !ok {
+			return nil, fmt.Errorf("render session %s: stored JSON is not an object", s.ID)
+		}
+	}
+	return append(b, ']', '}'), nil
 }

@@ -256,6 +256,9 @@ func (s *Server) run(c *call, kind string, h handlerFunc) (body []byte, status i
 		}
 		return errorBody(e), e.Status
 	}
+	if r, ok := out.(rendered); ok {
+		return r, c.status
+	}
 	body, mErr := json.Marshal(out)
 	if mErr != nil {
 		return errorBody(errInternal), errInternal.Status

@@ -40,8 +40,17 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 	}
 	ttl := s.RequestLogTTL
 	member := indexMember(l.Created, l.ID)
-	err := s.saveTied(ctx, sc, SessionIDs(l.Objects), l.scrub, func(pipe redis.Pipeliner) {
-		body := l.encode()
+	sessions := SessionIDs(l.Objects)
+	body := l.encode()
+	saved, err := s.saveLogUnredacted(ctx, sc, l, sessions, EncodeDoc(body), member)
+	if err != nil {
+		return fmt.Errorf("save request log: %w", err)
+	}
+	if saved {
+		return nil
+	}
+	err = s.saveTied(ctx, sc, sessions, l.scrub, func(pipe redis.Pipeliner) {
+		body := l.encode() // again: scrub may have changed the log
 		pipe.Set(ctx, s.requestLogKey(sc, l.ID), EncodeDoc(body), ttl)
 		for _, id := range l.Objects {
 			key := s.objectLogsKey(sc, id)
@@ -53,6 +62,57 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 		return fmt.Errorf("save request log: %w", err)
 	}
 	return nil
+}
+
+// saveLogScript is the common case of SaveRequestLog in one round trip: when none of the sessions the log
+// names has a redaction requested, it writes the log and indexes it under every object, atomically with that
+// check — what saveTied's WATCH/MULTI does in three round trips. Otherwise it writes nothing and returns 0,
+// and the caller takes saveTied, which scrubs.
+//
+// The check is the existence of each session's redaction record: requestRedaction writes the record in the
+// transaction that sets the session's redaction (the only writer of a redaction request), and nothing deletes
+// it, so "no record" is "no redaction requested" — read without loading the (compressed) session.
+//
+// KEYS: the log, then ARGV[1] redaction-record keys, then the object-log indexes. ARGV: the record count, the
+// stored log, the TTL in milliseconds (0: none), the index member.
+var saveLogScript = redis.NewScript(`
+local n = tonumber(ARGV[1])
+for i = 2, n + 1 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    return 0
+  end
+end
+local ms = tonumber(ARGV[3])
+if ms > 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ms)
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+for i = n + 2, #KEYS do
+  redis.call('ZADD', KEYS[i], 0, ARGV[4])
+  if ms > 0 then
+    redis.call('PEXPIRE', KEYS[i], ms)
+  end
+end
+return 1
+`)
+
+// saveLogUnredacted runs saveLogScript with the stored (encoded) log; saved is false when the log must go
+// through saveTied.
+func (s *Store) saveLogUnredacted(ctx context.Context, sc Scope, l *RequestLog, sessions []string, body []byte, member string) (saved bool, err error) {
+	keys := make([]string, 0, 1+len(sessions)+len(l.Objects))
+	keys = append(keys, s.requestLogKey(sc, l.ID))
+	for _, id := range sessions {
+		if !safeID(id) {
+			return false, nil
+		}
+		keys = append(keys, s.redactionRecordKey(sc, id))
+	}
+	for _, id := range l.Objects {
+		keys = append(keys, s.objectLogsKey(sc, id))
+	}
+	n, err := saveLogScript.Run(ctx, s.rdb, keys, len(sessions), body, s.RequestLogTTL.Milliseconds(), member).Int()
+	return n == 1, err
 }
 
 // ListRequestLogs returns a page of the request logs that touched object, newest first.

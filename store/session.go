@@ -258,25 +258,9 @@ func mget[T any](ctx context.Context, s *Store, ids []string, key func(string) s
 
 // List returns one page of sessions, newest first, and whether more exist in the direction of travel.
 func (s *Store) List(ctx context.Context, sc Scope, f SessionFilter, p Page) ([]*Session, bool, error) {
-	cursor, err := s.cursorMember(ctx, s.sessionIndexKey(sc), p, func(id string) (int64, error) {
-		sess, err := s.Get(ctx, sc, id)
-		if err != nil {
-			return 0, err
-		}
-		return sess.Created, nil
-	})
+	cursor, key, err := s.listStart(ctx, sc, f, p)
 	if err != nil {
 		return nil, false, err
-	}
-	// Read the most selective index; check the remaining filters on the loaded objects.
-	key := s.sessionIndexKey(sc)
-	switch {
-	case f.ClientReferenceID != "":
-		key = s.sessionRefIndexKey(sc, f.ClientReferenceID)
-	case f.RelatedCustomer != "":
-		key = s.sessionCustomerIndexKey(sc, f.RelatedCustomer)
-	case f.Status != "":
-		key = s.sessionStatusIndexKey(sc, f.Status)
 	}
 	match := func(x *Session) bool {
 		return (f.ClientReferenceID == "" || (x.ClientReferenceID != nil && *x.ClientReferenceID == f.ClientReferenceID)) &&
@@ -286,6 +270,31 @@ func (s *Store) List(ctx context.Context, sc Scope, f SessionFilter, p Page) ([]
 	return listFiltered(ctx, s, key, p, cursor, func(ctx context.Context, ids []string) ([]*Session, error) {
 		return s.GetMany(ctx, sc, ids)
 	}, match)
+}
+
+// listStart resolves a session list's cursor to its index member and picks the index to read: the most
+// selective one; the remaining filters are checked on the loaded objects.
+func (s *Store) listStart(ctx context.Context, sc Scope, f SessionFilter, p Page) (cursor, key string, err error) {
+	cursor, err = s.cursorMember(ctx, s.sessionIndexKey(sc), p, func(id string) (int64, error) {
+		sess, err := s.Get(ctx, sc, id)
+		if err != nil {
+			return 0, err
+		}
+		return sess.Created, nil
+	})
+	if err != nil {
+		return "", "", err
+	}
+	key = s.sessionIndexKey(sc)
+	switch {
+	case f.ClientReferenceID != "":
+		key = s.sessionRefIndexKey(sc, f.ClientReferenceID)
+	case f.RelatedCustomer != "":
+		key = s.sessionCustomerIndexKey(sc, f.RelatedCustomer)
+	case f.Status != "":
+		key = s.sessionStatusIndexKey(sc, f.Status)
+	}
+	return cursor, key, nil
 }
 
 // cursorMember resolves the page's cursor id to its index member; an unknown cursor is ErrNotFound.

@@ -38,6 +38,8 @@ type benchCommand struct {
 	noopTasks    int
 	keep         bool
 	cpuProfile   string
+	listOnly     bool
+	hold         bool
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
@@ -52,7 +54,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
 	fs.DurationVar(&c.listDuration, "list-duration", 5*time.Second, "how long each list measurement runs")
 	fs.IntVar(&c.noopTasks, "noop-tasks", 20000, "no-op tasks for the asynq baseline (a)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the seeded keys afterwards")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the seeding) to this file")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the seeding) to this file; with --hold, of the hold instead")
+	fs.BoolVar(&c.listOnly, "list-only", false, "skip (a)–(c): seed every session for the list measurements only (--redactions is ignored)")
+	fs.BoolVar(&c.hold, "hold", false, "after the table, keep the seeded store and the API up, print its URL and keys, and wait for SIGINT or SIGTERM (for an outside load generator such as wrk)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -61,6 +65,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
 	}
 	if _, err := redis.ParseURL(c.redisURL); err != nil {
 		return nil, fmt.Errorf("invalid --redis-url: %v", err)
+	}
+	if c.listOnly {
+		c.redactions = 1 // unused; keeps the check below honest for the flags that are used
 	}
 	if c.sessions < 100 || c.redactions < 1 || c.redactions > c.sessions/2 || c.concurrency < 1 || c.listClients < 1 || c.noopTasks < 1 {
 		return nil, errors.New("bench: need --sessions ≥ 100, 1 ≤ --redactions ≤ sessions/2, and positive --concurrency, --list-clients, --noop-tasks")
@@ -127,42 +134,53 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 	small := &benchEnv{rdb: rdb, st: env.st, scope: smallKey.Scope, key: smallKey.Secret, queues: env.queues,
 		metrics: env.metrics, apiURL: env.apiURL}
 
+	redactions := c.redactions
+	if c.listOnly {
+		redactions = 0
+	}
 	logf("seeding %d sessions (large account) and %d (small account)", c.sessions, c.sessions/10)
-	if err := seedSessions(ctx, env, 0, c.sessions, c.redactions); err != nil {
+	seedStart := time.Now()
+	if err := seedSessions(ctx, env, 0, c.sessions, redactions); err != nil {
 		return err
 	}
 	if err := seedSessions(ctx, small, 0, c.sessions/10, 0); err != nil {
 		return err
 	}
+	seeded := time.Since(seedStart)
+	logf("seeded %d sessions in %s (%.0f sessions/s)", c.sessions+c.sessions/10, seeded.Round(time.Millisecond),
+		float64(c.sessions+c.sessions/10)/seeded.Seconds())
 	bytesPer, err := env.bytesPerSession(ctx, c.sessions)
 	if err != nil {
 		return err
 	}
-	if c.cpuProfile != "" {
-		f, err := os.Create(c.cpuProfile)
+	if c.cpuProfile != "" && !c.hold {
+		stop, err := startCPUProfile(c.cpuProfile)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
+		defer stop()
+	}
+	var rows []benchRow
+	if !c.listOnly {
+		logf("measuring the asynq no-op baseline with %d tasks", c.noopTasks)
+		noop, err := env.noopThroughput(ctx, c.noopTasks, c.concurrency)
+		if err != nil {
 			return err
 		}
-		defer pprof.StopCPUProfile()
-	}
-	logf("measuring the asynq no-op baseline with %d tasks", c.noopTasks)
-	noop, err := env.noopThroughput(ctx, c.noopTasks, c.concurrency)
-	if err != nil {
-		return err
-	}
-	logf("redacting %d sessions one call at a time", c.redactions)
-	single, answered, err := env.singleRedactions(ctx, c.redactions, c.concurrency)
-	if err != nil {
-		return err
-	}
-	logf("redacting %d sessions with one bulk job", c.redactions)
-	bulk, err := env.bulkRedaction(ctx, c.redactions, c.concurrency)
-	if err != nil {
-		return err
+		logf("redacting %d sessions one call at a time", c.redactions)
+		single, answered, err := env.singleRedactions(ctx, c.redactions, c.concurrency)
+		if err != nil {
+			return err
+		}
+		logf("redacting %d sessions with one bulk job", c.redactions)
+		bulk, err := env.bulkRedaction(ctx, c.redactions, c.concurrency)
+		if err != nil {
+			return err
+		}
+		rows = append(rows,
+			benchRow{"(a) asynq no-op tasks/s", fmt.Sprintf("%.0f", noop), fmt.Sprintf("%d tasks, concurrency %d", c.noopTasks, c.concurrency)},
+			benchRow{"(b) single-session redactions/s", fmt.Sprintf("%.0f", single), fmt.Sprintf("(b)/(a) = %.2f; request → redacted, full cascade; redact calls answered at %.0f/s", single/noop, answered)},
+			benchRow{"(c) bulk redaction sessions/s", fmt.Sprintf("%.0f", bulk), fmt.Sprintf("(c)/(a) = %.2f; one job, job created → completed", bulk/noop)})
 	}
 	logf("list load at %d and %d sessions", c.sessions/10, c.sessions)
 	l1, err := small.listLoad(ctx, c.listClients, c.listDuration)
@@ -173,21 +191,54 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rows := []benchRow{
-		{"(a) asynq no-op tasks/s", fmt.Sprintf("%.0f", noop), fmt.Sprintf("%d tasks, concurrency %d", c.noopTasks, c.concurrency)},
-		{"(b) single-session redactions/s", fmt.Sprintf("%.0f", single), fmt.Sprintf("(b)/(a) = %.2f; request → redacted, full cascade; redact calls answered at %.0f/s", single/noop, answered)},
-		{"(c) bulk redaction sessions/s", fmt.Sprintf("%.0f", bulk), fmt.Sprintf("(c)/(a) = %.2f; one job, job created → completed", bulk/noop)},
+	rows = append(rows, []benchRow{
 		{fmt.Sprintf("(d) list req/s at %d sessions", c.sessions/10), fmt.Sprintf("%.0f", l1.rps), fmt.Sprintf("p50 %s, p99 %s", ms(l1.p50), ms(l1.p99))},
 		{fmt.Sprintf("(d) list req/s at %d sessions", c.sessions), fmt.Sprintf("%.0f", l2.rps), fmt.Sprintf("p50 %s, p99 %s; p50 ratio %.2f", ms(l2.p50), ms(l2.p99), float64(l2.p50)/float64(l1.p50))},
 		{"(e) Redis bytes per verified session", fmt.Sprintf("%.0f", bytesPer), "MEMORY USAGE of the account's keys ÷ sessions (report, 3 events, 3 request logs)"},
-	}
+	}...)
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "measure\tvalue\tnote")
 	fmt.Fprintln(w, "-------\t-----\t----")
 	for _, r := range rows {
 		fmt.Fprintf(w, "%s\t%s\t%s\n", r.name, r.value, r.note)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if !c.hold {
+		return nil
+	}
+	// The lines below are read by deploy/bench/wrk-list.sh: keep their shape.
+	fmt.Fprintf(stdout, "hold: api %s\n", env.apiURL)
+	fmt.Fprintf(stdout, "hold: key %s sessions %d\n", env.key, c.sessions)
+	fmt.Fprintf(stdout, "hold: key %s sessions %d\n", small.key, c.sessions/10)
+	fmt.Fprintf(stdout, "hold: ready; SIGINT or SIGTERM cleans up and exits\n")
+	if f, ok := stdout.(interface{ Sync() error }); ok {
+		_ = f.Sync()
+	}
+	if c.cpuProfile != "" { // with --hold, the profile covers the outside load, not the measurements above
+		stop, err := startCPUProfile(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	<-ctx.Done()
+	logf("cleaning up")
+	return nil
+}
+
+// startCPUProfile writes a CPU profile to path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
