@@ -219,7 +219,7 @@ func (s *Store) ScrubCascadeMany(ctx context.Context, sc Scope, ids []string, at
 		for i, id := range ids {
 			cmds[i] = indexCmds{
 				reports: pipe.ZRange(ctx, s.sessionReportsKey(sc, id), 0, -1),
-				events:  pipe.SMembers(ctx, s.sessionEventsKey(sc, id)),
+				events:  pipe.ZRange(ctx, s.sessionEventsKey(sc, id), 0, -1),
 				logs:    pipe.ZRange(ctx, s.objectLogsKey(sc, id), 0, -1),
 				idem:    pipe.SMembers(ctx, s.objectIdemKey(sc, id)),
 			}
@@ -281,7 +281,7 @@ func (s *Store) ScrubCascadeMany(ctx context.Context, sc Scope, ids []string, at
 				return nil, fmt.Errorf("scrub %s: %w", keyKind(t.kind), err)
 			}
 			if !bytes.Equal(in, out) {
-				pipe.SetArgs(ctx, t.key, encodeDocFast(out), redis.SetArgs{KeepTTL: true})
+				pipe.SetArgs(ctx, t.key, EncodeDoc(out), redis.SetArgs{KeepTTL: true})
 			}
 		}
 	}

@@ -75,19 +75,18 @@ func newEvent(now int64, sc Scope, typ string, object json.RawMessage, o Origin)
 	return ev
 }
 
-// writeEvent queues the event's writes: the object (compressed by encode), its indexes, the session's event
-// set, and a stream entry that carries ids only.
-func (s *Store) writeEvent(ctx context.Context, pipe redis.Pipeliner, sc Scope, ev *Event, sessionID string,
-	encode func([]byte) []byte) error {
+// writeEvent queues the event's writes: the object, its indexes, the session's event set, and a stream entry
+// that carries ids only.
+func (s *Store) writeEvent(ctx context.Context, pipe redis.Pipeliner, sc Scope, ev *Event, sessionID string) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
 	member := indexMember(ev.Created, ev.ID)
-	pipe.Set(ctx, s.eventKey(sc, ev.ID), encode(body), 0)
+	pipe.Set(ctx, s.eventKey(sc, ev.ID), EncodeDoc(body), 0)
 	pipe.ZAdd(ctx, s.eventIndexKey(sc), redis.Z{Member: member})
 	pipe.ZAdd(ctx, s.eventTypeIndexKey(sc, ev.Type), redis.Z{Member: member})
-	pipe.SAdd(ctx, s.sessionEventsKey(sc, sessionID), ev.ID)
+	pipe.ZAdd(ctx, s.sessionEventsKey(sc, sessionID), redis.Z{Score: float64(ev.Created), Member: ev.ID})
 	pipe.XAdd(ctx, &redis.XAddArgs{
 		Stream: s.StreamKey(sc), MaxLen: s.StreamMaxLen, Approx: true,
 		Values: []string{"id", ev.ID, "type", ev.Type, "object", sessionID, "account", sc.Account},
@@ -164,7 +163,7 @@ func (s *Store) ListEvents(ctx context.Context, sc Scope, f EventFilter, p Page)
 
 // SessionEventIDs returns the ids of every event about a session.
 func (s *Store) SessionEventIDs(ctx context.Context, sc Scope, sessionID string) ([]string, error) {
-	ids, err := s.rdb.SMembers(ctx, s.sessionEventsKey(sc, sessionID)).Result()
+	ids, err := s.rdb.ZRange(ctx, s.sessionEventsKey(sc, sessionID), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("session events: %w", err)
 	}

@@ -40,7 +40,7 @@ func (s *Store) sessionCustomerIndexKey(sc Scope, cus string) string {
 	return s.base(sc) + "ix:vs:cus:" + hashPart(cus) // zset (lex)
 }
 func (s *Store) sessionEventsKey(sc Scope, id string) string {
-	return s.base(sc) + "vs:" + id + ":events" // set of event ids
+	return s.base(sc) + "vs:" + id + ":events" // zset of event ids by created (small: a listpack, a third of a set's size)
 }
 func (s *Store) sessionReportsKey(sc Scope, id string) string {
 	return s.base(sc) + "ix:vr:vs:" + id // zset (lex)

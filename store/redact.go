@@ -193,7 +193,6 @@ func (stx *sessionTx) completeRedaction(rec *RedactionRecord, requestedAtMillis 
 		stx.unchanged = true
 		return 0, nil
 	}
-	stx.encode = encodeDocFast
 	scrubSessionFields(sess) // the typed rules, checked equal to ScrubSession's (scrubfast_test.go)
 	sess.Redaction.Status = RedactionRedacted
 	if rec == nil {
@@ -218,7 +217,7 @@ func (stx *sessionTx) completeRedaction(rec *RedactionRecord, requestedAtMillis 
 		pipe.ZRem(ctx, s.pendingRedactionsKey(sc), id)
 		pipe.HDel(ctx, s.failedRedactionsKey(sc), id)
 		pipe.HDel(ctx, s.batchedRedactionsKey(sc), id)
-		pipe.Set(ctx, s.redactionRecordKey(sc, id), encodeDocFast(body), 0)
+		pipe.Set(ctx, s.redactionRecordKey(sc, id), EncodeDoc(body), 0)
 	})
 	stx.emit(EventSessionRedacted)
 	return requestedAtMillis, nil

@@ -24,17 +24,6 @@ type sessionTx struct {
 	unchanged bool
 	// batch is the batched transaction this one is part of (nil for a single-session mutate).
 	batch *batchTx
-	// encode compresses what the transaction writes (nil: EncodeDoc). The redaction completion, on the
-	// throughput path, uses the fastest level.
-	encode func([]byte) []byte
-}
-
-// encodeDoc compresses one of the transaction's documents.
-func (stx *sessionTx) encodeDoc(doc []byte) []byte {
-	if stx.encode != nil {
-		return stx.encode(doc)
-	}
-	return EncodeDoc(doc)
 }
 
 // emit records an event of typ whose data.object is the session as it is now.
@@ -71,7 +60,7 @@ func sessionSnapshot(sess *Session) json.RawMessage {
 
 func (stx *sessionTx) writeEvents(ctx context.Context, pipe redis.Pipeliner) error {
 	for _, ev := range stx.events {
-		if err := stx.store.writeEvent(ctx, pipe, stx.scope, ev, stx.sess.ID, stx.encodeDoc); err != nil {
+		if err := stx.store.writeEvent(ctx, pipe, stx.scope, ev, stx.sess.ID); err != nil {
 			return err
 		}
 	}
@@ -82,7 +71,7 @@ func (stx *sessionTx) writeEvents(ctx context.Context, pipe redis.Pipeliner) err
 // extra writes and the events. mutate and the batched paths (batch.go) share it.
 func (stx *sessionTx) commit(ctx context.Context, pipe redis.Pipeliner, body []byte) error {
 	s, sc, id := stx.store, stx.scope, stx.sess.ID
-	pipe.Set(ctx, s.sessionKey(sc, id), stx.encodeDoc(body), 0)
+	pipe.Set(ctx, s.sessionKey(sc, id), EncodeDoc(body), 0)
 	if stx.sess.Status != stx.oldStatus {
 		member := indexMember(stx.sess.Created, id)
 		pipe.ZRem(ctx, s.sessionStatusIndexKey(sc, stx.oldStatus), member)
