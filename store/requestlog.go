@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -42,14 +43,26 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 	member := indexMember(l.Created, l.ID)
 	sessions := SessionIDs(l.Objects)
 	body := l.encode()
-	saved, err := s.saveLogUnredacted(ctx, sc, l, sessions, EncodeDoc(body), member)
-	if err != nil {
-		return fmt.Errorf("save request log: %w", err)
+	// Sessions whose redaction the log has not been scrubbed for. A redaction record never goes away, so each
+	// round that finds one scrubs for it for good: at most one round more than there are sessions.
+	pending := sessions
+	for {
+		redacting, ok, err := s.saveLogUnredacted(ctx, sc, l, pending, EncodeDoc(body), member)
+		if err != nil {
+			return fmt.Errorf("save request log: %w", err)
+		}
+		if !ok {
+			break // an id that cannot name a key: the WATCH/MULTI path below decides
+		}
+		if len(redacting) == 0 {
+			return nil
+		}
+		if body, err = scrubLogMany(body, redacting); err != nil {
+			return fmt.Errorf("scrub request log: %w", err)
+		}
+		pending = slices.DeleteFunc(slices.Clone(pending), func(id string) bool { return slices.Contains(redacting, id) })
 	}
-	if saved {
-		return nil
-	}
-	err = s.saveTied(ctx, sc, sessions, l.scrub, func(pipe redis.Pipeliner) {
+	err := s.saveTied(ctx, sc, sessions, l.scrub, func(pipe redis.Pipeliner) {
 		body := l.encode() // again: scrub may have changed the log
 		pipe.Set(ctx, s.requestLogKey(sc, l.ID), EncodeDoc(body), ttl)
 		for _, id := range l.Objects {
@@ -64,10 +77,13 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 	return nil
 }
 
-// saveLogScript is the common case of SaveRequestLog in one round trip: when none of the sessions the log
-// names has a redaction requested, it writes the log and indexes it under every object, atomically with that
-// check — what saveTied's WATCH/MULTI does in three round trips. Otherwise it writes nothing and returns 0,
-// and the caller takes saveTied, which scrubs.
+// saveLogScript writes a request log in one round trip: when none of the sessions it is checked against has a
+// redaction requested, it writes the log and indexes it under every object, atomically with that check — what
+// a WATCH/MULTI transaction would do in two round trips. Otherwise it writes nothing and returns the positions
+// (1-based) of the sessions that have one; the caller scrubs the log for them and runs it again without them.
+// Either the log lands before a redaction request — and the redaction worker, which starts after the request,
+// finds it in the index and scrubs it — or the script sees the request and the log is scrubbed before it is
+// written, so no personal data can slip in behind a redaction.
 //
 // The check is the existence of each session's redaction record: requestRedaction writes the record in the
 // transaction that sets the session's redaction (the only writer of a redaction request), and nothing deletes
@@ -77,10 +93,14 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 // stored log, the TTL in milliseconds (0: none), the index member.
 var saveLogScript = redis.NewScript(`
 local n = tonumber(ARGV[1])
+local redacting = {}
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    return 0
+    redacting[#redacting + 1] = i - 1
   end
+end
+if #redacting > 0 then
+  return redacting
 end
 local ms = tonumber(ARGV[3])
 if ms > 0 then
@@ -94,25 +114,36 @@ for i = n + 2, #KEYS do
     redis.call('PEXPIRE', KEYS[i], ms)
   end
 end
-return 1
+return {}
 `)
 
-// saveLogUnredacted runs saveLogScript with the stored (encoded) log; saved is false when the log must go
-// through saveTied.
-func (s *Store) saveLogUnredacted(ctx context.Context, sc Scope, l *RequestLog, sessions []string, body []byte, member string) (saved bool, err error) {
+// saveLogUnredacted runs saveLogScript with the stored (encoded) log, checked against sessions. It returns
+// the sessions that have a redaction requested (nothing was written), or none (the log is saved); ok is false
+// when a session id cannot name a key and the log must go through saveTied.
+func (s *Store) saveLogUnredacted(ctx context.Context, sc Scope, l *RequestLog, sessions []string, body []byte,
+	member string) (redacting []string, ok bool, err error) {
 	keys := make([]string, 0, 1+len(sessions)+len(l.Objects))
 	keys = append(keys, s.requestLogKey(sc, l.ID))
 	for _, id := range sessions {
 		if !safeID(id) {
-			return false, nil
+			return nil, false, nil
 		}
 		keys = append(keys, s.redactionRecordKey(sc, id))
 	}
 	for _, id := range l.Objects {
 		keys = append(keys, s.objectLogsKey(sc, id))
 	}
-	n, err := saveLogScript.Run(ctx, s.rdb, keys, len(sessions), body, s.RequestLogTTL.Milliseconds(), member).Int()
-	return n == 1, err
+	positions, err := saveLogScript.Run(ctx, s.rdb, keys, len(sessions), body, s.RequestLogTTL.Milliseconds(), member).Int64Slice()
+	if err != nil {
+		return nil, false, err
+	}
+	for _, p := range positions {
+		if p < 1 || int(p) > len(sessions) {
+			return nil, false, fmt.Errorf("save request log: script answered position %d of %d", p, len(sessions))
+		}
+		redacting = append(redacting, sessions[p-1])
+	}
+	return redacting, true, nil
 }
 
 // ListRequestLogs returns a page of the request logs that touched object, newest first.

@@ -23,6 +23,10 @@ func TestSaveRequestLog_TiedToRedaction(t *testing.T) {
 	redacting := b.create(t, store.SessionCreate{ProvidedDetails: &store.ProvidedDetails{Email: &email}})
 	_, err := b.st.RequestRedaction(ctx, b.sc, redacting.ID, store.Requester{Type: store.RequestedByRequest, ID: "req_r"}, store.Origin{})
 	require.NoError(t, err)
+	email2 := "grace.hopper@example.com"
+	redacting2 := b.create(t, store.SessionCreate{ProvidedDetails: &store.ProvidedDetails{Email: &email2}})
+	_, err = b.st.RequestRedaction(ctx, b.sc, redacting2.ID, store.Requester{Type: store.RequestedByRequest, ID: "req_r2"}, store.Origin{})
+	require.NoError(t, err)
 	save := func(objects ...string) string {
 		t.Helper()
 		sessions := []*store.Session{}
@@ -32,6 +36,9 @@ func TestSaveRequestLog_TiedToRedaction(t *testing.T) {
 			}
 			if id == redacting.ID {
 				sessions = append(sessions, redacting)
+			}
+			if id == redacting2.ID {
+				sessions = append(sessions, redacting2)
 			}
 		}
 		resp, err := json.Marshal(map[string]any{"object": "list", "data": sessions})
@@ -74,4 +81,8 @@ func TestSaveRequestLog_TiedToRedaction(t *testing.T) {
 			require.Contains(t, raw, other, "only the redacting session's data is scrubbed")
 		}
 	}
+	raw = save(redacting2.ID, plain.ID, redacting.ID)
+	require.NotContains(t, raw, email, "scrubbed for every session in redaction it names")
+	require.NotContains(t, raw, email2)
+	require.Contains(t, raw, other)
 }
