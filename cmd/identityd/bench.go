@@ -48,7 +48,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
 	c := &benchCommand{}
 	fs.StringVar(&c.redisURL, "redis-url", env("REDIS_URL", ""), "Redis to measure (required; use a database you can spare)")
 	fs.IntVar(&c.sessions, "sessions", 20000, "sessions to seed (each verified, with a report, events and request logs)")
-	fs.IntVar(&c.redactions, "redactions", 2000, "sessions redacted one call at a time for (b), and again as many by one bulk job for (c)")
+	fs.IntVar(&c.redactions, "redactions", 5000, "sessions redacted one call at a time for (b), and again as many by one bulk job for (c)")
 	fs.IntVar(&c.concurrency, "concurrency", 20, "worker goroutines, for the no-op baseline and the redaction runs alike")
 	fs.IntVar(&c.listClients, "list-clients", 32, "concurrent clients of the list benchmark")
 	fs.DurationVar(&c.listDuration, "list-duration", 5*time.Second, "how long each list measurement runs")
