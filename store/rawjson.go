@@ -155,26 +155,7 @@ type SessionJSON struct {
 // SessionsJSON loads stored sessions by id with one MGET, as JSON (decompressed: DecodeDoc); missing ones are
 // nil. It is the one reader of stored session bytes for the list path.
 func (s *Store) SessionsJSON(ctx context.Context, sc Scope, ids []string) ([][]byte, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = s.sessionKey(sc, id)
-	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("mget: %w", err)
-	}
-	out := make([][]byte, len(vals))
-	for i, v := range vals {
-		if str, ok := v.(string); ok {
-			if out[i], err = decodeDocString(str); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", ids[i], err)
-			}
-		}
-	}
-	return out, nil
+	return s.mgetDocs(ctx, ids, func(id string) string { return s.sessionKey(sc, id) })
 }
 
 // ListJSON is List with the sessions as stored JSON, for callers that render them without decoding.

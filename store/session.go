@@ -225,7 +225,29 @@ func (s *Store) GetMany(ctx context.Context, sc Scope, ids []string) ([]*Session
 	return mget[Session](ctx, s, ids, func(id string) string { return s.sessionKey(sc, id) })
 }
 
+// mget loads documents by id with one MGET and decodes them into T; missing ones are nil.
 func mget[T any](ctx context.Context, s *Store, ids []string, key func(string) string) ([]*T, error) {
+	docs, err := s.mgetDocs(ctx, ids, key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*T, len(docs))
+	for i, doc := range docs {
+		if doc == nil {
+			continue
+		}
+		var obj T
+		if err := json.Unmarshal(doc, &obj); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", ids[i], err)
+		}
+		out[i] = &obj
+	}
+	return out, nil
+}
+
+// mgetDocs loads stored documents by id with one MGET, as JSON (DecodeDoc); missing ones are nil. It is the one
+// reader of several documents at once.
+func (s *Store) mgetDocs(ctx context.Context, ids []string, key func(string) string) ([][]byte, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -237,21 +259,13 @@ func mget[T any](ctx context.Context, s *Store, ids []string, key func(string) s
 	if err != nil {
 		return nil, fmt.Errorf("mget: %w", err)
 	}
-	out := make([]*T, len(vals))
+	out := make([][]byte, len(vals))
 	for i, v := range vals {
-		str, ok := v.(string)
-		if !ok {
-			continue
+		if str, ok := v.(string); ok {
+			if out[i], err = decodeDocString(str); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", ids[i], err)
+			}
 		}
-		var obj T
-		body, err := decodeDocString(str)
-		if err != nil {
-			return nil, fmt.Errorf("decode %s: %w", ids[i], err)
-		}
-		if err := json.Unmarshal(body, &obj); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", ids[i], err)
-		}
-		out[i] = &obj
 	}
 	return out, nil
 }
