@@ -27,6 +27,9 @@ type batchTx struct {
 	// settled collects, per bulk job, the sessions whose redaction this batch completes.
 	settled map[string][]string
 	jobs    []string
+	// watched holds the values of mutateMany's extra watch keys (string, or nil where missing), read in the same
+	// round trip as the sessions, so callbacks need not read them again.
+	watched []any
 }
 
 func (b *batchTx) later(op func(ctx context.Context, pipe redis.Pipeliner)) {
@@ -54,9 +57,10 @@ func (b *batchTx) events() []*Event {
 	return out
 }
 
-// mutateMany loads the sessions ids under WATCH (with the extra watch keys), lets fn transition some of them
-// and queue batch writes, and commits everything in one MULTI/EXEC or, when another client changed a watched
-// key, runs fn again on fresh state. fn must keep its results in the batchTx, which is rebuilt on a retry.
+// mutateMany loads the sessions ids under WATCH, with the extra watch keys (their values go to
+// batchTx.watched), lets fn transition some of them and queue batch writes, and commits everything in one
+// MULTI/EXEC or, when another client changed a watched key, runs fn again on fresh state. fn must keep its
+// results in the batchTx, which is rebuilt on a retry.
 func (s *Store) mutateMany(ctx context.Context, sc Scope, ids []string, o Origin, watch []string,
 	fn func(tx *redis.Tx, b *batchTx) error) (*batchTx, error) {
 	keys := make([]string, len(ids))
@@ -66,7 +70,7 @@ func (s *Store) mutateMany(ctx context.Context, sc Scope, ids []string, o Origin
 	var out *batchTx
 	err := s.watchLoad(ctx, append(keys, watch...), func(wtx *watchedTx, vals []any) error {
 		tx := wtx.Tx
-		b := &batchTx{store: s, scope: sc, txs: make([]*sessionTx, len(ids))}
+		b := &batchTx{store: s, scope: sc, txs: make([]*sessionTx, len(ids)), watched: vals[len(keys):]}
 		for i, v := range vals[:len(keys)] {
 			str, ok := v.(string)
 			if !ok {
@@ -350,24 +354,22 @@ func (s *Store) CompleteRedactions(ctx context.Context, sc Scope, ids []string, 
 	var requestedAt []int64
 	b, err := s.mutateMany(ctx, sc, ids, Origin{}, recordKeys, func(tx *redis.Tx, b *batchTx) error {
 		requestedAt = make([]int64, len(ids))
-		var recs *redis.SliceCmd
 		scores := make([]*redis.FloatCmd, len(ids))
 		_, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			recs = pipe.MGet(ctx, recordKeys...)
 			for i, id := range ids {
 				scores[i] = pipe.ZScore(ctx, s.pendingRedactionsKey(sc), id)
 			}
 			return nil
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("load redaction records: %w", err)
+			return fmt.Errorf("load pending scores: %w", err)
 		}
 		for i, stx := range b.txs {
 			if stx == nil {
 				continue
 			}
 			var rec *RedactionRecord
-			if str, ok := recs.Val()[i].(string); ok {
+			if str, ok := b.watched[i].(string); ok { // the record, read under WATCH with the sessions
 				rec = &RedactionRecord{}
 				raw, err := decodeDocString(str)
 				if err != nil {

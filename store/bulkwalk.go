@@ -144,10 +144,7 @@ func (s *Store) bulkPage(ctx context.Context, sc Scope, jobID, cursor string, me
 	var st *BulkStep
 	b, err := s.mutateMany(ctx, sc, ids, Origin{}, []string{cursorKey}, func(tx *redis.Tx, b *batchTx) error {
 		st = &BulkStep{Walked: len(ids), Done: last}
-		cur, err := tx.Get(ctx, cursorKey).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("load bulk cursor: %w", err)
-		}
+		cur, _ := b.watched[0].(string) // read under WATCH with the page's sessions; "" when none yet
 		if cur != cursor {
 			return errStalePage // another runner committed this page (or finished the walk)
 		}
