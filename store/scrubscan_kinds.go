@@ -140,6 +140,12 @@ func scrubLogMany(raw []byte, ids []string) ([]byte, error) {
 	if out, ok := scanLog(raw, ids); ok {
 		return out, nil
 	}
+	return scrubLogJSON(raw, ids)
+}
+
+// scrubLogJSON is the JSON rules' scrub of a stored request log for ids: decode, RequestLog.scrub for each id,
+// encode. The reference the scanner is held to, and its fallback.
+func scrubLogJSON(raw []byte, ids []string) ([]byte, error) {
 	var l RequestLog
 	if err := json.Unmarshal(raw, &l); err != nil {
 		return nil, err
@@ -239,6 +245,12 @@ func scrubIdemMany(raw []byte, ids []string) ([]byte, error) {
 	if out, ok := scanIdem(raw, ids); ok {
 		return out, nil
 	}
+	return scrubIdemJSON(raw, ids)
+}
+
+// scrubIdemJSON is the JSON rules' scrub of a cached idempotent response for ids: decode, IdemEntry.scrub for
+// each id, encode. The reference the scanner is held to, and its fallback.
+func scrubIdemJSON(raw []byte, ids []string) ([]byte, error) {
 	var e IdemEntry
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -18,23 +19,9 @@ import (
 func scrubForJSON(kind int, raw []byte, ids []string) ([]byte, error) {
 	switch kind {
 	case targetLog:
-		var l RequestLog
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			l.scrub(id)
-		}
-		return json.Marshal(&l)
+		return scrubLogJSON(raw, ids)
 	case targetIdem:
-		var e IdemEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			e.scrub(id)
-		}
-		return json.Marshal(&e)
+		return scrubIdemJSON(raw, ids)
 	case targetEvent:
 		for _, id := range ids {
 			raw = scrubEventBytes(raw, id)
@@ -48,13 +35,19 @@ func scrubForJSON(kind int, raw []byte, ids []string) ([]byte, error) {
 	}
 }
 
-// scrubForScan is the cascade's scrub through the scanner (scrubFor without the counts).
+// scrubForScan is the cascade's scrub through the scanner (scrubFor without the counts). It also fails when
+// scrubFor changed its input: ScrubCascadeMany tells what to write back by comparing the two.
 func scrubForScan(kind int, raw []byte, ids []string) ([]byte, error) {
 	owners := make([]int, len(ids))
 	for i := range owners {
 		owners[i] = i
 	}
-	return scrubFor(kind, raw, ids, owners, make([]ScrubCounts, len(ids)))
+	before := bytes.Clone(raw)
+	out, err := scrubFor(kind, raw, ids, owners, make([]ScrubCounts, len(ids)))
+	if !bytes.Equal(before, raw) {
+		return nil, fmt.Errorf("scrubFor changed its input")
+	}
+	return out, err
 }
 
 func mustJSON(t testing.TB, v any) []byte {
