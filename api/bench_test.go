@@ -129,26 +129,7 @@ func BenchmarkServer_ListSessions(b *testing.B) {
 	tr.MaxIdleConnsPerHost = 64 // keep-alive for every parallel client, as wrk does
 	client = &http.Client{Transport: tr}
 	b.Cleanup(tr.CloseIdleConnections)
-	get := func() error {
-		req, err := http.NewRequest(http.MethodGet, bench.srv.URL+listPath, nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+keyA)
-		res, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer res.Body.Close()
-		raw, err := io.ReadAll(res.Body)
-		if err != nil {
-			return err
-		}
-		if res.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d: %s", res.StatusCode, raw)
-		}
-		return nil
-	}
+	get := func() error { return benchCall(client, http.MethodGet, bench.srv.URL+listPath) }
 	// One checked call first, so a broken list fails the benchmark rather than timing error pages.
 	checkList(b, bench, client)
 
@@ -282,4 +263,26 @@ func seedSessions(tb testing.TB, st *store.Store, sc store.Scope, n int) {
 	if err := failed.Load(); err != nil {
 		tb.Fatal(*err)
 	}
+}
+
+// benchCall sends one request with key A and no body, reads the whole answer, and fails unless it is 200.
+func benchCall(client *http.Client, method, url string) error {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+keyA)
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %s", res.StatusCode, raw)
+	}
+	return nil
 }

@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -42,24 +41,7 @@ func BenchmarkServer_Redact(b *testing.B) {
 	client := &http.Client{Transport: tr}
 	b.Cleanup(tr.CloseIdleConnections)
 	redact := func(id string) error {
-		req, err := http.NewRequest(http.MethodPost, bench.srv.URL+"/v1/identity/verification_sessions/"+id+"/redact", nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+keyA)
-		res, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer res.Body.Close()
-		raw, err := io.ReadAll(res.Body)
-		if err != nil {
-			return err
-		}
-		if res.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d: %s", res.StatusCode, raw)
-		}
-		return nil
+		return benchCall(client, http.MethodPost, bench.srv.URL+"/v1/identity/verification_sessions/"+id+"/redact")
 	}
 	var next atomic.Int64
 	var failed atomic.Pointer[error]

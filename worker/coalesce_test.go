@@ -134,9 +134,9 @@ func TestHandleRedact_CanceledWaitLeavesTheBatchToFinish(t *testing.T) {
 	requireRedacted(t, b, sess.ID)
 }
 
-// requireRedacted checks one session of a bundle where several were redacted: scrubbed, flagged, one
-// `.redacted` event, its audit record completed.
-func requireRedacted(t *testing.T, b *testBundle, id string) {
+// requireRedacted checks one session of a bundle where several may have been redacted: scrubbed, flagged, one
+// `.redacted` event, its audit record completed with its three events counted. It returns the record.
+func requireRedacted(t *testing.T, b *testBundle, id string) *store.RedactionRecord {
 	t.Helper()
 	ctx := context.Background()
 	got, err := b.store.Get(ctx, b.scope, id)
@@ -150,4 +150,5 @@ func requireRedacted(t *testing.T, b *testBundle, id string) {
 	require.NoError(t, err)
 	require.NotNil(t, rec.CompletedAt)
 	require.Equal(t, 3, rec.Scrubbed.Events, "created, processing, verified")
+	return rec
 }
