@@ -370,13 +370,8 @@ func (s *Store) CompleteRedactions(ctx context.Context, sc Scope, ids []string, 
 			}
 			var rec *RedactionRecord
 			if str, ok := b.watched[i].(string); ok { // the record, read under WATCH with the sessions
-				rec = &RedactionRecord{}
-				raw, err := decodeDocString(str)
-				if err != nil {
-					return fmt.Errorf("decode redaction record %s: %w", ids[i], err)
-				}
-				if err := json.Unmarshal(raw, rec); err != nil {
-					return fmt.Errorf("decode redaction record %s: %w", ids[i], err)
+				if rec, err = decodeRedactionRecord(str); err != nil {
+					return fmt.Errorf("session %s: %w", ids[i], err)
 				}
 			}
 			ms := int64(-1)

@@ -97,23 +97,23 @@ func (stx *sessionTx) requestRedaction(by Requester) (bool, error) {
 
 // RedactionRecord returns a session's audit record; ErrNotFound when it was never redacted.
 func (s *Store) RedactionRecord(ctx context.Context, sc Scope, id string) (*RedactionRecord, error) {
-	return s.readRedactionRecord(ctx, s.rdb, sc, id)
-}
-
-// readRedactionRecord reads through c: inside a transaction callback that is the WATCH connection, so the
-// callback never needs a second pooled connection while it holds one.
-func (s *Store) readRedactionRecord(ctx context.Context, c redis.Cmdable, sc Scope, id string) (*RedactionRecord, error) {
-	raw, err := c.Get(ctx, s.redactionRecordKey(sc, id)).Bytes()
+	raw, err := s.rdb.Get(ctx, s.redactionRecordKey(sc, id)).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get redaction record: %w", err)
 	}
-	var r RedactionRecord
-	if raw, err = DecodeDoc(raw); err != nil {
+	return decodeRedactionRecord(raw)
+}
+
+// decodeRedactionRecord decodes a stored redaction record.
+func decodeRedactionRecord(stored string) (*RedactionRecord, error) {
+	raw, err := decodeDocString(stored)
+	if err != nil {
 		return nil, fmt.Errorf("decode redaction record: %w", err)
 	}
+	var r RedactionRecord
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return nil, fmt.Errorf("decode redaction record: %w", err)
 	}
@@ -158,9 +158,12 @@ func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string, coun
 			stx.unchanged = true
 			return nil
 		}
-		rec, err := s.readRedactionRecord(ctx, stx.tx, sc, id)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
+		var rec *RedactionRecord
+		var err error
+		if stored, ok := stx.watched[0].(string); ok { // the record, read under WATCH with the session
+			if rec, err = decodeRedactionRecord(stored); err != nil {
+				return err
+			}
 		}
 		requestedAt := int64(-1)
 		if ms, err := stx.tx.ZScore(ctx, s.pendingRedactionsKey(sc), id).Result(); err == nil {

@@ -24,6 +24,9 @@ type sessionTx struct {
 	unchanged bool
 	// batch is the batched transaction this one is part of (nil for a single-session mutate).
 	batch *batchTx
+	// watched holds the values of mutate's extra watch keys (string, or nil where missing), read in the same
+	// round trip as the session, so callbacks need not read them again.
+	watched []any
 }
 
 // emit records an event of typ whose data.object is the session as it is now.
@@ -105,7 +108,8 @@ func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn fu
 		if err := json.Unmarshal(raw, &sess); err != nil {
 			return fmt.Errorf("decode session %s: %w", id, err)
 		}
-		stx := &sessionTx{store: s, tx: tx.Tx, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status}
+		stx := &sessionTx{store: s, tx: tx.Tx, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status,
+			watched: vals[1:]}
 		if err := fn(stx); err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -67,16 +66,14 @@ func (s *Store) CompleteVerification(ctx context.Context, sc Scope, id, submissi
 	var report *Report
 	sess, events, err := s.mutate(ctx, sc, id, Origin{}, func(stx *sessionTx) error {
 		report = nil
-		raw, err := stx.tx.Get(ctx, subKey).Bytes()
-		if errors.Is(err, redis.Nil) {
+		stored, ok := stx.watched[0].(string) // the submission, read under WATCH with the session
+		if !ok {
 			stx.unchanged = true
 			return stx.tx.ZRem(ctx, s.pendingVerificationsKey(sc), id+"|"+submissionID).Err()
 		}
-		if err != nil {
-			return fmt.Errorf("get submission: %w", err)
-		}
 		var sub Submission
-		if raw, err = DecodeDoc(raw); err != nil {
+		raw, err := decodeDocString(stored)
+		if err != nil {
 			return fmt.Errorf("decode submission: %w", err)
 		}
 		if err := json.Unmarshal(raw, &sub); err != nil {
