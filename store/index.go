@@ -128,6 +128,20 @@ func (s *Store) rangeIDs(ctx context.Context, key string, p Page, cursorMember s
 // direction of travel.
 func listFiltered[T any](ctx context.Context, s *Store, key string, p Page, cursorMember string,
 	load func(ctx context.Context, ids []string) ([]*T, error), match func(*T) bool) ([]*T, bool, error) {
+	return listPaged(ctx, p, func(ctx context.Context, offset, count int64) ([]*T, error) {
+		ids, err := s.rangeIDs(ctx, key, p, cursorMember, offset, count)
+		if err != nil || len(ids) == 0 {
+			return nil, err
+		}
+		return load(ctx, ids)
+	}, match)
+}
+
+// listPaged is listFiltered's walk over any reader of index stretches: fetch returns one object (nil when
+// missing) per index entry of the stretch of up to count entries that starts offset entries in, in list order
+// (with ending_before, upward from the cursor). A stretch shorter than count is the end of the index.
+func listPaged[T any](ctx context.Context, p Page, fetch func(ctx context.Context, offset, count int64) ([]*T, error),
+	match func(*T) bool) ([]*T, bool, error) {
 	if p.Limit <= 0 {
 		p.Limit = 10
 	}
@@ -136,16 +150,12 @@ func listFiltered[T any](ctx context.Context, s *Store, key string, p Page, curs
 	var offset int64
 	batch := int64(want)
 	for len(out) < want {
-		ids, err := s.rangeIDs(ctx, key, p, cursorMember, offset, batch)
+		objs, err := fetch(ctx, offset, batch)
 		if err != nil {
 			return nil, false, err
 		}
-		if len(ids) == 0 {
+		if len(objs) == 0 {
 			break
-		}
-		objs, err := load(ctx, ids)
-		if err != nil {
-			return nil, false, err
 		}
 		for _, o := range objs {
 			if o != nil && (match == nil || match(o)) {
@@ -155,8 +165,8 @@ func listFiltered[T any](ctx context.Context, s *Store, key string, p Page, curs
 				}
 			}
 		}
-		offset += int64(len(ids))
-		if int64(len(ids)) < batch {
+		offset += int64(len(objs))
+		if int64(len(objs)) < batch {
 			break
 		}
 		if batch < 1000 {

@@ -77,70 +77,27 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 	return nil
 }
 
-// saveLogScript writes a request log in one round trip: when none of the sessions it is checked against has a
-// redaction requested, it writes the log and indexes it under every object, atomically with that check — what
-// a WATCH/MULTI transaction would do in two round trips. Otherwise it writes nothing and returns the positions
-// (1-based) of the sessions that have one; the caller scrubs the log for them and runs it again without them.
-// Either the log lands before a redaction request — and the redaction worker, which starts after the request,
-// finds it in the index and scrubs it — or the script sees the request and the log is scrubbed before it is
-// written, so no personal data can slip in behind a redaction.
-//
-// The check is the existence of each session's redaction record: requestRedaction writes the record in the
-// transaction that sets the session's redaction (the only writer of a redaction request), and nothing deletes
-// it, so "no record" is "no redaction requested" — read without loading the (compressed) session.
-//
-// KEYS: the log, then ARGV[1] redaction-record keys, then the object-log indexes. ARGV: the record count, the
-// stored log, the TTL in milliseconds (0: none), the index member.
-var saveLogScript = redis.NewScript(`
-local n = tonumber(ARGV[1])
-local redacting = {}
-for i = 2, n + 1 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    redacting[#redacting + 1] = i - 1
-  end
-end
-if #redacting > 0 then
-  return redacting
-end
-local ms = tonumber(ARGV[3])
-if ms > 0 then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ms)
-else
-  redis.call('SET', KEYS[1], ARGV[2])
-end
-for i = n + 2, #KEYS do
-  redis.call('ZADD', KEYS[i], 0, ARGV[4])
-  if ms > 0 then
-    redis.call('PEXPIRE', KEYS[i], ms)
-  end
-end
-return {}
-`)
-
-// saveLogUnredacted runs saveLogScript with the stored (encoded) log, checked against sessions. It returns
-// the sessions that have a redaction requested (nothing was written), or none (the log is saved); ok is false
-// when a session id cannot name a key and the log must go through saveTied.
+// saveLogUnredacted writes the stored (encoded) log, checked against sessions, through a shared run of
+// saveLogsScript. It returns the sessions that have a redaction requested (nothing was written), or none (the
+// log is saved); ok is false when a session id cannot name a key and the log must go through saveTied.
 func (s *Store) saveLogUnredacted(ctx context.Context, sc Scope, l *RequestLog, sessions []string, body []byte,
 	member string) (redacting []string, ok bool, err error) {
-	keys := make([]string, 0, 1+len(sessions)+len(l.Objects))
-	keys = append(keys, s.requestLogKey(sc, l.ID))
+	w := &logWrite{key: s.requestLogKey(sc, l.ID), records: make([]string, 0, len(sessions)),
+		indexes: make([]string, 0, len(l.Objects)), body: body, member: member}
 	for _, id := range sessions {
 		if !safeID(id) {
 			return nil, false, nil
 		}
-		keys = append(keys, s.redactionRecordKey(sc, id))
+		w.records = append(w.records, s.redactionRecordKey(sc, id))
 	}
 	for _, id := range l.Objects {
-		keys = append(keys, s.objectLogsKey(sc, id))
+		w.indexes = append(w.indexes, s.objectLogsKey(sc, id))
 	}
-	positions, err := saveLogScript.Run(ctx, s.rdb, keys, len(sessions), body, s.RequestLogTTL.Milliseconds(), member).Int64Slice()
+	positions, err := s.saveLogShared(ctx, sc, w)
 	if err != nil {
 		return nil, false, err
 	}
 	for _, p := range positions {
-		if p < 1 || int(p) > len(sessions) {
-			return nil, false, fmt.Errorf("save request log: script answered position %d of %d", p, len(sessions))
-		}
 		redacting = append(redacting, sessions[p-1])
 	}
 	return redacting, true, nil

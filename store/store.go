@@ -64,6 +64,8 @@ type Store struct {
 	StreamMaxLen int64
 	// registered remembers the scopes this process already added to the registry (see registerCreator).
 	registered sync.Map
+	// logs groups the request logs saved at the same time (requestlog_group.go).
+	logs logGroups
 }
 
 // Config configures New. Zero values pick the defaults.

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v85"
 
+	"github.com/identityd/identityd/store"
 	"github.com/identityd/identityd/store/storetest"
 )
 
@@ -165,4 +166,79 @@ func TestCluster_Redaction(t *testing.T) {
 	}
 	requireNoCrossSlot(t, api)
 	requireNoCrossSlot(t, wrk)
+}
+
+// TestCluster_ListPages: an unexpanded list reads each stretch of an index and the sessions it names in one
+// script that builds the session keys itself (store.ListJSON). On the cluster those keys must hash to the
+// index's slot; this walks filtered pages both ways, refills included (a filter checked on the loaded
+// sessions, session documents gone), and compares them with List's separate range read and MGET.
+func TestCluster_ListPages(t *testing.T) {
+	t.Parallel()
+	r := storetest.NewCluster(t)
+	st := r.Store(storetest.NewFakeClock(time.Unix(1_700_000_000, 0)))
+	ctx := context.Background()
+	sc := store.Scope{Account: "acct_cluster_list"}
+	var created []string
+	for i := range 24 {
+		ref := []string{"a", "b"}[i%2]
+		sess, _, err := st.Create(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref}, store.Origin{})
+		require.NoError(t, err)
+		if i%3 == 0 {
+			_, _, err := st.Cancel(ctx, sc, sess.ID, store.Origin{})
+			require.NoError(t, err)
+		}
+		created = append(created, sess.ID)
+	}
+	page := func(f store.SessionFilter, p store.Page, viaScript bool) ([]string, bool) {
+		var ids []string
+		if viaScript {
+			got, more, err := st.ListJSON(ctx, sc, f, p)
+			require.NoError(t, err)
+			for _, s := range got {
+				ids = append(ids, s.ID)
+			}
+			return ids, more
+		}
+		got, more, err := st.List(ctx, sc, f, p)
+		require.NoError(t, err)
+		for _, s := range got {
+			ids = append(ids, s.ID)
+		}
+		return ids, more
+	}
+	// walk pages from p to the end in its direction and returns every page's ids.
+	walk := func(f store.SessionFilter, p store.Page, viaScript bool) [][]string {
+		var pages [][]string
+		for {
+			ids, more := page(f, p, viaScript)
+			pages = append(pages, ids)
+			if !more {
+				return pages
+			}
+			if p.EndingBefore != "" {
+				p.EndingBefore = ids[0]
+			} else {
+				p.StartingAfter = ids[len(ids)-1]
+			}
+		}
+	}
+	check := func() {
+		all := walk(store.SessionFilter{}, store.Page{Limit: 100}, false)[0]
+		oldest := all[len(all)-1]
+		for _, f := range []store.SessionFilter{{}, {Status: store.StatusCanceled},
+			{ClientReferenceID: "a", Status: store.StatusRequiresInput}} {
+			for _, limit := range []int{1, 3, 5} {
+				want := walk(f, store.Page{Limit: limit}, false)
+				require.Greater(t, len(want), 1, "%+v limit %d: more than one page", f, limit)
+				require.Equal(t, want, walk(f, store.Page{Limit: limit}, true), "%+v limit %d", f, limit)
+				back := store.Page{Limit: limit, EndingBefore: oldest}
+				require.Equal(t, walk(f, back, false), walk(f, back, true), "%+v limit %d backward", f, limit)
+			}
+		}
+	}
+	check()
+	for _, id := range created[4:10] {
+		require.NoError(t, r.Client.Del(ctx, r.KeyPrefix+":{"+sc.Account+"}:test:vs:"+id).Err())
+	}
+	check()
 }

@@ -1,0 +1,25 @@
+package store
+
+// SetLogFlushLimit sets how many shared request-log batches of one scope may run at once.
+func SetLogFlushLimit(s *Store, n int) {
+	s.logs.mu.Lock()
+	defer s.logs.mu.Unlock()
+	s.logs.flushLimit = n
+}
+
+// SetBeforeLogBatch installs a hook called with the size of each shared request-log batch before it runs.
+func SetBeforeLogBatch(s *Store, f func(n int)) {
+	s.logs.mu.Lock()
+	defer s.logs.mu.Unlock()
+	s.logs.beforeBatch = f
+}
+
+// WaitingLogs counts the request logs of sc waiting for a shared batch.
+func WaitingLogs(s *Store, sc Scope) int {
+	s.logs.mu.Lock()
+	defer s.logs.mu.Unlock()
+	if lg := s.logs.scopes[sc]; lg != nil {
+		return len(lg.waiting)
+	}
+	return 0
+}

@@ -1,0 +1,275 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Request logs saved at the same time in one scope share one run of saveLogsScript (group commit): each
+// SaveRequestLog puts its log on the scope's waiting list and waits; a few flushers per scope take everything
+// waiting (up to logBatchMax) and write it in one round trip. Alone, a log is written at once by its own
+// caller; under load, batches grow with the number of requests waiting. Every caller still waits for
+// its own log's outcome — written, or the sessions it must be scrubbed for first, or an error — so a log
+// exists before the response that it records is sent.
+
+// logBatchMax caps one shared script run.
+const logBatchMax = 64
+
+// saveLogsScript writes several request logs in one round trip, each on its own terms: when none of the
+// sessions a log is checked against has a redaction requested, it writes the log and indexes it under every
+// object, atomically with that check; otherwise it writes nothing of that log and answers the positions of
+// the sessions that have one, and the caller scrubs the log for them and saves it again without them. Either
+// the log lands before a redaction request — and the redaction worker, which starts after the request, finds
+// it in the index and scrubs it — or the script sees the request and the log is scrubbed before it is
+// written, so no personal data can slip in behind a redaction.
+//
+// The check is the existence of each session's redaction record: requestRedaction writes the record in the
+// transaction that sets the session's redaction (the only writer of a redaction request), and nothing deletes
+// it, so "no record" is "no redaction requested" — read without loading the (compressed) session.
+//
+// KEYS: per log, in order: the log, its redaction-record keys, its object-log indexes. ARGV: the TTL in
+// milliseconds (0: none), the number of logs, then per log: the record count, the index count, the stored
+// log, the index member. Answers, per log in order, how many of its sessions have a record, then their
+// positions (1-based among the log's records); a log answered 0 was written.
+var saveLogsScript = redis.NewScript(`
+local ms = tonumber(ARGV[1])
+local out = {}
+local k = 1
+local a = 3
+for _ = 1, tonumber(ARGV[2]) do
+  local records, indexes = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local redacting = {}
+  for i = 1, records do
+    if redis.call('EXISTS', KEYS[k + i]) == 1 then
+      redacting[#redacting + 1] = i
+    end
+  end
+  out[#out + 1] = #redacting
+  for _, p in ipairs(redacting) do
+    out[#out + 1] = p
+  end
+  if #redacting == 0 then
+    if ms > 0 then
+      redis.call('SET', KEYS[k], ARGV[a + 2], 'PX', ms)
+    else
+      redis.call('SET', KEYS[k], ARGV[a + 2])
+    end
+    for i = k + records + 1, k + records + indexes do
+      redis.call('ZADD', KEYS[i], 0, ARGV[a + 3])
+      if ms > 0 then
+        redis.call('PEXPIRE', KEYS[i], ms)
+      end
+    end
+  end
+  k = k + 1 + records + indexes
+  a = a + 4
+end
+return out
+`)
+
+// logWrite is one log's part of a saveLogsScript run.
+type logWrite struct {
+	key     string   // the log
+	records []string // redaction-record keys of the sessions it is checked against
+	indexes []string // object-log indexes
+	body    []byte   // the stored log (EncodeDoc)
+	member  string   // its index member
+}
+
+// logOutcome is what a script run answered for one log: the positions (1-based, in records) of the sessions
+// with a redaction record — nothing was written then — or none (written); or the run's error.
+type logOutcome struct {
+	redacting []int64
+	err       error
+}
+
+// logGroups is the waiting list and flush state of each scope. Its zero value is ready.
+type logGroups struct {
+	mu     sync.Mutex
+	scopes map[Scope]*logGroup
+	// flushLimit overrides maxLogFlushers (tests); beforeBatch, when set, sees each batch's size before it runs.
+	flushLimit  int
+	beforeBatch func(n int)
+}
+
+// logGroup is one scope's waiting logs and how many flushers are writing them.
+type logGroup struct {
+	waiting  []*logWaiter
+	flushers int
+}
+
+// logWaiter is one caller waiting for its log's outcome.
+type logWaiter struct {
+	ctx  context.Context // the caller's: a log whose caller gave up before its batch started is not written
+	w    *logWrite
+	done chan logOutcome // buffered: a flusher never blocks on a caller that gave up
+}
+
+// maxLogFlushers is how many batches of one scope may be in flight at once: while one waits on Redis, the
+// next collects.
+func maxLogFlushers() int { return max(2, runtime.GOMAXPROCS(0)) }
+
+// saveLogShared writes w through a shared script run of sc and returns its outcome, or ctx's error when the
+// caller's context ends first (a batch that already took the log still finishes it).
+func (s *Store) saveLogShared(ctx context.Context, sc Scope, w *logWrite) ([]int64, error) {
+	g := &s.logs
+	g.mu.Lock()
+	if g.scopes == nil {
+		g.scopes = map[Scope]*logGroup{}
+	}
+	lg := g.scopes[sc]
+	if lg == nil {
+		lg = &logGroup{}
+		g.scopes[sc] = lg
+	}
+	limit := g.flushLimit
+	if limit == 0 {
+		limit = maxLogFlushers()
+	}
+	if len(lg.waiting) == 0 && lg.flushers < limit {
+		// Nothing waits and a flusher's slot is free: the caller writes its log at once, itself — handing it
+		// to a goroutine costs more than the round trip when requests do not overlap — and holds the slot, so
+		// logs arriving meanwhile queue and go out together after it.
+		lg.flushers++
+		before := g.beforeBatch
+		g.mu.Unlock()
+		if before != nil {
+			before(1)
+		}
+		out := s.runSaveLogs(ctx, []*logWrite{w})[0]
+		s.releaseLogFlusher(context.WithoutCancel(ctx), sc, lg)
+		return out.redacting, out.err
+	}
+	waiter := &logWaiter{ctx: ctx, w: w, done: make(chan logOutcome, 1)}
+	lg.waiting = append(lg.waiting, waiter)
+	if lg.flushers < limit {
+		lg.flushers++
+		go s.flushLogs(context.WithoutCancel(ctx), sc, lg)
+	}
+	g.mu.Unlock()
+	select {
+	case out := <-waiter.done:
+		return out.redacting, out.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// releaseLogFlusher gives up a flusher's slot of sc, or hands it to a new flusher when logs wait.
+func (s *Store) releaseLogFlusher(ctx context.Context, sc Scope, lg *logGroup) {
+	g := &s.logs
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(lg.waiting) > 0 {
+		go s.flushLogs(ctx, sc, lg)
+		return
+	}
+	lg.flushers--
+	if lg.flushers == 0 && g.scopes[sc] == lg {
+		delete(g.scopes, sc)
+	}
+}
+
+// flushLogs writes batches of sc's waiting logs until none are left, holding one flusher's slot.
+func (s *Store) flushLogs(ctx context.Context, sc Scope, lg *logGroup) {
+	g := &s.logs
+	for {
+		g.mu.Lock()
+		if len(lg.waiting) == 0 {
+			lg.flushers--
+			if lg.flushers == 0 && g.scopes[sc] == lg {
+				delete(g.scopes, sc)
+			}
+			g.mu.Unlock()
+			return
+		}
+		n := min(len(lg.waiting), logBatchMax)
+		batch := make([]*logWaiter, 0, n)
+		for _, wt := range lg.waiting[:n] {
+			if wt.ctx.Err() == nil { // its caller has already returned
+				batch = append(batch, wt)
+			}
+		}
+		lg.waiting = append(lg.waiting[:0], lg.waiting[n:]...)
+		before := g.beforeBatch
+		g.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		if before != nil {
+			before(len(batch))
+		}
+		writes := make([]*logWrite, len(batch))
+		for i, wt := range batch {
+			writes[i] = wt.w
+		}
+		outs := s.runSaveLogs(ctx, writes)
+		for i, wt := range batch {
+			wt.done <- outs[i]
+		}
+	}
+}
+
+// runSaveLogs runs saveLogsScript on writes and returns each one's outcome. When the run fails, each log of a
+// batch is tried again on its own, so one log's failure (a key of the wrong type, say) is reported to its
+// caller only; writing a log twice leaves it as once.
+func (s *Store) runSaveLogs(ctx context.Context, writes []*logWrite) []logOutcome {
+	outs := make([]logOutcome, len(writes))
+	nkeys := 0
+	for _, w := range writes {
+		nkeys += 1 + len(w.records) + len(w.indexes)
+	}
+	keys := make([]string, 0, nkeys)
+	args := make([]any, 0, 2+4*len(writes))
+	args = append(args, s.RequestLogTTL.Milliseconds(), len(writes))
+	for _, w := range writes {
+		keys = append(keys, w.key)
+		keys = append(keys, w.records...)
+		keys = append(keys, w.indexes...)
+		args = append(args, len(w.records), len(w.indexes), w.body, w.member)
+	}
+	answer, err := saveLogsScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	if err == nil {
+		err = readLogOutcomes(answer, writes, outs)
+	}
+	if err != nil {
+		if len(writes) > 1 {
+			for i, w := range writes {
+				outs[i] = s.runSaveLogs(ctx, []*logWrite{w})[0]
+			}
+			return outs
+		}
+		outs[0] = logOutcome{err: err}
+	}
+	return outs
+}
+
+// readLogOutcomes splits saveLogsScript's answer into outs, one per write.
+func readLogOutcomes(answer []int64, writes []*logWrite, outs []logOutcome) error {
+	j := 0
+	for i, w := range writes {
+		if j >= len(answer) {
+			return fmt.Errorf("script answered %d values for %d logs", len(answer), len(writes))
+		}
+		n := int(answer[j])
+		j++
+		if n < 0 || n > len(w.records) || j+n > len(answer) {
+			return fmt.Errorf("script answered %d redacting sessions of %d", n, len(w.records))
+		}
+		for _, p := range answer[j : j+n] {
+			if p < 1 || int(p) > len(w.records) {
+				return fmt.Errorf("script answered position %d of %d", p, len(w.records))
+			}
+		}
+		outs[i] = logOutcome{redacting: answer[j : j+n]}
+		j += n
+	}
+	if j != len(answer) {
+		return fmt.Errorf("script answered %d values, read %d", len(answer), j)
+	}
+	return nil
+}

@@ -1,0 +1,234 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/identityd/identityd/store"
+)
+
+// scriptRuns is a go-redis hook counting the scripts Redis ran (an EVALSHA answered NOSCRIPT is not a run;
+// the EVAL after it is).
+type scriptRuns struct{ n atomic.Int64 }
+
+func (h *scriptRuns) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *scriptRuns) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if (cmd.Name() == "evalsha" || cmd.Name() == "eval") && (err == nil || err == redis.Nil) {
+			h.n.Add(1)
+		}
+		return err
+	}
+}
+
+func (h *scriptRuns) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// holdFirstLogBatch makes the first shared request-log batch of b's store wait until, with it, total logs
+// are taken or waiting, so the rest pile up behind one flusher and go out together.
+func holdFirstLogBatch(t *testing.T, b *testBundle, total int) {
+	t.Helper()
+	store.SetLogFlushLimit(b.st, 1)
+	var once sync.Once
+	store.SetBeforeLogBatch(b.st, func(n int) {
+		once.Do(func() {
+			deadline := time.Now().Add(10 * time.Second)
+			for n+store.WaitingLogs(b.st, b.sc) < total && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		})
+	})
+}
+
+// storedLog reads a request log as stored (decoded JSON), or "" when it is missing.
+func storedLog(t *testing.T, b *testBundle, id string) string {
+	t.Helper()
+	raw, err := b.redis.Client.Get(context.Background(), b.key("req:"+id)).Bytes()
+	if err == redis.Nil {
+		return ""
+	}
+	require.NoError(t, err)
+	doc, err := store.DecodeDoc(raw)
+	require.NoError(t, err)
+	return string(doc)
+}
+
+// TestSaveRequestLog_GroupCommit: request logs saved at the same time in one scope go out in fewer script
+// runs than logs, and every one is stored, with its TTL, and indexed under each of its objects.
+func TestSaveRequestLog_GroupCommit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	sess := b.create(t, store.SessionCreate{})
+	const logs = 24
+	holdFirstLogBatch(t, b, logs)
+	runs := &scriptRuns{}
+	b.redis.Client.AddHook(runs)
+
+	ids := make([]string, logs)
+	var wg sync.WaitGroup
+	errs := make(chan error, logs)
+	for i := range logs {
+		ids[i] = store.NewID("req")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := &store.RequestLog{ID: ids[i], Created: b.clock.Now().Unix(), Method: "GET",
+				Path: "/v1/identity/verification_sessions/" + sess.ID, Status: 200,
+				Objects: []string{sess.ID, fmt.Sprintf("vr_%d", i)}}
+			errs <- b.st.SaveRequestLog(ctx, b.sc, l)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	// One run for the logs the flusher took first (often one), one for those that waited behind them.
+	require.LessOrEqual(t, runs.n.Load(), int64(2), "%d logs", logs)
+	require.Positive(t, runs.n.Load())
+
+	for i, id := range ids {
+		require.Contains(t, storedLog(t, b, id), `"id":"`+id+`"`)
+		ttl, err := b.redis.Client.PTTL(ctx, b.key("req:"+id)).Result()
+		require.NoError(t, err)
+		require.InDelta(t, float64(b.st.RequestLogTTL), float64(ttl), float64(time.Minute))
+		for _, obj := range []string{sess.ID, fmt.Sprintf("vr_%d", i)} {
+			_, err := b.redis.Client.ZScore(ctx, b.key("ix:req:obj:"+obj), fmt.Sprintf("%012d:%s", b.clock.Now().Unix(), id)).Result()
+			require.NoError(t, err, "log %s indexed under %s", id, obj)
+		}
+	}
+	require.Zero(t, store.WaitingLogs(b.st, b.sc))
+}
+
+// TestSaveRequestLog_GroupScrubsEachLogForItsSessions: in one shared batch, each log is checked against its
+// own sessions: a log naming a session whose redaction was requested is scrubbed for it before it is written;
+// the logs next to it that name none are written as sent.
+func TestSaveRequestLog_GroupScrubsEachLogForItsSessions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	emails := map[string]string{}
+	newSession := func(email string, redact bool) string {
+		sess := b.create(t, store.SessionCreate{ProvidedDetails: &store.ProvidedDetails{Email: &email}})
+		if redact {
+			_, err := b.st.RequestRedaction(ctx, b.sc, sess.ID, store.Requester{Type: store.RequestedByRequest, ID: "req_r"}, store.Origin{})
+			require.NoError(t, err)
+		}
+		emails[sess.ID] = email
+		return sess.ID
+	}
+	plain := newSession("ada@example.com", false)
+	plain2 := newSession("alan@example.com", false)
+	red := newSession("jenny.rosen@example.com", true)
+	red2 := newSession("grace.hopper@example.com", true)
+	redacting := map[string]bool{red: true, red2: true}
+	const param = "param.value@example.com"
+	objectSets := [][]string{{plain}, {red}, {plain, red}, {plain2}, {red2, plain}, {red, red2}, {"vr_1"},
+		{plain, plain2}, {plain2, red2}, {red}, {plain}}
+	logs := make([]*store.RequestLog, len(objectSets))
+	for i, objects := range objectSets {
+		var data []map[string]any
+		for _, id := range objects {
+			if email, ok := emails[id]; ok {
+				data = append(data, map[string]any{"id": id, "object": "identity.verification_session",
+					"provided_details": map[string]any{"email": email}})
+			}
+		}
+		resp, err := json.Marshal(map[string]any{"object": "list", "data": data})
+		require.NoError(t, err)
+		logs[i] = &store.RequestLog{ID: store.NewID("req"), Created: b.clock.Now().Unix(), Method: "GET",
+			Path: "/v1/identity/verification_sessions", Status: 200,
+			Params: []store.Param{{Key: "provided_details[email]", Value: param}}, Response: resp, Objects: objects}
+	}
+	holdFirstLogBatch(t, b, len(logs))
+	errs := make([]error, len(logs))
+	var wg sync.WaitGroup
+	for i, l := range logs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.st.SaveRequestLog(ctx, b.sc, l)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+
+	for _, l := range logs {
+		raw := storedLog(t, b, l.ID)
+		require.NotEmpty(t, raw, "log %v stored", l.Objects)
+		anyRedacting := false
+		for _, id := range l.Objects {
+			email, ok := emails[id]
+			if !ok {
+				continue
+			}
+			if redacting[id] {
+				anyRedacting = true
+				require.NotContains(t, raw, email, "log %v is scrubbed for %s", l.Objects, id)
+			} else {
+				require.Contains(t, raw, email, "log %v keeps %s, not in redaction", l.Objects, id)
+			}
+		}
+		if anyRedacting {
+			require.NotContains(t, raw, param, "log %v: parameters scrubbed", l.Objects)
+		} else {
+			require.Contains(t, raw, param, "log %v names no session in redaction: kept as sent", l.Objects)
+		}
+	}
+}
+
+// TestSaveRequestLog_CancelledCallerDoesNotHang: a caller whose context ends while its log waits behind a
+// busy batch gets its context's error at once; its log is not written, and the batch in flight finishes.
+func TestSaveRequestLog_CancelledCallerDoesNotHang(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	store.SetLogFlushLimit(b.st, 1)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	store.SetBeforeLogBatch(b.st, func(int) {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	})
+	newLog := func() *store.RequestLog {
+		return &store.RequestLog{ID: store.NewID("req"), Created: b.clock.Now().Unix(), Method: "GET",
+			Path: "/v1/identity/verification_sessions", Status: 200, Objects: []string{"vr_1"}}
+	}
+	first, second := newLog(), newLog()
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- b.st.SaveRequestLog(context.Background(), b.sc, first) }()
+	<-entered // the only flusher holds the first log's batch
+
+	ctx, cancel := context.WithCancel(context.Background())
+	secondDone := make(chan error, 1)
+	go func() { secondDone <- b.st.SaveRequestLog(ctx, b.sc, second) }()
+	require.Eventually(t, func() bool { return store.WaitingLogs(b.st, b.sc) == 1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	select {
+	case err := <-secondDone:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a cancelled caller still waits for its batch")
+	}
+
+	close(release)
+	require.NoError(t, <-firstDone)
+	require.NotEmpty(t, storedLog(t, b, first.ID))
+	require.Eventually(t, func() bool { return store.WaitingLogs(b.st, b.sc) == 0 }, 5*time.Second, time.Millisecond)
+	require.Empty(t, storedLog(t, b, second.ID), "a log whose caller gave up before its batch is not written")
+}
