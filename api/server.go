@@ -112,7 +112,10 @@ type call struct {
 	requestID string
 	idemKey   string
 	objects   []string
-	status    int
+	// inRedaction names sessions this request knows to have a redaction requested (a successful redact call's
+	// own): its request log is scrubbed for them up front (store.RequestLog.InRedaction).
+	inRedaction []string
+	status      int
 	// storedBody, when set by the handler, is the copy of a successful response kept in Redis (request log,
 	// idempotency cache) instead of the one sent: a webhook endpoint's secret is sent once and stored nowhere
 	// but in the endpoint's record.
@@ -327,7 +330,7 @@ func (s *Server) saveLog(c *call, status int, body []byte) bool {
 	}
 	l := &store.RequestLog{ID: c.requestID, Created: s.cfg.Store.Now().Unix(), Livemode: c.scope.Livemode,
 		Method: c.r.Method, Path: c.r.URL.Path, Status: status, IdempotencyKey: idem, Params: c.form.Params(),
-		Response: body, Objects: dedupe(objects)}
+		Response: body, Objects: dedupe(objects), InRedaction: c.inRedaction}
 	if err := s.cfg.Store.SaveRequestLog(context.WithoutCancel(c.ctx), c.scope, l); err != nil {
 		s.cfg.Logger.Error("request log not saved", "request_id", c.requestID, "err", err)
 		return false
