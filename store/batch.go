@@ -214,49 +214,9 @@ func (s *Store) ScrubCascadeMany(ctx context.Context, sc Scope, ids []string, at
 	if len(ids) == 0 {
 		return counts, nil
 	}
-	type indexCmds struct {
-		reports, logs *redis.StringSliceCmd
-		events, idem  *redis.StringSliceCmd
-	}
-	cmds := make([]indexCmds, len(ids))
-	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = indexCmds{
-				reports: pipe.ZRange(ctx, s.sessionReportsKey(sc, id), 0, -1),
-				events:  pipe.ZRange(ctx, s.sessionEventsKey(sc, id), 0, -1),
-				logs:    pipe.ZRange(ctx, s.objectLogsKey(sc, id), 0, -1),
-				idem:    pipe.SMembers(ctx, s.objectIdemKey(sc, id)),
-			}
-		}
-		return nil
-	})
+	targets, err := s.scrubTargets(ctx, sc, ids)
 	if err != nil {
-		return nil, fmt.Errorf("read scrub indexes: %w", err)
-	}
-	var targets []*scrubTarget
-	byKey := map[string]*scrubTarget{}
-	add := func(key string, kind, i int) {
-		t, ok := byKey[key]
-		if !ok {
-			t = &scrubTarget{key: key, kind: kind}
-			byKey[key] = t
-			targets = append(targets, t)
-		}
-		t.sessions = append(t.sessions, i)
-	}
-	for i, c := range cmds {
-		for _, m := range c.reports.Val() {
-			add(s.reportKey(sc, memberID(m)), targetReport, i)
-		}
-		for _, id := range c.events.Val() {
-			add(s.eventKey(sc, id), targetEvent, i)
-		}
-		for _, m := range c.logs.Val() {
-			add(s.requestLogKey(sc, memberID(m)), targetLog, i)
-		}
-		for _, k := range c.idem.Val() {
-			add(k, targetIdem, i)
-		}
+		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
 	for start := 0; start < len(targets); start += 500 {
@@ -305,6 +265,74 @@ func (s *Store) ScrubCascadeMany(ctx context.Context, sc Scope, ids []string, at
 		return nil, fmt.Errorf("write scrubbed objects: %w", err)
 	}
 	return counts, nil
+}
+
+// scrubTargets reads the indexes of ids in one pipeline and returns every object tied to them that a scrub
+// rewrites (reports, events, request logs, cached responses), each once, with the sessions it belongs to.
+func (s *Store) scrubTargets(ctx context.Context, sc Scope, ids []string) ([]*scrubTarget, error) {
+	type indexCmds struct {
+		reports, logs *redis.StringSliceCmd
+		events, idem  *redis.StringSliceCmd
+	}
+	cmds := make([]indexCmds, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = indexCmds{
+				reports: pipe.ZRange(ctx, s.sessionReportsKey(sc, id), 0, -1),
+				events:  pipe.ZRange(ctx, s.sessionEventsKey(sc, id), 0, -1),
+				logs:    pipe.ZRange(ctx, s.objectLogsKey(sc, id), 0, -1),
+				idem:    pipe.SMembers(ctx, s.objectIdemKey(sc, id)),
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read scrub indexes: %w", err)
+	}
+	var targets []*scrubTarget
+	byKey := map[string]*scrubTarget{}
+	add := func(key string, kind, i int) {
+		t, ok := byKey[key]
+		if !ok {
+			t = &scrubTarget{key: key, kind: kind}
+			byKey[key] = t
+			targets = append(targets, t)
+		}
+		t.sessions = append(t.sessions, i)
+	}
+	for i, c := range cmds {
+		for _, m := range c.reports.Val() {
+			add(s.reportKey(sc, memberID(m)), targetReport, i)
+		}
+		for _, id := range c.events.Val() {
+			add(s.eventKey(sc, id), targetEvent, i)
+		}
+		for _, m := range c.logs.Val() {
+			add(s.requestLogKey(sc, memberID(m)), targetLog, i)
+		}
+		for _, k := range c.idem.Val() {
+			add(k, targetIdem, i)
+		}
+	}
+	return targets, nil
+}
+
+// RedactionKeys returns every key the redaction of ids rewrites: the sessions, their audit records, and the
+// reports, events, request logs and cached responses tied to them. It is for measuring (identityd bench's
+// I/O floor of a bulk redaction), not part of a redaction.
+func (s *Store) RedactionKeys(ctx context.Context, sc Scope, ids []string) ([]string, error) {
+	targets, err := s.scrubTargets(ctx, sc, ids)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(targets)+2*len(ids))
+	for _, id := range ids {
+		keys = append(keys, s.sessionKey(sc, id), s.redactionRecordKey(sc, id))
+	}
+	for _, t := range targets {
+		keys = append(keys, t.key)
+	}
+	return keys, nil
 }
 
 func keyKind(kind int) string {
