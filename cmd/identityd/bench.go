@@ -77,6 +77,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
 
 // benchEnv is one bench run's namespace and components.
 type benchEnv struct {
+	tag     string // the run's key prefix: every key it writes starts with it
 	rdb     redis.UniversalClient
 	st      *store.Store
 	scope   store.Scope
@@ -111,7 +112,7 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 		return fmt.Errorf("redis does not answer: %w", err)
 	}
 	tag := "bench" + store.RandomString(6)
-	env := &benchEnv{rdb: rdb, key: "sk_test_" + store.RandomString(24), queues: worker.NewQueues(tag),
+	env := &benchEnv{tag: tag, rdb: rdb, key: "sk_test_" + store.RandomString(24), queues: worker.NewQueues(tag),
 		metrics: events.NewMetrics(nil)}
 	env.st = store.New(rdb, store.Config{Prefix: tag})
 	key, _ := api.ParseAPIKey(env.key)
@@ -177,10 +178,16 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		logf("measuring the Redis I/O floor of a bulk redaction over %d sessions", c.redactions)
+		floor, err := env.redactionIOFloor(ctx, c.redactions, c.concurrency)
+		if err != nil {
+			return err
+		}
 		rows = append(rows,
 			benchRow{"(a) asynq no-op tasks/s", fmt.Sprintf("%.0f", noop), fmt.Sprintf("%d tasks, concurrency %d", c.noopTasks, c.concurrency)},
 			benchRow{"(b) single-session redactions/s", fmt.Sprintf("%.0f", single), fmt.Sprintf("(b)/(a) = %.2f; request → redacted, full cascade; redact calls answered at %.0f/s", single/noop, answered)},
-			benchRow{"(c) bulk redaction sessions/s", fmt.Sprintf("%.0f", bulk), fmt.Sprintf("(c)/(a) = %.2f; one job, job created → completed", bulk/noop)})
+			benchRow{"(c) bulk redaction sessions/s", fmt.Sprintf("%.0f", bulk), fmt.Sprintf("(c)/(a) = %.2f; one job, job created → completed", bulk/noop)},
+			benchRow{"(c) Redis I/O floor sessions/s", fmt.Sprintf("%.0f", floor), fmt.Sprintf("floor/(a) = %.2f; a redaction's reads and writes alone, no CPU work: the ceiling of (c)", floor/noop)})
 	}
 	logf("list load at %d and %d sessions", c.sessions/10, c.sessions)
 	l1, err := small.listLoad(ctx, c.listClients, c.listDuration)
