@@ -23,3 +23,10 @@ func WaitingLogs(s *Store, sc Scope) int {
 	}
 	return 0
 }
+
+// LogScopes counts the scopes with request logs waiting or being written (each has an entry while it does).
+func LogScopes(s *Store) int {
+	s.logs.mu.Lock()
+	defer s.logs.mu.Unlock()
+	return len(s.logs.scopes)
+}

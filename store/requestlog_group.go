@@ -194,7 +194,9 @@ func (s *Store) flushLogs(ctx context.Context, sc Scope, lg *logGroup) {
 				batch = append(batch, wt)
 			}
 		}
-		lg.waiting = append(lg.waiting[:0], lg.waiting[n:]...)
+		rest := copy(lg.waiting, lg.waiting[n:])
+		clear(lg.waiting[rest:]) // taken waiters hold log bodies: do not keep them reachable from the queue
+		lg.waiting = lg.waiting[:rest]
 		before := g.beforeBatch
 		g.mu.Unlock()
 		if len(batch) == 0 {
@@ -214,17 +216,57 @@ func (s *Store) flushLogs(ctx context.Context, sc Scope, lg *logGroup) {
 	}
 }
 
-// runSaveLogs runs saveLogsScript on writes and returns each one's outcome. When the run fails, each log of a
-// batch is tried again on its own, so one log's failure (a key of the wrong type, say) is reported to its
-// caller only; writing a log twice leaves it as once.
+// runSaveLogs runs saveLogsScript on writes and returns each one's outcome. When a run of several logs fails,
+// each log is tried again on its own, all of them in one pipeline, so one log's failure (a key of the wrong
+// type, say) is reported to its caller only and the others wait one round trip more, not one per log; writing
+// a log twice leaves it as once.
 func (s *Store) runSaveLogs(ctx context.Context, writes []*logWrite) []logOutcome {
 	outs := make([]logOutcome, len(writes))
+	keys, args := s.saveLogsArgs(writes)
+	answer, err := saveLogsScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	if err == nil {
+		err = readLogOutcomes(answer, writes, outs)
+	}
+	switch {
+	case err == nil:
+	case len(writes) == 1:
+		outs[0] = logOutcome{err: err}
+	default:
+		s.runSaveLogsApart(ctx, writes, outs)
+	}
+	return outs
+}
+
+// runSaveLogsApart runs saveLogsScript once per log, in one pipeline, and fills each log's outcome.
+func (s *Store) runSaveLogsApart(ctx context.Context, writes []*logWrite, outs []logOutcome) {
+	cmds := make([]*redis.Cmd, len(writes))
+	// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT, and this path is rare.
+	_, _ = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, w := range writes {
+			keys, args := s.saveLogsArgs([]*logWrite{w})
+			cmds[i] = saveLogsScript.Eval(ctx, pipe, keys, args...)
+		}
+		return nil
+	})
+	for i, cmd := range cmds {
+		answer, err := cmd.Int64Slice()
+		if err == nil {
+			err = readLogOutcomes(answer, writes[i:i+1], outs[i:i+1])
+		}
+		if err != nil {
+			outs[i] = logOutcome{err: err}
+		}
+	}
+}
+
+// saveLogsArgs lays writes out as saveLogsScript's KEYS and ARGV.
+func (s *Store) saveLogsArgs(writes []*logWrite) (keys []string, args []any) {
 	nkeys := 0
 	for _, w := range writes {
 		nkeys += 1 + len(w.records) + len(w.indexes)
 	}
-	keys := make([]string, 0, nkeys)
-	args := make([]any, 0, 2+4*len(writes))
+	keys = make([]string, 0, nkeys)
+	args = make([]any, 0, 2+4*len(writes))
 	args = append(args, s.RequestLogTTL.Milliseconds(), len(writes))
 	for _, w := range writes {
 		keys = append(keys, w.key)
@@ -232,20 +274,7 @@ func (s *Store) runSaveLogs(ctx context.Context, writes []*logWrite) []logOutcom
 		keys = append(keys, w.indexes...)
 		args = append(args, len(w.records), len(w.indexes), w.body, w.member)
 	}
-	answer, err := saveLogsScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
-	if err == nil {
-		err = readLogOutcomes(answer, writes, outs)
-	}
-	if err != nil {
-		if len(writes) > 1 {
-			for i, w := range writes {
-				outs[i] = s.runSaveLogs(ctx, []*logWrite{w})[0]
-			}
-			return outs
-		}
-		outs[0] = logOutcome{err: err}
-	}
-	return outs
+	return keys, args
 }
 
 // readLogOutcomes splits saveLogsScript's answer into outs, one per write.

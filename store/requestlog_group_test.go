@@ -110,6 +110,75 @@ func TestSaveRequestLog_GroupCommit(t *testing.T) {
 		}
 	}
 	require.Zero(t, store.WaitingLogs(b.st, b.sc))
+	require.Eventually(t, func() bool { return store.LogScopes(b.st) == 0 }, 5*time.Second, time.Millisecond,
+		"a scope with nothing waiting or being written keeps no entry")
+}
+
+// evalPipelines is a go-redis hook that counts pipelines holding a script call.
+type evalPipelines struct{ n atomic.Int64 }
+
+func (h *evalPipelines) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *evalPipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *evalPipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if cmd.Name() == "eval" || cmd.Name() == "evalsha" {
+				h.n.Add(1)
+				break
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestSaveRequestLog_GroupFailureIsEachLogs: when a shared run fails because of one log (an index key of the
+// wrong type), only that log's caller gets the error; the logs next to it are written and indexed, after one
+// more round trip for all of them together.
+func TestSaveRequestLog_GroupFailureIsEachLogs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	sess := b.create(t, store.SessionCreate{})
+	require.NoError(t, b.redis.Client.Set(ctx, b.key("ix:req:obj:vr_bad"), "not a sorted set", 0).Err())
+	objects := []string{"vr_ok1", "vr_bad", "vr_ok2"}
+	holdFirstLogBatch(t, b, len(objects)+1)
+	pipelines := &evalPipelines{}
+	b.redis.Client.AddHook(pipelines)
+
+	save := func(id string, objects ...string) error {
+		return b.st.SaveRequestLog(ctx, b.sc, &store.RequestLog{ID: id, Created: b.clock.Now().Unix(), Method: "GET",
+			Path: "/v1/identity/verification_reports", Status: 200, Objects: objects})
+	}
+	// The first log goes out alone and holds the flusher until the three others wait behind it.
+	first := make(chan error, 1)
+	go func() { first <- save(store.NewID("req"), sess.ID) }()
+	require.Eventually(t, func() bool { return store.LogScopes(b.st) == 1 }, 5*time.Second, time.Millisecond)
+	ids := make([]string, len(objects))
+	errs := make([]error, len(objects))
+	var wg sync.WaitGroup
+	for i, obj := range objects {
+		ids[i] = store.NewID("req")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = save(ids[i], sess.ID, obj)
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, <-first)
+	for i, obj := range objects {
+		if obj == "vr_bad" {
+			require.ErrorContains(t, errs[i], "WRONGTYPE")
+			continue
+		}
+		require.NoError(t, errs[i], obj)
+		require.Contains(t, storedLog(t, b, ids[i]), `"id":"`+ids[i]+`"`)
+		n, err := b.redis.Client.ZCard(ctx, b.key("ix:req:obj:"+obj)).Result()
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n, "log indexed under %s", obj)
+	}
+	require.EqualValues(t, 1, pipelines.n.Load(), "the logs of a failed run are retried together, in one pipeline")
 }
 
 // TestSaveRequestLog_GroupScrubsEachLogForItsSessions: in one shared batch, each log is checked against its
