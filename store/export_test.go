@@ -1,5 +1,7 @@
 package store
 
+import "context"
+
 // SetLogFlushLimit sets how many shared request-log batches of one scope may run at once.
 func SetLogFlushLimit(s *Store, n int) {
 	s.logs.mu.Lock()
@@ -29,4 +31,9 @@ func LogScopes(s *Store) int {
 	s.logs.mu.Lock()
 	defer s.logs.mu.Unlock()
 	return len(s.logs.scopes)
+}
+
+// RangeSessionDocs reads count entries of sc's session index, newest first, with their documents (rangeDocs).
+func RangeSessionDocs(ctx context.Context, s *Store, sc Scope, count int64) ([]string, [][]byte, error) {
+	return s.rangeDocs(ctx, s.sessionIndexKey(sc), s.sessionKey(sc, ""), Page{}, "", 0, count)
 }

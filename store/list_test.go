@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/identityd/identityd/store"
@@ -399,4 +400,32 @@ func TestList_SkipsMissingDocuments(t *testing.T) {
 		require.Equal(t, tc.want, jsonIDs(raw), "JSON %+v", tc.p)
 		require.Equal(t, tc.more, rawMore, "JSON %+v", tc.p)
 	}
+}
+
+// TestRangeSessionDocs_LongStretch: one script read of more index entries than Lua can unpack at once (about
+// 8,000) still answers every entry, with the documents that exist and nil for the ones that do not.
+func TestRangeSessionDocs_LongStretch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	existing := []string{b.create(t, store.SessionCreate{}).ID, b.create(t, store.SessionCreate{}).ID}
+	const ghosts = 8100
+	members := make([]redis.Z, ghosts)
+	for i := range members {
+		members[i] = redis.Z{Member: fmt.Sprintf("%012d:vs_ghost%05d", 1_600_000_000, i)}
+	}
+	require.NoError(t, b.redis.Client.ZAdd(ctx, b.key("ix:vs"), members...).Err())
+	ids, docs, err := store.RangeSessionDocs(ctx, b.st, b.sc, ghosts+100)
+	require.NoError(t, err)
+	require.Len(t, ids, ghosts+len(existing))
+	require.Len(t, docs, len(ids))
+	found := 0
+	for i, id := range ids {
+		if docs[i] != nil {
+			require.Contains(t, string(docs[i]), `"id":"`+id+`"`)
+			found++
+		}
+	}
+	require.Equal(t, len(existing), found)
+	require.ElementsMatch(t, existing, ids[:len(existing)], "newest first: the existing sessions are newer than the ghosts")
 }

@@ -14,7 +14,8 @@ import (
 // Index members are "<created>:<id>"; the id is what follows the first colon.
 //
 // KEYS: the index. ARGV: "rev" (newest first) or "fwd", the lex min and max, the offset, the count, the
-// document key prefix. Returns the members, then one document (or nil when missing) per member.
+// document key prefix. Returns the members, then one document (or nil when missing) per member. The MGET goes in
+// chunks of 1,000 keys: Lua's unpack cannot spread a table of more than about 8,000 values.
 var rangeDocsScript = redis.NewScript(`
 local members
 if ARGV[1] == 'rev' then
@@ -32,10 +33,13 @@ for i = 1, n do
   local colon = string.find(m, ':', 1, true)
   keys[i] = ARGV[6] .. string.sub(m, (colon or 0) + 1)
 end
-local docs = redis.call('MGET', unpack(keys))
 local out = members
-for i = 1, n do
-  out[n + i] = docs[i]
+for from = 1, n, 1000 do
+  local to = math.min(from + 999, n)
+  local docs = redis.call('MGET', unpack(keys, from, to))
+  for i = from, to do
+    out[n + i] = docs[i - from + 1]
+  end
 end
 return out
 `)
