@@ -48,30 +48,29 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 	sessions := SessionIDs(l.Objects)
 	body := l.encode()
 	// Sessions whose redaction the log has not been scrubbed for. A redaction record never goes away, so each
-	// round that finds one scrubs for it for good: at most one round more than there are sessions.
+	// round that finds one scrubs for it for good: at most one round more than there are sessions. The first
+	// round scrubs for the sessions the caller knows to be in redaction before anything is written.
 	pending := sessions
-	if known := knownInRedaction(sessions, l.InRedaction); len(known) > 0 {
-		var err error
-		if body, err = scrubLogMany(body, known); err != nil {
-			return fmt.Errorf("scrub request log: %w", err)
-		}
-		pending = slices.DeleteFunc(slices.Clone(pending), func(id string) bool { return slices.Contains(known, id) })
-	}
+	redacting := knownInRedaction(sessions, l.InRedaction)
 	for {
-		redacting, ok, err := s.saveLogUnredacted(ctx, sc, l, pending, EncodeDoc(body), member)
+		if len(redacting) > 0 {
+			var err error
+			if body, err = scrubLogMany(body, redacting); err != nil {
+				return fmt.Errorf("scrub request log: %w", err)
+			}
+			pending = slices.DeleteFunc(slices.Clone(pending), func(id string) bool { return slices.Contains(redacting, id) })
+		}
+		found, ok, err := s.saveLogUnredacted(ctx, sc, l, pending, EncodeDoc(body), member)
 		if err != nil {
 			return fmt.Errorf("save request log: %w", err)
 		}
 		if !ok {
 			break // an id that cannot name a key: the WATCH/MULTI path below decides
 		}
-		if len(redacting) == 0 {
+		if len(found) == 0 {
 			return nil
 		}
-		if body, err = scrubLogMany(body, redacting); err != nil {
-			return fmt.Errorf("scrub request log: %w", err)
-		}
-		pending = slices.DeleteFunc(slices.Clone(pending), func(id string) bool { return slices.Contains(redacting, id) })
+		redacting = found
 	}
 	err := s.saveTied(ctx, sc, sessions, l.scrub, func(pipe redis.Pipeliner) {
 		body := l.encode() // again: scrub may have changed the log

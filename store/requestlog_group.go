@@ -168,6 +168,11 @@ func (s *Store) releaseLogFlusher(ctx context.Context, sc Scope, lg *logGroup) {
 		go s.flushLogs(ctx, sc, lg)
 		return
 	}
+	g.dropFlusher(sc, lg)
+}
+
+// dropFlusher gives up a flusher's slot of sc and forgets the scope once none is left. Call it with g.mu held.
+func (g *logGroups) dropFlusher(sc Scope, lg *logGroup) {
 	lg.flushers--
 	if lg.flushers == 0 && g.scopes[sc] == lg {
 		delete(g.scopes, sc)
@@ -180,10 +185,7 @@ func (s *Store) flushLogs(ctx context.Context, sc Scope, lg *logGroup) {
 	for {
 		g.mu.Lock()
 		if len(lg.waiting) == 0 {
-			lg.flushers--
-			if lg.flushers == 0 && g.scopes[sc] == lg {
-				delete(g.scopes, sc)
-			}
+			g.dropFlusher(sc, lg)
 			g.mu.Unlock()
 			return
 		}
