@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,28 +29,13 @@ func (env *benchEnv) redactionIOFloor(ctx context.Context, n, concurrency int) (
 		return 0, fmt.Errorf("no sessions for the I/O floor")
 	}
 	scratch := env.tag + ":floor:"
-	var next atomic.Int64
-	var failed atomic.Pointer[error]
-	var wg sync.WaitGroup
+	batches := (len(ids) + floorBatch - 1) / floorBatch
 	start := time.Now()
-	for g := 0; g < concurrency; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for failed.Load() == nil {
-				from := int(next.Add(floorBatch)) - floorBatch
-				if from >= len(ids) {
-					return
-				}
-				if err := env.rewriteUnchanged(ctx, ids[from:min(from+floorBatch, len(ids))], scratch); err != nil {
-					failed.CompareAndSwap(nil, &err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := failed.Load(); err != nil {
-		return 0, fmt.Errorf("I/O floor: %w", *err)
+	err = parallelRange(0, batches, concurrency, func(b int) error {
+		return env.rewriteUnchanged(ctx, ids[b*floorBatch:min((b+1)*floorBatch, len(ids))], scratch)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("I/O floor: %w", err)
 	}
 	return float64(len(ids)) / time.Since(start).Seconds(), nil
 }

@@ -40,11 +40,17 @@ func benchRef(i, redactions int) string {
 // seedSessions writes sessions [from, to) through the store as the API and worker would: created, submitted,
 // verified (a report), three events and three request logs each.
 func seedSessions(ctx context.Context, env *benchEnv, from, to, redactions int) error {
+	return parallelRange(from, to, 32, func(i int) error { return seedOne(ctx, env, i, benchRef(i, redactions)) })
+}
+
+// parallelRange calls fn for every i in [from, to) from workers goroutines and returns the first error; a
+// worker stops at its first error, the others finish what they took.
+func parallelRange(from, to, workers int, fn func(i int) error) error {
 	var next atomic.Int64
 	next.Store(int64(from))
 	var wg sync.WaitGroup
-	errs := make(chan error, 32)
-	for g := 0; g < 32; g++ {
+	errs := make(chan error, workers)
+	for g := 0; g < workers; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -53,7 +59,7 @@ func seedSessions(ctx context.Context, env *benchEnv, from, to, redactions int) 
 				if i >= to {
 					return
 				}
-				if err := seedOne(ctx, env, i, benchRef(i, redactions)); err != nil {
+				if err := fn(i); err != nil {
 					errs <- err
 					return
 				}
