@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,16 +16,16 @@ import (
 	"github.com/identityd/identityd/store"
 )
 
-// scriptRuns is a go-redis hook counting the scripts Redis ran (an EVALSHA answered NOSCRIPT is not a run;
-// the EVAL after it is).
-type scriptRuns struct{ n atomic.Int64 }
+// scriptRuns is a go-redis hook counting the scripts Redis ran alone (n; an EVALSHA answered NOSCRIPT is not a
+// run, the EVAL after it is) and the pipelines that held script calls (pipelines).
+type scriptRuns struct{ n, pipelines atomic.Int64 }
 
 func (h *scriptRuns) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h *scriptRuns) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if (cmd.Name() == "evalsha" || cmd.Name() == "eval") && (err == nil || err == redis.Nil) {
+		if isScript(cmd) && (err == nil || err == redis.Nil) {
 			h.n.Add(1)
 		}
 		return err
@@ -32,8 +33,15 @@ func (h *scriptRuns) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 func (h *scriptRuns) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if slices.ContainsFunc(cmds, isScript) {
+			h.pipelines.Add(1)
+		}
+		return next(ctx, cmds)
+	}
 }
+
+func isScript(cmd redis.Cmder) bool { return cmd.Name() == "evalsha" || cmd.Name() == "eval" }
 
 // holdFirstLogBatch makes the first shared request-log batch of b's store wait until, with it, total logs
 // are taken or waiting, so the rest pile up behind one flusher and go out together.
@@ -114,24 +122,6 @@ func TestSaveRequestLog_GroupCommit(t *testing.T) {
 		"a scope with nothing waiting or being written keeps no entry")
 }
 
-// evalPipelines is a go-redis hook that counts pipelines holding a script call.
-type evalPipelines struct{ n atomic.Int64 }
-
-func (h *evalPipelines) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (h *evalPipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-
-func (h *evalPipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			if cmd.Name() == "eval" || cmd.Name() == "evalsha" {
-				h.n.Add(1)
-				break
-			}
-		}
-		return next(ctx, cmds)
-	}
-}
-
 // TestSaveRequestLog_GroupFailureIsEachLogs: when a shared run fails because of one log (an index key of the
 // wrong type), only that log's caller gets the error; the logs next to it are written and indexed, after one
 // more round trip for all of them together.
@@ -143,8 +133,8 @@ func TestSaveRequestLog_GroupFailureIsEachLogs(t *testing.T) {
 	require.NoError(t, b.redis.Client.Set(ctx, b.key("ix:req:obj:vr_bad"), "not a sorted set", 0).Err())
 	objects := []string{"vr_ok1", "vr_bad", "vr_ok2"}
 	holdFirstLogBatch(t, b, len(objects)+1)
-	pipelines := &evalPipelines{}
-	b.redis.Client.AddHook(pipelines)
+	runs := &scriptRuns{}
+	b.redis.Client.AddHook(runs)
 
 	save := func(id string, objects ...string) error {
 		return b.st.SaveRequestLog(ctx, b.sc, &store.RequestLog{ID: id, Created: b.clock.Now().Unix(), Method: "GET",
@@ -178,7 +168,7 @@ func TestSaveRequestLog_GroupFailureIsEachLogs(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, 1, n, "log indexed under %s", obj)
 	}
-	require.EqualValues(t, 1, pipelines.n.Load(), "the logs of a failed run are retried together, in one pipeline")
+	require.EqualValues(t, 1, runs.pipelines.Load(), "the logs of a failed run are retried together, in one pipeline")
 }
 
 // TestSaveRequestLog_GroupScrubsEachLogForItsSessions: in one shared batch, each log is checked against its
