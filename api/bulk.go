@@ -44,7 +44,7 @@ func (s *Server) createBulkRedaction(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.touch(job.ID)
+	c.name(job.ID)
 	// The job is durable before the enqueue; if the enqueue fails, the reconciler enqueues its walk.
 	if err := s.cfg.Queue.EnqueueBulkRedaction(c.ctx, c.scope, job.ID); err != nil {
 		s.cfg.Logger.Warn("bulk redaction enqueue failed; the reconciler will retry", "request_id", c.requestID,
@@ -61,7 +61,7 @@ func (s *Server) retrieveBulkRedaction(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.touch(job.ID)
+	c.name(job.ID)
 	return job, nil
 }
 

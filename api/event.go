@@ -70,9 +70,6 @@ func (s *Server) listRequestLogs(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if object == nil {
-		return nil, missingParam("object")
-	}
 	page, err := readPage(c.form)
 	if err != nil {
 		return nil, err
@@ -83,14 +80,17 @@ func (s *Server) listRequestLogs(c *call) (any, error) {
 	if err := c.checkUnknown(); err != nil {
 		return nil, err
 	}
-	logs, hasMore, err := s.cfg.Store.ListRequestLogs(c.ctx, c.scope, *object, page)
+	var named string
+	if object != nil {
+		named = *object
+	}
+	logs, hasMore, err := s.cfg.Store.ListRequestLogs(c.ctx, c.scope, named, page)
 	if err != nil {
 		return nil, listError(err, "request log", page)
 	}
-	// This response repeats other requests' bodies, so it is tied to every object they touched.
-	c.touch(*object)
-	for _, l := range logs {
-		c.touch(l.Objects...)
+	views, err := c.renderLogs(c.ctx, logs)
+	if err != nil {
+		return nil, err
 	}
-	return newList("/v1/request_logs", logs, hasMore), nil
+	return newList("/v1/request_logs", views, hasMore), nil
 }

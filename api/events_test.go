@@ -95,11 +95,17 @@ func TestAPI_RequestLogs(t *testing.T) {
 	require.Equal(t, []any{map[string]any{"k": "type", "v": "document"}, map[string]any{"k": "metadata[order]", "v": "7"}}, entry["params"])
 	require.Equal(t, id, entry["response"].(map[string]any)["id"])
 
-	// Listing the logs is itself logged and tied to the object (its answer repeats the other bodies).
+	// Listing the logs is itself logged, in the account's list of logs (it names no object), and its logged
+	// answer names the logs it listed by id, never their content.
 	b.clock.Advance(time.Second)
 	paged := b.get(t, "/v1/request_logs?object="+id+"&limit=2")
-	require.Equal(t, []string{logs.header.Get("Request-Id"), want[0]}, dataIDs(t, paged))
+	require.Equal(t, want[:2], dataIDs(t, paged))
 	require.Equal(t, true, paged.body["has_more"])
+	all := b.get(t, "/v1/request_logs?limit=2")
+	require.Equal(t, []string{paged.header.Get("Request-Id"), logs.header.Get("Request-Id")}, dataIDs(t, all))
+	listed := all.body["data"].([]any)[1].(map[string]any)["response"].(map[string]any)
+	require.Equal(t, []any{map[string]any{"id": want[0], "object": "request_log"}, map[string]any{"id": want[1], "object": "request_log"},
+		map[string]any{"id": want[2], "object": "request_log"}}, listed["data"])
 	require.Empty(t, dataIDs(t, b.do(t, request{method: http.MethodGet, path: "/v1/request_logs?object=" + id, key: keyB})),
 		"another account sees no logs about the id")
 }

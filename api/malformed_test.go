@@ -111,7 +111,6 @@ func TestAPI_MalformedRequestsChangeNothing(t *testing.T) {
 		{name: "EventBadType", rq: get("/v1/events?type=charge.succeeded"), status: 400, code: "parameter_invalid", param: "type"},
 		{name: "EventBadTypes", rq: get("/v1/events?types[0]=identity.verification_session.created&types[1]=nope"), status: 400, code: "parameter_invalid", param: "types"},
 		{name: "ReportMissing", rq: get("/v1/identity/verification_reports/vr_nope"), status: 404, code: "resource_missing", param: "id"},
-		{name: "RequestLogsWithoutObject", rq: get("/v1/request_logs"), status: 400, code: "parameter_missing", param: "object"},
 		{name: "RequestLogsCreated", rq: get("/v1/request_logs?object=" + open + "&created=1"), status: 400, code: "parameter_unknown", param: "created"},
 		{name: "UnknownRoute", rq: get("/v1/charges"), status: 404, code: "resource_missing"},
 		{name: "UnknownRouteWithoutAuth", rq: request{method: http.MethodGet, path: "/nope"}, status: 404, code: "resource_missing"},

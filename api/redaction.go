@@ -20,7 +20,6 @@ func (s *Server) redactSession(c *call) (any, error) {
 	if err != nil {
 		return nil, sessionStateError(err, "redact", "requires_input, verified or canceled")
 	}
-	c.inRedaction = append(c.inRedaction, id)
 	if res.New {
 		s.cfg.Metrics.RedactionsRequested.Inc()
 		c.published(res.Events)

@@ -35,7 +35,7 @@ func readExpand(f *Form, list bool, allowed ...string) (expansions, error) {
 			}
 		}
 		if !ok {
-			return nil, invalidParam("expand", "parameter_invalid", "This property cannot be expanded: "+truncate(p, 100)+".")
+			return nil, invalidParam("expand", "parameter_invalid", "This property cannot be expanded.")
 		}
 		ex[path] = true
 	}
@@ -57,6 +57,9 @@ type sessionView struct {
 	*store.Session
 	LastVerificationReport any                  `json:"last_verification_report"`
 	VerifiedOutputs        *verifiedOutputsView `json:"verified_outputs,omitempty"`
+	Rev                    *struct{}            `json:"rev,omitempty"` // the store's version counter: never shown
+	// ex are the expansions it was rendered with, for its stored reference (stored.go).
+	ex expansions
 }
 
 type verifiedOutputsView struct {
@@ -71,7 +74,7 @@ func (c *call) renderSessions(ctx context.Context, sessions []*store.Session, ex
 	var reportIDs []string
 	for i, s := range sessions {
 		c.touch(s.ID)
-		v := &sessionView{Session: s}
+		v := &sessionView{Session: s, ex: ex}
 		if s.LastVerificationReport != nil {
 			v.LastVerificationReport = *s.LastVerificationReport
 			reportIDs = append(reportIDs, *s.LastVerificationReport)
@@ -217,7 +220,7 @@ func appendSessionView(dst, raw []byte) (out []byte, ok bool) {
 	report := []byte("null")
 	walked := store.EachMember(raw, func(k string, v []byte) bool {
 		switch k {
-		case "verified_outputs":
+		case "verified_outputs", "rev":
 			return true
 		case "last_verification_report":
 			report = v
@@ -254,8 +257,10 @@ func (c *call) renderSessionList(url string, sessions []*store.SessionJSON, hasM
 	b = append(b, `,"has_more":`...)
 	b = strconv.AppendBool(b, hasMore)
 	b = append(b, `,"data":[`...)
+	c.ref = &storedBody{T: storedSessions, URL: url, HasMore: hasMore, Items: make([]string, len(sessions))}
 	for i, s := range sessions {
 		c.touch(s.ID)
+		c.ref.Items[i] = sessionItem(s.ID, s.Rev)
 		if i > 0 {
 			b = append(b, ',')
 		}

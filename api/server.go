@@ -111,11 +111,20 @@ type call struct {
 	form      *Form
 	requestID string
 	idemKey   string
-	objects   []string
-	// inRedaction names sessions this request knows to have a redaction requested (a successful redact call's
-	// own): its request log is scrubbed for them up front (store.RequestLog.InRedaction).
-	inRedaction []string
-	status      int
+	// objects are the objects the response shows; named are those the request created (its log is listed
+	// under them and under the path's id).
+	objects []string
+	named   []string
+	status  int
+	// err is the error the response carries, if any; ref is the reference document the response is stored as
+	// (stored.go); plainBody says the response holds no personal data and is stored as sent.
+	err       *Error
+	ref       *storedBody
+	plainBody bool
+	// personalIn is the session whose personal-data record holds this request's personal part (a committed
+	// change records it there, under the request id); fingerprint hashes the parameters of an idempotent call.
+	personalIn  string
+	fingerprint string
 	// storedBody, when set by the handler, is the copy of a successful response kept in Redis (request log,
 	// idempotency cache) instead of the one sent: a webhook endpoint's secret is sent once and stored nowhere
 	// but in the endpoint's record.
@@ -130,10 +139,20 @@ func (c *call) stored(body []byte, status int) []byte {
 	return body
 }
 
-// origin names this request for events and audit records.
+// origin names this request for events and audit records, with the request's personal part for the
+// session's personal-data record.
 func (c *call) origin() store.Origin {
-	return store.Origin{RequestID: c.requestID, IdempotencyKey: c.idemKey}
+	p := &store.RequestPersonal{Fingerprint: c.fingerprint}
+	_, p.Params = store.SplitParams(c.form.Params())
+	if c.idemKey != "" {
+		key := c.idemKey
+		p.IdempotencyKey = &key
+	}
+	return store.Origin{RequestID: c.requestID, IdempotencyKey: c.idemKey, Personal: p}
 }
+
+// name records an object the request created: its log is listed under it.
+func (c *call) name(id string) { c.named = append(c.named, id) }
 
 // touch records the ids of objects this request read or changed (for request logs and redaction).
 func (c *call) touch(ids ...string) {
@@ -152,6 +171,10 @@ func (c *call) published(evs []*store.Event) {
 }
 
 type handlerFunc func(c *call) (any, error)
+
+// plainKinds are the objects that hold no personal data of a verification: their responses are stored in
+// request logs and idempotent replays as they were sent.
+var plainKinds = map[string]bool{"webhook endpoint": true, "bulk redaction": true, "redaction record": true}
 
 // handle registers pattern with the common edge: request id, auth, body cap, form decoding, idempotency,
 // unknown-parameter check, error mapping, request log, metrics and an access log line.
@@ -203,6 +226,7 @@ func (s *Server) serve(c *call, method, kind string, h handlerFunc) ([]byte, int
 		return errorBody(errUnauthorized), errUnauthorized.Status, false
 	}
 	c.scope = sc
+	c.plainBody = plainKinds[kind]
 	if s.limiter != nil && !s.limiter.allow(sc.Account+"|"+authSecret(c.r)) {
 		return errorBody(errRateLimit), errRateLimit.Status, false
 	}
@@ -233,7 +257,7 @@ func (s *Server) serve(c *call, method, kind string, h handlerFunc) ([]byte, int
 		}
 	}
 	body, status := s.run(c, kind, h)
-	return body, status, s.saveLog(c, status, c.stored(body, status))
+	return body, status, s.saveLog(c, status, c.storedDoc(status, body))
 }
 
 // run calls the handler and renders its result or error.
@@ -257,7 +281,14 @@ func (s *Server) run(c *call, kind string, h handlerFunc) (body []byte, status i
 		if e.Status >= 500 {
 			s.cfg.Logger.Error("handler failed", "request_id", c.requestID, "err", err)
 		}
+		c.err = e
 		return errorBody(e), e.Status
+	}
+	if c.ref == nil {
+		c.ref = refFor(out)
+	}
+	if v, ok := out.(*sessionView); ok && c.r.Method == http.MethodPost {
+		c.personalIn = v.Session.ID // the change it answers recorded the request's personal part
 	}
 	if r, ok := out.(rendered); ok {
 		return r, c.status
@@ -281,6 +312,7 @@ func (c *call) checkUnknown() error {
 func (s *Server) serveIdempotent(c *call, kind string, h handlerFunc) ([]byte, int, bool) {
 	fp := fingerprint(c.r.Method, c.r.URL.Path, c.form.Params())
 	kept := fingerprint(c.r.Method, c.r.URL.Path, store.ScrubParams(c.form.Params()))
+	c.fingerprint = fp
 	entry, started, err := s.cfg.Store.BeginIdempotent(c.ctx, c.scope, c.idemKey, fp, kept)
 	if err != nil {
 		e := toAPIError(err, kind)
@@ -293,44 +325,61 @@ func (s *Server) serveIdempotent(c *call, kind string, h handlerFunc) ([]byte, i
 		case entry.State != store.IdemDone:
 			return errorBody(errIdempotencyInUse), errIdempotencyInUse.Status, false
 		}
+		body, err := c.renderStored(c.ctx, entry.Body)
+		if err != nil {
+			s.cfg.Logger.Error("idempotent replay failed", "request_id", c.requestID, "err", err)
+			return errorBody(errInternal), errInternal.Status, false
+		}
 		c.w.Header().Set("Idempotent-Replayed", "true")
 		if entry.Status >= 500 { // the same key replays the same failure: tell stripe-go not to retry it
 			c.w.Header().Set("Stripe-Should-Retry", "false")
 		}
-		c.objects = entry.Objects
-		return s.replayBody(c, entry.Body), entry.Status, s.saveLog(c, entry.Status, entry.Body)
+		c.objects, c.named = entry.Objects, entry.Named
+		return s.replayBody(c, body), entry.Status, s.saveLog(c, entry.Status, entry.Body)
 	}
 	body, status := s.run(c, kind, h)
+	doc := c.storedDoc(status, body)
 	// Stripe saves results once the endpoint started executing, 500s included; a rejected request (4xx) is
 	// not saved, so it can be corrected and retried with the same key.
 	if status >= 400 && status < 500 {
 		err = s.cfg.Store.AbandonIdempotent(context.WithoutCancel(c.ctx), c.scope, c.idemKey)
 	} else {
 		err = s.cfg.Store.FinishIdempotent(context.WithoutCancel(c.ctx), c.scope, c.idemKey,
-			&store.IdemEntry{Fingerprint: fp, KeptFingerprint: kept, Status: status, Body: c.stored(body, status), Objects: c.objects})
+			&store.IdemEntry{Fingerprint: fp, KeptFingerprint: kept, Status: status, Body: doc,
+				Objects: store.SessionIDs(dedupe(c.objects)), Named: c.named, Session: c.personalIn, Request: c.requestID})
 	}
 	if err != nil {
 		s.cfg.Logger.Error("idempotency bookkeeping failed", "request_id", c.requestID, "err", err)
 	}
-	return body, status, s.saveLog(c, status, c.stored(body, status))
+	return body, status, s.saveLog(c, status, doc)
 }
 
-// saveLog stores the request log; it reports whether that worked (a failure is logged, not returned).
-func (s *Server) saveLog(c *call, status int, body []byte) bool {
+// saveLog stores the request log with the response's stored document; it reports whether that worked (a
+// failure is logged, not returned).
+func (s *Server) saveLog(c *call, status int, doc []byte) bool {
+	var rejected *Error
+	if status >= 400 {
+		rejected = c.err
+		if rejected == nil {
+			rejected = &Error{}
+		}
+	}
+	inRecord := c.personalIn != "" && rejected == nil
 	var idem *string
 	if c.idemKey != "" {
-		k := c.idemKey
-		idem = &k
+		placeholder := Redacted // the value, when kept, is in the session's record
+		idem = &placeholder
 	}
-	// A request about an object is tied to it even when it was rejected before the handler touched anything:
-	// its parameters may hold personal data that a redaction of that object must find.
-	objects := c.objects
+	objects := c.named
 	if id := c.r.PathValue("id"); id != "" {
 		objects = append(objects[:len(objects):len(objects)], id)
 	}
 	l := &store.RequestLog{ID: c.requestID, Created: s.cfg.Store.Now().Unix(), Livemode: c.scope.Livemode,
-		Method: c.r.Method, Path: c.r.URL.Path, Status: status, IdempotencyKey: idem, Params: c.form.Params(),
-		Response: body, Objects: dedupe(objects), InRedaction: c.inRedaction}
+		Method: c.r.Method, Path: c.r.URL.Path, Status: status, IdempotencyKey: idem,
+		Params: storedParams(c.form.Params(), inRecord, rejected), Response: doc, Objects: dedupe(objects)}
+	if inRecord {
+		l.Session = c.personalIn
+	}
 	if err := s.cfg.Store.SaveRequestLog(context.WithoutCancel(c.ctx), c.scope, l); err != nil {
 		s.cfg.Logger.Error("request log not saved", "request_id", c.requestID, "err", err)
 		return false

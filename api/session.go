@@ -132,6 +132,7 @@ func (s *Server) createSession(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.name(sess.ID)
 	c.published(evs)
 	return c.renderSession(sess, ex)
 }

@@ -200,7 +200,7 @@ func (b *apiBundle) snapshot(t *testing.T) map[string]string {
 	out := map[string]string{}
 	for k, v := range all {
 		if !strings.HasPrefix(k, b.redis.KeyPrefix+":") || strings.Contains(k, ":req:") ||
-			strings.Contains(k, ":ix:req:obj:") || strings.Contains(k, ":idem:") {
+			strings.Contains(k, ":ix:req") || strings.Contains(k, ":idem:") {
 			continue
 		}
 		out[k] = v

@@ -83,7 +83,7 @@ func (s *Server) submitSession(c *call) (any, error) {
 	vo := &sub.VerifiedOutputs
 	if err := readStrings(f, "verified_outputs", map[string]**string{"first_name": &vo.FirstName, "last_name": &vo.LastName,
 		"email": &vo.Email, "phone": &vo.Phone, "id_number": &vo.IDNumber,
-		"unparsed_place_of_birth": &vo.UnparsedPlaceOfBirth}); err != nil {
+		"unparsed_place_of_birth": &vo.UnparsedPlaceOfBirth, "unparsed_sex": &vo.UnparsedSex}); err != nil {
 		return nil, err
 	}
 	if vo.Email != nil && !validEmail(*vo.Email) {

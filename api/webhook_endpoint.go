@@ -123,7 +123,7 @@ func (s *Server) createWebhookEndpoint(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.touch(ep.ID)
+	c.name(ep.ID)
 	// The response shows the secret once; the request log and the idempotency cache keep it without.
 	if c.storedBody, err = json.Marshal(ep); err != nil {
 		return nil, err

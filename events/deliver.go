@@ -245,9 +245,9 @@ func (w *Webhooks) fail(ctx context.Context, sc store.Scope, eventID, endpointID
 	return fmt.Errorf("webhook %s to %s failed after %d attempts: %s: %w", eventID, endpointID, attempt, reason, asynq.SkipRetry)
 }
 
-// render returns the event as it is stored now, as the body to send. When the event is about a session
-// whose redaction was requested, the body is scrubbed even if the redaction worker has not run yet, so no
-// personal data leaves after a redaction request — the rule saveTied applies to request logs.
+// render returns the event as the body to send, rendered now from its stored reference: once the session's
+// redaction was requested it renders scrubbed, even before the redaction worker ran, so no personal data
+// leaves after a redaction request.
 func (w *Webhooks) render(ctx context.Context, sc store.Scope, eventID string) (*store.Event, []byte, error) {
 	ev, err := w.Store.GetEvent(ctx, sc, eventID)
 	if err != nil {
@@ -256,15 +256,6 @@ func (w *Webhooks) render(ctx context.Context, sc store.Scope, eventID string) (
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, nil, err
-	}
-	if sid := ev.ObjectID(); sid != "" {
-		sess, err := w.Store.Get(ctx, sc, sid)
-		switch {
-		case err == nil && sess.Redacting():
-			body, _ = store.ScrubJSONBytes(body, sid)
-		case err != nil && !errors.Is(err, store.ErrNotFound):
-			return nil, nil, err
-		}
 	}
 	return ev, body, nil
 }

@@ -267,12 +267,16 @@ func TestDeliver(t *testing.T) {
 		rcv := newReceiver(t)
 		ep, secret := newEndpoint(t, b.store, rcv.URL, "*")
 		sess, ev := newSession(t, b.store, ep)
-		// Requested, not yet scrubbed (as during --redaction-delay): the stored event still holds the data.
-		_, err := b.store.RequestRedaction(ctx, scope, sess.ID, store.Requester{Type: store.RequestedByRequest}, store.Origin{})
+		// Requested, not yet scrubbed (as during --redaction-delay): the personal-data record still holds the
+		// data, and the event renders scrubbed already.
+		before, err := b.store.GetEvent(ctx, scope, ev.ID)
+		require.NoError(t, err)
+		require.Contains(t, string(before.Data.Object), "Jenny Rosen")
+		_, err = b.store.RequestRedaction(ctx, scope, sess.ID, store.Requester{Type: store.RequestedByRequest}, store.Origin{})
 		require.NoError(t, err)
 		stored, err := b.store.GetEvent(ctx, scope, ev.ID)
 		require.NoError(t, err)
-		require.Contains(t, string(stored.Data.Object), "Jenny Rosen")
+		require.NotContains(t, string(stored.Data.Object), "Jenny Rosen")
 
 		require.NoError(t, w.Deliver(ctx, scope, ev.ID, ep.ID, 1, false))
 		got := rcv.requests()

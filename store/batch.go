@@ -1,10 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -76,30 +73,16 @@ func (s *Store) mutateMany(ctx context.Context, sc Scope, ids []string, o Origin
 			if !ok {
 				continue
 			}
-			var sess Session
-			body, err := decodeDocString(str)
-			if err != nil {
-				return fmt.Errorf("decode session %s: %w", ids[i], err)
-			}
-			if err := json.Unmarshal(body, &sess); err != nil {
-				return fmt.Errorf("decode session %s: %w", ids[i], err)
-			}
-			b.txs[i] = &sessionTx{store: s, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status,
-				unchanged: true, batch: b}
-		}
-		if err := fn(tx, b); err != nil {
-			return err
-		}
-		bodies := make([][]byte, len(ids))
-		for i, stx := range b.txs {
-			if stx == nil || stx.unchanged {
-				continue
-			}
-			body, err := json.Marshal(stx.sess)
+			sess, err := decodeSession(ids[i], str)
 			if err != nil {
 				return err
 			}
-			bodies[i] = body
+			stx := newSessionTx(s, sc, sess, o)
+			stx.unchanged, stx.batch = true, b
+			b.txs[i] = stx
+		}
+		if err := fn(tx, b); err != nil {
+			return err
 		}
 		for _, job := range b.jobs {
 			sessions := b.settled[job]
@@ -109,11 +92,11 @@ func (s *Store) mutateMany(ctx context.Context, sc Scope, ids []string, o Origin
 			for _, op := range b.ops {
 				op(ctx, pipe)
 			}
-			for i, stx := range b.txs {
-				if bodies[i] == nil {
+			for _, stx := range b.txs {
+				if stx == nil || stx.unchanged {
 					continue
 				}
-				if err := stx.commit(ctx, pipe, bodies[i]); err != nil {
+				if err := stx.commit(ctx, pipe); err != nil {
 					return err
 				}
 			}
@@ -190,191 +173,28 @@ func (s *Store) ForgetRedactionBatch(ctx context.Context, sc Scope, id string) e
 	return nil
 }
 
-// scrubTarget is one stored object that refers to sessions of a batch.
-type scrubTarget struct {
-	key      string
-	kind     int
-	sessions []int // indexes into the batch's ids
-}
-
-const (
-	targetReport = iota
-	targetEvent
-	targetLog
-	targetIdem
-)
-
-// ScrubCascadeMany scrubs what refers to many sessions of one scope, with pipelined round trips: one pipeline
-// reads every session's indexes, one MGET per 500 keys loads the objects, one pipeline writes back what
-// changed (keeping TTLs) and drops unverified submissions. An object tied to several sessions of the batch
-// (a list request's log) is scrubbed for each of them. It is idempotent and safe to run concurrently with
-// itself and with ScrubCascade. counts[i] belongs to ids[i].
-func (s *Store) ScrubCascadeMany(ctx context.Context, sc Scope, ids []string, attempts AttemptScrubber) ([]ScrubCounts, error) {
-	counts := make([]ScrubCounts, len(ids))
-	if len(ids) == 0 {
-		return counts, nil
-	}
-	targets, err := s.scrubTargets(ctx, sc, ids)
-	if err != nil {
-		return nil, err
-	}
-	pipe := s.rdb.Pipeline()
-	for start := 0; start < len(targets); start += 500 {
-		chunk := targets[start:min(start+500, len(targets))]
-		keys := make([]string, len(chunk))
-		for i, t := range chunk {
-			keys[i] = t.key
-		}
-		vals, err := s.rdb.MGet(ctx, keys...).Result()
-		if err != nil {
-			return nil, fmt.Errorf("load objects to scrub: %w", err)
-		}
-		for i, v := range vals {
-			str, ok := v.(string)
-			if !ok {
-				continue
-			}
-			t := chunk[i]
-			in, err := decodeDocString(str)
-			if err != nil {
-				return nil, fmt.Errorf("scrub %s: %w", keyKind(t.kind), err)
-			}
-			// scrubFor leaves its input alone (scrubscan_test.go checks it), so in tells whether anything changed.
-			out, err := scrubFor(t.kind, in, ids, t.sessions, counts)
-			if err != nil {
-				return nil, fmt.Errorf("scrub %s: %w", keyKind(t.kind), err)
-			}
-			if !bytes.Equal(in, out) {
-				pipe.SetArgs(ctx, t.key, EncodeDoc(out), redis.SetArgs{KeepTTL: true})
-			}
-		}
-	}
-	if attempts != nil {
-		n, err := attempts(ctx, sc, ids)
-		if err != nil {
-			return nil, fmt.Errorf("scrub webhook attempts: %w", err)
-		}
-		for i := range ids {
-			counts[i].WebhookAttempts = n[i]
-		}
-	}
-	for _, id := range ids {
-		pipe.Del(ctx, s.submissionKey(sc, id))
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("write scrubbed objects: %w", err)
-	}
-	return counts, nil
-}
-
-// scrubTargets reads the indexes of ids in one pipeline and returns every object tied to them that a scrub
-// rewrites (reports, events, request logs, cached responses), each once, with the sessions it belongs to.
-func (s *Store) scrubTargets(ctx context.Context, sc Scope, ids []string) ([]*scrubTarget, error) {
-	type indexCmds struct {
-		reports, logs *redis.StringSliceCmd
-		events, idem  *redis.StringSliceCmd
-	}
-	cmds := make([]indexCmds, len(ids))
-	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = indexCmds{
-				reports: pipe.ZRange(ctx, s.sessionReportsKey(sc, id), 0, -1),
-				events:  pipe.ZRange(ctx, s.sessionEventsKey(sc, id), 0, -1),
-				logs:    pipe.ZRange(ctx, s.objectLogsKey(sc, id), 0, -1),
-				idem:    pipe.SMembers(ctx, s.objectIdemKey(sc, id)),
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read scrub indexes: %w", err)
-	}
-	var targets []*scrubTarget
-	byKey := map[string]*scrubTarget{}
-	add := func(key string, kind, i int) {
-		t, ok := byKey[key]
-		if !ok {
-			t = &scrubTarget{key: key, kind: kind}
-			byKey[key] = t
-			targets = append(targets, t)
-		}
-		t.sessions = append(t.sessions, i)
-	}
-	for i, c := range cmds {
-		for _, m := range c.reports.Val() {
-			add(s.reportKey(sc, memberID(m)), targetReport, i)
-		}
-		for _, id := range c.events.Val() {
-			add(s.eventKey(sc, id), targetEvent, i)
-		}
-		for _, m := range c.logs.Val() {
-			add(s.requestLogKey(sc, memberID(m)), targetLog, i)
-		}
-		for _, k := range c.idem.Val() {
-			add(k, targetIdem, i)
-		}
-	}
-	return targets, nil
-}
-
-// RedactionKeys returns every key the redaction of ids rewrites: the sessions, their audit records, and the
-// reports, events, request logs and cached responses tied to them. It is for measuring (identityd bench's
-// I/O floor of a bulk redaction), not part of a redaction.
+// RedactionKeys returns every key the redaction of ids rewrites: the sessions, their audit records and
+// personal-data records, and their reports. It is for measuring (identityd bench's I/O floor of a bulk
+// redaction), not part of a redaction.
 func (s *Store) RedactionKeys(ctx context.Context, sc Scope, ids []string) ([]string, error) {
-	targets, err := s.scrubTargets(ctx, sc, ids)
+	targets, err := s.readRedactionTargets(ctx, s.rdb, sc, ids)
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]string, 0, len(targets)+2*len(ids))
-	for _, id := range ids {
-		keys = append(keys, s.sessionKey(sc, id), s.redactionRecordKey(sc, id))
-	}
-	for _, t := range targets {
-		keys = append(keys, t.key)
+	keys := make([]string, 0, 3*len(ids))
+	for i, id := range ids {
+		keys = append(keys, s.sessionKey(sc, id), s.redactionRecordKey(sc, id), s.personalKey(sc, id))
+		keys = append(keys, targets[i].reportKeys...)
 	}
 	return keys, nil
 }
 
-func keyKind(kind int) string {
-	return [...]string{"reports", "events", "request logs", "idempotent responses"}[kind]
-}
-
-// scrubFor applies the scrub rules of every owning session to one object, counting it for each of them.
-func scrubFor(kind int, raw []byte, ids []string, owners []int, counts []ScrubCounts) ([]byte, error) {
-	for _, i := range owners {
-		switch kind {
-		case targetReport:
-			counts[i].VerificationReports++
-		case targetEvent:
-			counts[i].Events++
-		case targetLog:
-			counts[i].RequestLogs++
-		case targetIdem:
-			counts[i].IdempotencyEntries++
-		}
-	}
-	owned := make([]string, len(owners))
-	for n, i := range owners {
-		owned[n] = ids[i]
-	}
-	switch kind {
-	case targetLog:
-		return scrubLogMany(raw, owned)
-	case targetIdem:
-		return scrubIdemMany(raw, owned)
-	case targetEvent:
-		return scrubEventMany(raw, owned), nil
-	default:
-		return scrubJSONMany(raw, owned), nil
-	}
-}
-
-// CompleteRedactions is CompleteRedaction for many sessions of one scope (run ScrubCascadeMany first): one
-// optimistic transaction marks every one redacted, completes its audit record and emits its single
-// `.redacted` event, and settles the bulk jobs that asked for them. The result has one entry per id, nil for a
-// session that does not exist; New is false for one already redacted. A session with no redaction request
-// fails the whole call with ErrInvalidTransition, as the single path does.
-func (s *Store) CompleteRedactions(ctx context.Context, sc Scope, ids []string, counts []ScrubCounts) ([]*RedactionCompletion, error) {
+// CompleteRedactions is CompleteRedaction for many sessions of one scope: one optimistic transaction scrubs
+// every one's personal-data record, reports and session, marks it redacted, completes its audit record and
+// emits its single `.redacted` event, and settles the bulk jobs that asked for them. The result has one entry
+// per id, nil for a session that does not exist; New is false for one already redacted. A session with no
+// redaction request fails the whole call with ErrInvalidTransition, as the single path does.
+func (s *Store) CompleteRedactions(ctx context.Context, sc Scope, ids []string) ([]*RedactionCompletion, error) {
 	recordKeys := make([]string, len(ids))
 	for i, id := range ids {
 		recordKeys[i] = s.redactionRecordKey(sc, id)
@@ -382,15 +202,15 @@ func (s *Store) CompleteRedactions(ctx context.Context, sc Scope, ids []string, 
 	var requestedAt []int64
 	b, err := s.mutateMany(ctx, sc, ids, Origin{}, recordKeys, func(tx *redis.Tx, b *batchTx) error {
 		requestedAt = make([]int64, len(ids))
-		scores := make([]*redis.FloatCmd, len(ids))
-		_, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for i, id := range ids {
-				scores[i] = pipe.ZScore(ctx, s.pendingRedactionsKey(sc), id)
+		var todo []string
+		for i, stx := range b.txs {
+			if stx != nil && !(stx.sess.Redaction != nil && stx.sess.Redaction.Status == RedactionRedacted) {
+				todo = append(todo, ids[i])
 			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("load pending scores: %w", err)
+		}
+		targets, err := s.readRedactionTargets(ctx, tx, sc, todo)
+		if err != nil {
+			return err
 		}
 		for i, stx := range b.txs {
 			if stx == nil {
@@ -402,12 +222,12 @@ func (s *Store) CompleteRedactions(ctx context.Context, sc Scope, ids []string, 
 					return fmt.Errorf("session %s: %w", ids[i], err)
 				}
 			}
-			ms := int64(-1)
-			if score, err := scores[i].Result(); err == nil {
-				ms = int64(score)
+			t := &redactionTargets{requestedAtMillis: -1}
+			if len(todo) > 0 && todo[0] == ids[i] {
+				t, targets, todo = targets[0], targets[1:], todo[1:]
 			}
 			stx.unchanged = false
-			if requestedAt[i], err = stx.completeRedaction(rec, ms, counts[i]); err != nil {
+			if requestedAt[i], err = stx.completeRedaction(rec, t); err != nil {
 				return err
 			}
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,51 +18,6 @@ import (
 // Hot-path benchmarks of the store. They run on miniredis by default and on a real Redis with TEST_REDIS_URL:
 //
 //	TEST_REDIS_URL=redis://127.0.0.1:6379/12 go test -run '^$' -bench . -benchmem ./store/
-
-// expandedSession is fullSession (every personal field set) with its last verification report expanded
-// (fullReport, every check present), as a response to `expand[]=last_verification_report` renders it.
-func expandedSession(b *testing.B) []byte {
-	b.Helper()
-	body := strings.Replace(fullSession, `"last_verification_report": "vr_1"`, `"last_verification_report": `+fullReport, 1)
-	var doc any
-	if err := json.Unmarshal([]byte(body), &doc); err != nil {
-		b.Fatal(err)
-	}
-	compact, err := json.Marshal(doc) // as stored: compact JSON
-	if err != nil {
-		b.Fatal(err)
-	}
-	return compact
-}
-
-// BenchmarkScrubJSON scrubs a session with every personal field and an expanded report, as bytes — what the
-// redaction worker does to every event snapshot, request-log response and cached idempotent response.
-func BenchmarkScrubJSON(b *testing.B) {
-	body := expandedSession(b)
-	out, found := store.ScrubJSONBytes(body, "vs_1")
-	if !found || bytes.Contains(out, []byte("Lovelace")) || bytes.Contains(out, []byte("123-45-6789")) {
-		b.Fatalf("scrub left personal data (found %v): %s", found, out)
-	}
-	b.Run("Match", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(body)))
-		for b.Loop() {
-			if _, found := store.ScrubJSONBytes(body, "vs_1"); !found {
-				b.Fatal("session not found")
-			}
-		}
-	})
-	// A body that does not mention the session: the cheap path every other object takes.
-	b.Run("OtherSession", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(body)))
-		for b.Loop() {
-			if _, found := store.ScrubJSONBytes(body, "vs_0000000000000000000000"); found {
-				b.Fatal("scrubbed another session")
-			}
-		}
-	})
-}
 
 // benchStore is a store on its own namespace for a benchmark run, and a counter of its Redis round trips.
 func benchStore(b *testing.B) (*store.Store, store.Scope, *roundTrips) {

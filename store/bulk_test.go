@@ -62,9 +62,7 @@ func (b *bulkBundle) finish(t *testing.T, steps []*store.BulkStep) []*store.Even
 	var evs []*store.Event
 	for _, step := range steps {
 		for _, batch := range step.Batches {
-			counts, err := b.st.ScrubCascadeMany(b.ctx, b.sc, batch.SessionIDs, nil)
-			require.NoError(t, err)
-			res, err := b.st.CompleteRedactions(b.ctx, b.sc, batch.SessionIDs, counts)
+			res, err := b.st.CompleteRedactions(b.ctx, b.sc, batch.SessionIDs)
 			require.NoError(t, err)
 			for _, r := range res {
 				evs = append(evs, r.Events...)
@@ -207,9 +205,7 @@ func TestBulkRedaction_CountsFailuresAndLaterSuccess(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, again)
 	for _, id := range ids[1:] {
-		counts, err := b.st.ScrubCascade(b.ctx, b.sc, id, nil)
-		require.NoError(t, err)
-		_, err = b.st.CompleteRedaction(b.ctx, b.sc, id, counts)
+		_, err := b.st.CompleteRedaction(b.ctx, b.sc, id)
 		require.NoError(t, err)
 	}
 	got, err := b.st.GetBulkRedaction(b.ctx, b.sc, job.ID)

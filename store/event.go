@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -39,6 +38,24 @@ type Event struct {
 	Type            string       `json:"type"`
 	// Account is the owning account; not rendered (Stripe shows `account` only for Connect events).
 	Account string `json:"-"`
+	// ref is the session version data.object shows; the stored event keeps only it (storedEvent).
+	ref SessionRef
+}
+
+// storedEvent is an event as stored: its envelope and a reference to the version of the session it shows.
+// The idempotency key of the request behind it is personal data and lives in the session's personal-data
+// record, under the request id.
+type storedEvent struct {
+	ID         string  `json:"id"`
+	APIVersion string  `json:"api_version"`
+	Created    int64   `json:"created"`
+	Livemode   bool    `json:"livemode"`
+	Type       string  `json:"type"`
+	Session    string  `json:"s"`
+	Rev        int64   `json:"v"`
+	Request    *string `json:"r,omitempty"`
+	// IdempotencyKey is true when the request had one (read it from the personal-data record).
+	IdempotencyKey bool `json:"ik,omitempty"`
 }
 
 // EventData holds the snapshot of the object the event is about.
@@ -52,8 +69,11 @@ type EventRequest struct {
 	IdempotencyKey *string `json:"idempotency_key"`
 }
 
-// ObjectID returns data.object.id.
+// ObjectID returns the id of the object the event is about.
 func (e *Event) ObjectID() string {
+	if e.ref.ID != "" {
+		return e.ref.ID
+	}
 	var head struct {
 		ID string `json:"id"`
 	}
@@ -75,10 +95,12 @@ func newEvent(now int64, sc Scope, typ string, object json.RawMessage, o Origin)
 	return ev
 }
 
-// writeEvent queues the event's writes: the object, its indexes, the session's event set, and a stream entry
-// that carries ids only.
+// writeEvent queues the event's writes: the envelope with its reference, its indexes, the session's event
+// set, and a stream entry that carries ids only.
 func (s *Store) writeEvent(ctx context.Context, pipe redis.Pipeliner, sc Scope, ev *Event, sessionID string) error {
-	body, err := json.Marshal(ev)
+	body, err := json.Marshal(storedEvent{ID: ev.ID, APIVersion: ev.APIVersion, Created: ev.Created,
+		Livemode: ev.Livemode, Type: ev.Type, Session: ev.ref.ID, Rev: ev.ref.Rev, Request: ev.Request.ID,
+		IdempotencyKey: ev.Request.IdempotencyKey != nil})
 	if err != nil {
 		return err
 	}
@@ -99,25 +121,83 @@ func (s *Store) GetEvent(ctx context.Context, sc Scope, id string) (*Event, erro
 	if !safeID(id) {
 		return nil, ErrNotFound
 	}
-	body, err := s.rdb.Get(ctx, s.eventKey(sc, id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
-	}
+	evs, err := s.loadEvents(ctx, sc, []string{id})
 	if err != nil {
-		return nil, fmt.Errorf("get event: %w", err)
-	}
-	var ev Event
-	if body, err = DecodeDoc(body); err != nil {
-		return nil, fmt.Errorf("decode event %s: %w", id, err)
-	}
-	if err := json.Unmarshal(body, &ev); err != nil {
-		return nil, fmt.Errorf("decode event %s: %w", id, err)
-	}
-	ev.Account = sc.Account
-	if err := s.withPendingWebhooks(ctx, sc, []*Event{&ev}); err != nil {
 		return nil, err
 	}
-	return &ev, nil
+	if evs[0] == nil {
+		return nil, ErrNotFound
+	}
+	return evs[0], nil
+}
+
+// Events loads events by id, rendered (nil where missing).
+func (s *Store) Events(ctx context.Context, sc Scope, ids []string) ([]*Event, error) {
+	return s.loadEvents(ctx, sc, ids)
+}
+
+// loadEvents loads events by id and renders them (nil where missing): each stored envelope with the version
+// of the session it refers to, and the pending webhook counts. Three round trips whatever the number.
+func (s *Store) loadEvents(ctx context.Context, sc Scope, ids []string) ([]*Event, error) {
+	stored, err := mget[storedEvent](ctx, s, ids, func(id string) string { return s.eventKey(sc, id) })
+	if err != nil {
+		return nil, err
+	}
+	return s.renderEvents(ctx, sc, stored)
+}
+
+// renderEvents turns stored events into Stripe's shape: data.object is the referenced version of the session
+// (scrubbed once its redaction was requested), request.idempotency_key comes from its personal-data record.
+func (s *Store) renderEvents(ctx context.Context, sc Scope, stored []*storedEvent) ([]*Event, error) {
+	want := map[string]*historyWant{}
+	for _, se := range stored {
+		if se == nil {
+			continue
+		}
+		w := want[se.Session]
+		if w == nil {
+			w = &historyWant{}
+			want[se.Session] = w
+		}
+		w.maxRev = max(w.maxRev, se.Rev)
+		if se.IdempotencyKey && se.Request != nil {
+			w.requests = append(w.requests, *se.Request)
+		}
+	}
+	hist, err := s.histories(ctx, sc, want)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Event, len(stored))
+	for i, se := range stored {
+		if se == nil {
+			continue
+		}
+		ev := &Event{ID: se.ID, Object: "event", APIVersion: se.APIVersion, Created: se.Created,
+			Livemode: se.Livemode, Type: se.Type, Account: sc.Account, ref: SessionRef{ID: se.Session, Rev: se.Rev}}
+		h := hist[se.Session]
+		if h == nil || !h.found {
+			return nil, fmt.Errorf("event %s: session %s: %w", se.ID, se.Session, ErrNotFound)
+		}
+		sess, err := h.at(se.Rev)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: %w", se.ID, err)
+		}
+		ev.Data.Object = sessionSnapshot(sess)
+		if se.Request != nil {
+			rid := *se.Request
+			ev.Request.ID = &rid
+			if se.IdempotencyKey {
+				key := Redacted // the record lost it: show that there was one, not what it was
+				if p := h.request(rid); p != nil && p.IdempotencyKey != nil {
+					key = *p.IdempotencyKey
+				}
+				ev.Request.IdempotencyKey = &key
+			}
+		}
+		out[i] = ev
+	}
+	return out, s.withPendingWebhooks(ctx, sc, out)
 }
 
 // EventFilter selects events; Types empty means all.
@@ -152,13 +232,14 @@ func (s *Store) ListEvents(ctx context.Context, sc Scope, f EventFilter, p Page)
 		}
 		return false
 	}
-	evs, hasMore, err := listFiltered(ctx, s, key, p, cursor, func(ctx context.Context, ids []string) ([]*Event, error) {
-		return mget[Event](ctx, s, ids, func(id string) string { return s.eventKey(sc, id) })
-	}, match)
+	stored, hasMore, err := listFiltered(ctx, s, key, p, cursor, func(ctx context.Context, ids []string) ([]*storedEvent, error) {
+		return mget[storedEvent](ctx, s, ids, func(id string) string { return s.eventKey(sc, id) })
+	}, func(se *storedEvent) bool { return match(&Event{Type: se.Type}) })
 	if err != nil {
 		return nil, false, err
 	}
-	return evs, hasMore, s.withPendingWebhooks(ctx, sc, evs)
+	evs, err := s.renderEvents(ctx, sc, stored)
+	return evs, hasMore, err
 }
 
 // SessionEventIDs returns the ids of every event about a session.

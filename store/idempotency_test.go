@@ -110,23 +110,6 @@ func TestIdempotency(t *testing.T) {
 		}
 		require.Equal(t, 1, n1)
 	})
-	t.Run("FinishAfterRedactionStoresScrubbed", func(t *testing.T) {
-		t.Parallel()
-		b := setup(t)
-		s := b.create(t, store.SessionCreate{Metadata: map[string]string{"name": "Jenny Rosen"}})
-		body, err := json.Marshal(s)
-		require.NoError(t, err)
-		_, started, err := b.st.BeginIdempotent(ctx, b.sc, "k", "fp", "kept")
-		require.NoError(t, err)
-		require.True(t, started)
-		_, err = b.st.RequestRedaction(ctx, b.sc, s.ID, store.Requester{Type: store.RequestedByRequest, ID: "req_r"}, store.Origin{})
-		require.NoError(t, err)
-		require.NoError(t, b.st.FinishIdempotent(ctx, b.sc, "k", &store.IdemEntry{Fingerprint: "fp", Status: 200, Body: body, Objects: []string{s.ID}}))
-		entry, _, err := b.st.BeginIdempotent(ctx, b.sc, "k", "fp", "kept")
-		require.NoError(t, err)
-		require.NotContains(t, string(entry.Body), "Jenny Rosen")
-		require.Contains(t, string(entry.Body), s.ID)
-	})
 }
 
 func TestRequestLogs(t *testing.T) {

@@ -30,6 +30,13 @@ func (s *Store) submissionKey(sc Scope, id string) string {
 	return s.base(sc) + "vs:" + id + ":submission" // string (doc)
 }
 func (s *Store) sessionIndexKey(sc Scope) string { return s.base(sc) + "ix:vs" } // zset (lex)
+
+// personalKey is the session's personal-data record: its versions and the personal parts of requests that
+// changed it (personal.go).
+func (s *Store) personalKey(sc Scope, id string) string { return s.base(sc) + "pd:" + id } // hash (field → doc)
+
+// requestLogIndexKey lists every request log of the scope.
+func (s *Store) requestLogIndexKey(sc Scope) string { return s.base(sc) + "ix:req" } // zset (lex)
 func (s *Store) sessionStatusIndexKey(sc Scope, status string) string {
 	return s.base(sc) + "ix:vs:status:" + status // zset (lex)
 }

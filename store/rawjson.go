@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 )
 
 // EachMember calls fn with the key and the raw value of every member of the JSON object raw, in order, as
@@ -148,6 +149,8 @@ func rawStringIs(v []byte, s string) bool {
 type SessionJSON struct {
 	ID   string
 	JSON []byte
+	// Rev is the session's version (its personal-data record's latest).
+	Rev int64
 	// raw values of the filtered fields
 	status, clientReferenceID, relatedCustomer []byte
 }
@@ -203,6 +206,12 @@ func readSessionJSON(id string, body []byte) (*SessionJSON, error) {
 				x.relatedCustomer = v
 			case "status":
 				x.status = v
+			case "rev":
+				n, err := strconv.ParseInt(string(v), 10, 64)
+				if err != nil {
+					return false
+				}
+				x.Rev = n
 			}
 			return true
 		}) && x.ID != ""

@@ -120,23 +120,6 @@ func decodeRedactionRecord(stored string) (*RedactionRecord, error) {
 	return &r, nil
 }
 
-// AttemptScrubber scrubs the stored webhook attempts of sessions and returns how many it looked at for each
-// (counts[i] for sessionIDs[i]), in a fixed number of round trips however many sessions there are.
-// Store.SessionAttempts is the one identityd uses; nil means there are none.
-type AttemptScrubber func(ctx context.Context, sc Scope, sessionIDs []string) ([]int, error)
-
-// ScrubCascade scrubs everything that refers to a session except the session itself: its reports, the
-// snapshots in its events, the request logs and cached idempotent responses tied to it, webhook attempts,
-// and a submission not yet verified. It is idempotent and safe to run concurrently with itself. It is the
-// batched cascade for one session, so the single and the bulk path share one implementation.
-func (s *Store) ScrubCascade(ctx context.Context, sc Scope, id string, attempts AttemptScrubber) (ScrubCounts, error) {
-	counts, err := s.ScrubCascadeMany(ctx, sc, []string{id}, attempts)
-	if err != nil {
-		return ScrubCounts{}, err
-	}
-	return counts[0], nil
-}
-
 // RedactionCompletion is the result of CompleteRedaction.
 type RedactionCompletion struct {
 	Session *Session
@@ -147,9 +130,14 @@ type RedactionCompletion struct {
 	RequestedAtMillis int64
 }
 
-// CompleteRedaction scrubs the session and, in one atomic step, marks it redacted, removes it from the
-// pending index, completes the audit record and emits the single `.redacted` event. Run ScrubCascade first.
-func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string, counts ScrubCounts) (*RedactionCompletion, error) {
+// CompleteRedaction finishes a requested redaction in one optimistic transaction: it scrubs the session's
+// personal-data record (every version, every request's personal part), its reports and the session itself
+// with the table's rules, drops an unverified submission, marks the session redacted, removes it from the
+// pending index, completes the audit record (with the counts of what refers to the session) and emits the
+// single `.redacted` event. Events, request logs and cached responses refer to the record, so they render
+// scrubbed from the commit on with nothing to rewrite: the work is a constant number of keys plus the
+// session's reports. Running it again changes nothing.
+func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string) (*RedactionCompletion, error) {
 	res := &RedactionCompletion{}
 	recordKey := s.redactionRecordKey(sc, id)
 	sess, events, err := s.mutate(ctx, sc, id, Origin{}, func(stx *sessionTx) error {
@@ -165,11 +153,11 @@ func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string, coun
 				return err
 			}
 		}
-		requestedAt := int64(-1)
-		if ms, err := stx.tx.ZScore(ctx, s.pendingRedactionsKey(sc), id).Result(); err == nil {
-			requestedAt = int64(ms)
+		targets, err := s.readRedactionTargets(ctx, stx.tx, sc, []string{id})
+		if err != nil {
+			return err
 		}
-		if res.RequestedAtMillis, err = stx.completeRedaction(rec, requestedAt, counts); err != nil {
+		if res.RequestedAtMillis, err = stx.completeRedaction(rec, targets[0]); err != nil {
 			return err
 		}
 		res.New = !stx.unchanged
@@ -182,11 +170,79 @@ func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string, coun
 	return res, nil
 }
 
+// redactionTargets is what a redaction rewrites besides the session, and the counts for its audit record.
+type redactionTargets struct {
+	requestedAtMillis int64 // the pending-index score, -1 when absent
+	personal          map[string]string
+	reportKeys        []string
+	reports           []string // as stored, "" where missing
+	counts            ScrubCounts
+}
+
+// readRedactionTargets reads, through tx (the transaction's connection), the personal-data record, reports
+// and reference counts of sessions: one pipeline, and one MGET for the reports.
+func (s *Store) readRedactionTargets(ctx context.Context, tx redis.Cmdable, sc Scope, ids []string) ([]*redactionTargets, error) {
+	type cmds struct {
+		score                     *redis.FloatCmd
+		personal                  *redis.MapStringStringCmd
+		reports                   *redis.StringSliceCmd
+		events, logs, idem, hooks *redis.IntCmd
+	}
+	all := make([]cmds, len(ids))
+	_, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, id := range ids {
+			all[i] = cmds{
+				score:    pipe.ZScore(ctx, s.pendingRedactionsKey(sc), id),
+				personal: pipe.HGetAll(ctx, s.personalKey(sc, id)),
+				reports:  pipe.ZRange(ctx, s.sessionReportsKey(sc, id), 0, -1),
+				events:   pipe.ZCard(ctx, s.sessionEventsKey(sc, id)),
+				logs:     pipe.ZCard(ctx, s.objectLogsKey(sc, id)),
+				idem:     pipe.SCard(ctx, s.objectIdemKey(sc, id)),
+				hooks:    pipe.SCard(ctx, s.sessionAttemptsKey(sc, id)),
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read redaction targets: %w", err)
+	}
+	out := make([]*redactionTargets, len(ids))
+	var reportKeys []string
+	for i, c := range all {
+		t := &redactionTargets{requestedAtMillis: -1, personal: c.personal.Val()}
+		if score, err := c.score.Result(); err == nil {
+			t.requestedAtMillis = int64(score)
+		}
+		for _, m := range c.reports.Val() {
+			t.reportKeys = append(t.reportKeys, s.reportKey(sc, memberID(m)))
+		}
+		reportKeys = append(reportKeys, t.reportKeys...)
+		t.counts = ScrubCounts{VerificationReports: len(t.reportKeys), Events: int(c.events.Val()),
+			RequestLogs: int(c.logs.Val()), IdempotencyEntries: int(c.idem.Val()), WebhookAttempts: int(c.hooks.Val())}
+		out[i] = t
+	}
+	if len(reportKeys) == 0 {
+		return out, nil
+	}
+	vals, err := tx.MGet(ctx, reportKeys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read reports to scrub: %w", err)
+	}
+	for _, t := range out {
+		for range t.reportKeys {
+			str, _ := vals[0].(string)
+			t.reports = append(t.reports, str)
+			vals = vals[1:]
+		}
+	}
+	return out, nil
+}
+
 // completeRedaction is the redaction completion transition, shared by CompleteRedaction and the batched path:
-// scrub the session, mark it redacted, drop it from the pending index, complete the audit record (rec is nil
-// when none was found), settle the bulk job that asked for it, and emit `.redacted`. requestedAtMillis is the
-// pending-index score (-1 when absent). It returns when the redaction was requested, in unix milliseconds.
-func (stx *sessionTx) completeRedaction(rec *RedactionRecord, requestedAtMillis int64, counts ScrubCounts) (int64, error) {
+// scrub the personal-data record, the reports and the session, mark it redacted, drop it from the pending
+// index, complete the audit record (rec is nil when none was found), settle the bulk job that asked for it,
+// and emit `.redacted`. It returns when the redaction was requested, in unix milliseconds.
+func (stx *sessionTx) completeRedaction(rec *RedactionRecord, t *redactionTargets) (int64, error) {
 	s, sc, sess := stx.store, stx.scope, stx.sess
 	id := sess.ID
 	if sess.Redaction == nil {
@@ -196,7 +252,28 @@ func (stx *sessionTx) completeRedaction(rec *RedactionRecord, requestedAtMillis 
 		stx.unchanged = true
 		return 0, nil
 	}
-	scrubSessionFields(sess) // the typed rules, checked equal to ScrubSession's (scrubfast_test.go)
+	personal, err := scrubPersonalRecord(id, t.personal)
+	if err != nil {
+		return 0, err
+	}
+	reports := make([]any, 0, 2*len(t.reports))
+	for i, stored := range t.reports {
+		if stored == "" {
+			continue
+		}
+		raw, err := decodeDocString(stored)
+		if err != nil {
+			return 0, fmt.Errorf("report of %s: %w", id, err)
+		}
+		scrubbed, err := scrubDoc(KindReport, raw)
+		if err != nil {
+			return 0, fmt.Errorf("report of %s: %w", id, err)
+		}
+		reports = append(reports, t.reportKeys[i], EncodeDoc(scrubbed))
+	}
+	if err := ScrubSession(sess); err != nil {
+		return 0, err
+	}
 	sess.Redaction.Status = RedactionRedacted
 	if rec == nil {
 		rec = &RedactionRecord{Object: "identity.redaction_record", VerificationSession: id, Livemode: sc.Livemode,
@@ -204,7 +281,8 @@ func (stx *sessionTx) completeRedaction(rec *RedactionRecord, requestedAtMillis 
 	}
 	now := s.clock.Now().Unix()
 	rec.CompletedAt = &now
-	rec.Scrubbed = counts
+	rec.Scrubbed = t.counts
+	requestedAtMillis := t.requestedAtMillis
 	if requestedAtMillis < 0 {
 		requestedAtMillis = rec.RequestedAt * 1000
 	}
@@ -217,6 +295,13 @@ func (stx *sessionTx) completeRedaction(rec *RedactionRecord, requestedAtMillis 
 		if by.Type == RequestedByBulkRedaction && by.ID != "" && stx.batch == nil {
 			s.settleBulk(ctx, pipe, sc, by.ID, id) // before the failure record is dropped: it reads it
 		}
+		if len(personal) > 0 {
+			pipe.HSet(ctx, s.personalKey(sc, id), personal...)
+		}
+		if len(reports) > 0 {
+			pipe.MSet(ctx, reports...)
+		}
+		pipe.Del(ctx, s.submissionKey(sc, id))
 		pipe.ZRem(ctx, s.pendingRedactionsKey(sc), id)
 		pipe.HDel(ctx, s.failedRedactionsKey(sc), id)
 		pipe.HDel(ctx, s.batchedRedactionsKey(sc), id)

@@ -5,36 +5,36 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
-
-	"github.com/redis/go-redis/v9"
 )
 
-// RequestLog records one authenticated API request.
+// RequestLog records one authenticated API request, as stored. Nothing in it is personal data: the request's
+// personal parameters and Idempotency-Key live in the personal-data record of Session when the request changed
+// a session (rendered from there, scrubbed once it is redacted), and are dropped otherwise; Response is a
+// reference document the API renders when the log is read (a session as a version of it, a list as ids and
+// versions, another log as its id), never another log's content.
 type RequestLog struct {
-	ID             string          `json:"id"`
-	Object         string          `json:"object"`
-	Created        int64           `json:"created"`
-	Livemode       bool            `json:"livemode"`
-	Method         string          `json:"method"`
-	Path           string          `json:"path"`
-	Status         int             `json:"status"`
+	ID       string `json:"id"`
+	Object   string `json:"object"`
+	Created  int64  `json:"created"`
+	Livemode bool   `json:"livemode"`
+	Method   string `json:"method"`
+	Path     string `json:"path"`
+	Status   int    `json:"status"`
+	// IdempotencyKey is Redacted when the request had one whose value is not kept here.
 	IdempotencyKey *string         `json:"idempotency_key"`
 	Params         []Param         `json:"params"`
 	Response       json.RawMessage `json:"response"`
-	Objects        []string        `json:"objects"`
-	// InRedaction names sessions the caller knows to have a redaction requested (the redact call's own session):
-	// the log is scrubbed for them before its first write instead of after the write script finds their
-	// records. A hint only: every other session the log names is still checked. Not stored.
-	InRedaction []string `json:"-"`
+	// Objects are the objects the request named (its path, what it created): the log is listed under each.
+	Objects []string `json:"objects"`
+	// Session is the session whose personal-data record holds this request's personal part, if any.
+	Session string `json:"session,omitempty"`
 }
 
-func (l *RequestLog) scrub(sessionID string) {
-	l.Params = ScrubParams(l.Params)
-	l.Response = scrubLogResponse(l.Response, sessionID)
-}
+// MaxStoredResponse caps a stored response document; a larger one is stored as its size only.
+const MaxStoredResponse = 64 << 10
 
-// SaveRequestLog stores a request log with the configured TTL and indexes it under every object it touched.
+// SaveRequestLog stores a request log with the configured TTL and indexes it in the scope's log index and
+// under every object it names.
 func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) error {
 	l.Object = "request_log"
 	if l.Params == nil {
@@ -43,88 +43,26 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 	if len(l.Response) == 0 {
 		l.Response = json.RawMessage("null")
 	}
-	ttl := s.RequestLogTTL
-	member := indexMember(l.Created, l.ID)
-	sessions := SessionIDs(l.Objects)
-	body := l.encode()
-	// Sessions whose redaction the log has not been scrubbed for. A redaction record never goes away, so each
-	// round that finds one scrubs for it for good: at most one round more than there are sessions. The first
-	// round scrubs for the sessions the caller knows to be in redaction before anything is written.
-	pending := sessions
-	redacting := knownInRedaction(sessions, l.InRedaction)
-	for {
-		if len(redacting) > 0 {
-			var err error
-			if body, err = scrubLogMany(body, redacting); err != nil {
-				return fmt.Errorf("scrub request log: %w", err)
-			}
-			pending = slices.DeleteFunc(slices.Clone(pending), func(id string) bool { return slices.Contains(redacting, id) })
-		}
-		found, ok, err := s.saveLogUnredacted(ctx, sc, l, pending, EncodeDoc(body), member)
-		if err != nil {
-			return fmt.Errorf("save request log: %w", err)
-		}
-		if !ok {
-			break // an id that cannot name a key: the WATCH/MULTI path below decides
-		}
-		if len(found) == 0 {
-			return nil
-		}
-		redacting = found
+	if len(l.Response) > MaxStoredResponse {
+		l.Response = json.RawMessage(fmt.Sprintf(`{"t":"omitted","bytes":%d}`, len(l.Response)))
 	}
-	err := s.saveTied(ctx, sc, sessions, l.scrub, func(pipe redis.Pipeliner) {
-		body := l.encode() // again: scrub may have changed the log
-		pipe.Set(ctx, s.requestLogKey(sc, l.ID), EncodeDoc(body), ttl)
-		for _, id := range l.Objects {
-			key := s.objectLogsKey(sc, id)
-			pipe.ZAdd(ctx, key, redis.Z{Member: member})
-			pipe.Expire(ctx, key, ttl)
+	w := &logWrite{key: s.requestLogKey(sc, l.ID), indexes: make([]string, 0, 1+len(l.Objects)),
+		body: EncodeDoc(l.encode()), member: indexMember(l.Created, l.ID)}
+	w.indexes = append(w.indexes, s.requestLogIndexKey(sc))
+	for _, id := range l.Objects {
+		if !safeID(id) {
+			continue
 		}
-	})
-	if err != nil {
+		w.indexes = append(w.indexes, s.objectLogsKey(sc, id))
+	}
+	if err := s.saveLogShared(ctx, sc, w); err != nil {
 		return fmt.Errorf("save request log: %w", err)
 	}
 	return nil
 }
 
-// knownInRedaction returns the sessions of the log that the caller named in RequestLog.InRedaction.
-func knownInRedaction(sessions, hinted []string) []string {
-	var known []string
-	for _, id := range hinted {
-		if slices.Contains(sessions, id) && !slices.Contains(known, id) {
-			known = append(known, id)
-		}
-	}
-	return known
-}
-
-// saveLogUnredacted writes the stored (encoded) log, checked against sessions, through a shared run of
-// saveLogsScript. It returns the sessions that have a redaction requested (nothing was written), or none (the
-// log is saved); ok is false when a session id cannot name a key and the log must go through saveTied.
-func (s *Store) saveLogUnredacted(ctx context.Context, sc Scope, l *RequestLog, sessions []string, body []byte,
-	member string) (redacting []string, ok bool, err error) {
-	w := &logWrite{key: s.requestLogKey(sc, l.ID), records: make([]string, 0, len(sessions)),
-		indexes: make([]string, 0, len(l.Objects)), body: body, member: member}
-	for _, id := range sessions {
-		if !safeID(id) {
-			return nil, false, nil
-		}
-		w.records = append(w.records, s.redactionRecordKey(sc, id))
-	}
-	for _, id := range l.Objects {
-		w.indexes = append(w.indexes, s.objectLogsKey(sc, id))
-	}
-	positions, err := s.saveLogShared(ctx, sc, w)
-	if err != nil {
-		return nil, false, err
-	}
-	for _, p := range positions {
-		redacting = append(redacting, sessions[p-1])
-	}
-	return redacting, true, nil
-}
-
-// ListRequestLogs returns a page of the request logs that touched object, newest first.
+// ListRequestLogs returns a page of the request logs that named object (every log of the scope when object is
+// empty), newest first.
 func (s *Store) ListRequestLogs(ctx context.Context, sc Scope, object string, p Page) ([]*RequestLog, bool, error) {
 	cursor, err := s.cursorMember(ctx, "", p, func(id string) (int64, error) {
 		logs, err := mget[RequestLog](ctx, s, []string{id}, func(id string) string { return s.requestLogKey(sc, id) })
@@ -140,7 +78,11 @@ func (s *Store) ListRequestLogs(ctx context.Context, sc Scope, object string, p 
 		return nil, false, err
 	}
 	// Expired logs leave members behind in the index; they load as nil and are skipped.
-	return listFiltered(ctx, s, s.objectLogsKey(sc, object), p, cursor, func(ctx context.Context, ids []string) ([]*RequestLog, error) {
+	index := s.requestLogIndexKey(sc)
+	if object != "" {
+		index = s.objectLogsKey(sc, object)
+	}
+	return listFiltered(ctx, s, index, p, cursor, func(ctx context.Context, ids []string) ([]*RequestLog, error) {
 		return mget[RequestLog](ctx, s, ids, func(id string) string { return s.requestLogKey(sc, id) })
 	}, nil)
 }

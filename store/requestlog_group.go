@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"sync"
 
@@ -12,79 +11,53 @@ import (
 // Request logs saved at the same time in one scope share one run of saveLogsScript (group commit): each
 // SaveRequestLog puts its log on the scope's waiting list and waits; a few flushers per scope take everything
 // waiting (up to logBatchMax) and write it in one round trip. Alone, a log is written at once by its own
-// caller; under load, batches grow with the number of requests waiting. Every caller still waits for
-// its own log's outcome — written, or the sessions it must be scrubbed for first, or an error — so a log
-// exists before the response that it records is sent.
+// caller; under load, batches grow with the number of requests waiting. Every caller still waits for its own
+// log's outcome, so a log exists before the response that it records is sent. A log holds no personal data
+// (it refers to the session's personal-data record), so it is written as it is, with no redaction check.
 
 // logBatchMax caps one shared script run.
 const logBatchMax = 64
 
-// saveLogsScript writes several request logs in one round trip, each on its own terms: when none of the
-// sessions a log is checked against has a redaction requested, it writes the log and indexes it under every
-// object, atomically with that check; otherwise it writes nothing of that log and answers the positions of
-// the sessions that have one, and the caller scrubs the log for them and saves it again without them. Either
-// the log lands before a redaction request — and the redaction worker, which starts after the request, finds
-// it in the index and scrubs it — or the script sees the request and the log is scrubbed before it is
-// written, so no personal data can slip in behind a redaction.
+// saveLogsScript writes several request logs in one round trip: each log with its TTL, and its member in
+// each of its indexes (the scope's log index and one per object it names), whose TTL it extends.
 //
-// The check is the existence of each session's redaction record: requestRedaction writes the record in the
-// transaction that sets the session's redaction (the only writer of a redaction request), and nothing deletes
-// it, so "no record" is "no redaction requested" — read without loading the (compressed) session.
-//
-// KEYS: per log, in order: the log, its redaction-record keys, its object-log indexes. ARGV: the TTL in
-// milliseconds (0: none), the number of logs, then per log: the record count, the index count, the stored
-// log, the index member. Answers, per log in order, how many of its sessions have a record, then their
-// positions (1-based among the log's records); a log answered 0 was written.
+// KEYS: per log, in order: the log, its indexes. ARGV: the TTL in milliseconds (0: none), the number of logs,
+// then per log: the index count, the stored log, the index member. Answers the number of logs written.
 var saveLogsScript = redis.NewScript(`
 local ms = tonumber(ARGV[1])
-local out = {}
 local k = 1
 local a = 3
-for _ = 1, tonumber(ARGV[2]) do
-  local records, indexes = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local redacting = {}
-  for i = 1, records do
-    if redis.call('EXISTS', KEYS[k + i]) == 1 then
-      redacting[#redacting + 1] = i
-    end
+local n = tonumber(ARGV[2])
+for _ = 1, n do
+  local indexes = tonumber(ARGV[a])
+  if ms > 0 then
+    redis.call('SET', KEYS[k], ARGV[a + 1], 'PX', ms)
+  else
+    redis.call('SET', KEYS[k], ARGV[a + 1])
   end
-  out[#out + 1] = #redacting
-  for _, p in ipairs(redacting) do
-    out[#out + 1] = p
-  end
-  if #redacting == 0 then
+  for i = k + 1, k + indexes do
+    redis.call('ZADD', KEYS[i], 0, ARGV[a + 2])
     if ms > 0 then
-      redis.call('SET', KEYS[k], ARGV[a + 2], 'PX', ms)
-    else
-      redis.call('SET', KEYS[k], ARGV[a + 2])
-    end
-    for i = k + records + 1, k + records + indexes do
-      redis.call('ZADD', KEYS[i], 0, ARGV[a + 3])
-      if ms > 0 then
-        redis.call('PEXPIRE', KEYS[i], ms)
-      end
+      redis.call('PEXPIRE', KEYS[i], ms)
     end
   end
-  k = k + 1 + records + indexes
-  a = a + 4
+  k = k + 1 + indexes
+  a = a + 3
 end
-return out
+return n
 `)
 
 // logWrite is one log's part of a saveLogsScript run.
 type logWrite struct {
 	key     string   // the log
-	records []string // redaction-record keys of the sessions it is checked against
-	indexes []string // object-log indexes
+	indexes []string // the scope's log index and the object-log indexes
 	body    []byte   // the stored log (EncodeDoc)
 	member  string   // its index member
 }
 
-// logOutcome is what a script run answered for one log: the positions (1-based, in records) of the sessions
-// with a redaction record — nothing was written then — or none (written); or the run's error.
+// logOutcome is what a script run answered for one log: written (nil) or the run's error.
 type logOutcome struct {
-	redacting []int64
-	err       error
+	err error
 }
 
 // logGroups is the waiting list and flush state of each scope. Its zero value is ready.
@@ -115,7 +88,7 @@ func maxLogFlushers() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 // saveLogShared writes w through a shared script run of sc and returns its outcome, or ctx's error when the
 // caller's context ends first (a batch that already took the log still finishes it).
-func (s *Store) saveLogShared(ctx context.Context, sc Scope, w *logWrite) ([]int64, error) {
+func (s *Store) saveLogShared(ctx context.Context, sc Scope, w *logWrite) error {
 	g := &s.logs
 	g.mu.Lock()
 	if g.scopes == nil {
@@ -142,7 +115,7 @@ func (s *Store) saveLogShared(ctx context.Context, sc Scope, w *logWrite) ([]int
 		}
 		out := s.runSaveLogs(ctx, []*logWrite{w})[0]
 		s.releaseLogFlusher(context.WithoutCancel(ctx), sc, lg)
-		return out.redacting, out.err
+		return out.err
 	}
 	waiter := &logWaiter{ctx: ctx, w: w, done: make(chan logOutcome, 1)}
 	lg.waiting = append(lg.waiting, waiter)
@@ -153,9 +126,9 @@ func (s *Store) saveLogShared(ctx context.Context, sc Scope, w *logWrite) ([]int
 	g.mu.Unlock()
 	select {
 	case out := <-waiter.done:
-		return out.redacting, out.err
+		return out.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -225,10 +198,7 @@ func (s *Store) flushLogs(ctx context.Context, sc Scope, lg *logGroup) {
 func (s *Store) runSaveLogs(ctx context.Context, writes []*logWrite) []logOutcome {
 	outs := make([]logOutcome, len(writes))
 	keys, args := s.saveLogsArgs(writes)
-	answer, err := saveLogsScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
-	if err == nil {
-		err = readLogOutcomes(answer, writes, outs)
-	}
+	err := saveLogsScript.Run(ctx, s.rdb, keys, args...).Err()
 	switch {
 	case err == nil:
 	case len(writes) == 1:
@@ -251,13 +221,7 @@ func (s *Store) runSaveLogsApart(ctx context.Context, writes []*logWrite, outs [
 		return nil
 	})
 	for i, cmd := range cmds {
-		answer, err := cmd.Int64Slice()
-		if err == nil {
-			err = readLogOutcomes(answer, writes[i:i+1], outs[i:i+1])
-		}
-		if err != nil {
-			outs[i] = logOutcome{err: err}
-		}
+		outs[i] = logOutcome{err: cmd.Err()}
 	}
 }
 
@@ -265,42 +229,15 @@ func (s *Store) runSaveLogsApart(ctx context.Context, writes []*logWrite, outs [
 func (s *Store) saveLogsArgs(writes []*logWrite) (keys []string, args []any) {
 	nkeys := 0
 	for _, w := range writes {
-		nkeys += 1 + len(w.records) + len(w.indexes)
+		nkeys += 1 + len(w.indexes)
 	}
 	keys = make([]string, 0, nkeys)
-	args = make([]any, 0, 2+4*len(writes))
+	args = make([]any, 0, 2+3*len(writes))
 	args = append(args, s.RequestLogTTL.Milliseconds(), len(writes))
 	for _, w := range writes {
 		keys = append(keys, w.key)
-		keys = append(keys, w.records...)
 		keys = append(keys, w.indexes...)
-		args = append(args, len(w.records), len(w.indexes), w.body, w.member)
+		args = append(args, len(w.indexes), w.body, w.member)
 	}
 	return keys, args
-}
-
-// readLogOutcomes splits saveLogsScript's answer into outs, one per write.
-func readLogOutcomes(answer []int64, writes []*logWrite, outs []logOutcome) error {
-	j := 0
-	for i, w := range writes {
-		if j >= len(answer) {
-			return fmt.Errorf("script answered %d values for %d logs", len(answer), len(writes))
-		}
-		n := int(answer[j])
-		j++
-		if n < 0 || n > len(w.records) || j+n > len(answer) {
-			return fmt.Errorf("script answered %d redacting sessions of %d", n, len(w.records))
-		}
-		for _, p := range answer[j : j+n] {
-			if p < 1 || int(p) > len(w.records) {
-				return fmt.Errorf("script answered position %d of %d", p, len(w.records))
-			}
-		}
-		outs[i] = logOutcome{redacting: answer[j : j+n]}
-		j += n
-	}
-	if j != len(answer) {
-		return fmt.Errorf("script answered %d values, read %d", len(answer), j)
-	}
-	return nil
 }

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -169,85 +168,6 @@ func TestSaveRequestLog_GroupFailureIsEachLogs(t *testing.T) {
 		require.EqualValues(t, 1, n, "log indexed under %s", obj)
 	}
 	require.EqualValues(t, 1, runs.pipelines.Load(), "the logs of a failed run are retried together, in one pipeline")
-}
-
-// TestSaveRequestLog_GroupScrubsEachLogForItsSessions: in one shared batch, each log is checked against its
-// own sessions: a log naming a session whose redaction was requested is scrubbed for it before it is written;
-// the logs next to it that name none are written as sent.
-func TestSaveRequestLog_GroupScrubsEachLogForItsSessions(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	ctx := context.Background()
-	emails := map[string]string{}
-	newSession := func(email string, redact bool) string {
-		sess := b.create(t, store.SessionCreate{ProvidedDetails: &store.ProvidedDetails{Email: &email}})
-		if redact {
-			_, err := b.st.RequestRedaction(ctx, b.sc, sess.ID, store.Requester{Type: store.RequestedByRequest, ID: "req_r"}, store.Origin{})
-			require.NoError(t, err)
-		}
-		emails[sess.ID] = email
-		return sess.ID
-	}
-	plain := newSession("ada@example.com", false)
-	plain2 := newSession("alan@example.com", false)
-	red := newSession("jenny.rosen@example.com", true)
-	red2 := newSession("grace.hopper@example.com", true)
-	redacting := map[string]bool{red: true, red2: true}
-	const param = "param.value@example.com"
-	objectSets := [][]string{{plain}, {red}, {plain, red}, {plain2}, {red2, plain}, {red, red2}, {"vr_1"},
-		{plain, plain2}, {plain2, red2}, {red}, {plain}}
-	logs := make([]*store.RequestLog, len(objectSets))
-	for i, objects := range objectSets {
-		var data []map[string]any
-		for _, id := range objects {
-			if email, ok := emails[id]; ok {
-				data = append(data, map[string]any{"id": id, "object": "identity.verification_session",
-					"provided_details": map[string]any{"email": email}})
-			}
-		}
-		resp, err := json.Marshal(map[string]any{"object": "list", "data": data})
-		require.NoError(t, err)
-		logs[i] = &store.RequestLog{ID: store.NewID("req"), Created: b.clock.Now().Unix(), Method: "GET",
-			Path: "/v1/identity/verification_sessions", Status: 200,
-			Params: []store.Param{{Key: "provided_details[email]", Value: param}}, Response: resp, Objects: objects}
-	}
-	holdFirstLogBatch(t, b, len(logs))
-	errs := make([]error, len(logs))
-	var wg sync.WaitGroup
-	for i, l := range logs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = b.st.SaveRequestLog(ctx, b.sc, l)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		require.NoError(t, err)
-	}
-
-	for _, l := range logs {
-		raw := storedLog(t, b, l.ID)
-		require.NotEmpty(t, raw, "log %v stored", l.Objects)
-		anyRedacting := false
-		for _, id := range l.Objects {
-			email, ok := emails[id]
-			if !ok {
-				continue
-			}
-			if redacting[id] {
-				anyRedacting = true
-				require.NotContains(t, raw, email, "log %v is scrubbed for %s", l.Objects, id)
-			} else {
-				require.Contains(t, raw, email, "log %v keeps %s, not in redaction", l.Objects, id)
-			}
-		}
-		if anyRedacting {
-			require.NotContains(t, raw, param, "log %v: parameters scrubbed", l.Objects)
-		} else {
-			require.Contains(t, raw, param, "log %v names no session in redaction: kept as sent", l.Objects)
-		}
-	}
 }
 
 // TestSaveRequestLog_CancelledCallerDoesNotHang: a caller whose context ends while its log waits behind a

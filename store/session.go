@@ -44,6 +44,8 @@ type Session struct {
 	Type                   string            `json:"type"`
 	URL                    *string           `json:"url"`
 	VerifiedOutputs        *VerifiedOutputs  `json:"verified_outputs"`
+	// Rev is the session's current version in its personal-data record (personal.go). Stored, never rendered.
+	Rev int64 `json:"rev,omitempty"`
 }
 
 // LastError explains why the last submission failed.
@@ -139,6 +141,9 @@ type SessionUpdate struct {
 type Origin struct {
 	RequestID      string
 	IdempotencyKey string
+	// Personal is the request's personal part; a committed change records it in the session's personal-data
+	// record under the request id, so request logs and replays refer to it instead of copying it.
+	Personal *RequestPersonal
 }
 
 // SessionFilter selects sessions in a list. Empty fields match everything.
@@ -173,24 +178,19 @@ func (s *Store) Create(ctx context.Context, sc Scope, p SessionCreate, o Origin)
 	if sess.Options == nil {
 		sess.Options = &Options{}
 	}
-	stx := &sessionTx{store: s, scope: sc, sess: sess, origin: o}
+	stx := newSessionTx(s, sc, sess, o)
+	stx.oldStatus = "" // no status index holds it yet
 	stx.emit(EventSessionCreated)
-	body, err := json.Marshal(sess)
-	if err != nil {
-		return nil, nil, err
-	}
 	member := indexMember(sess.Created, id)
-	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.Set(ctx, s.sessionKey(sc, id), EncodeDoc(body), 0)
+	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.ZAdd(ctx, s.sessionIndexKey(sc), redis.Z{Member: member})
-		pipe.ZAdd(ctx, s.sessionStatusIndexKey(sc, sess.Status), redis.Z{Member: member})
 		if p.ClientReferenceID != nil {
 			pipe.ZAdd(ctx, s.sessionRefIndexKey(sc, *p.ClientReferenceID), redis.Z{Member: member})
 		}
 		if p.RelatedCustomer != nil {
 			pipe.ZAdd(ctx, s.sessionCustomerIndexKey(sc, *p.RelatedCustomer), redis.Z{Member: member})
 		}
-		return stx.writeEvents(ctx, pipe)
+		return stx.commit(ctx, pipe)
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("create session: %w", err)
@@ -210,11 +210,17 @@ func (s *Store) Get(ctx context.Context, sc Scope, id string) (*Session, error) 
 	if err != nil {
 		return nil, fmt.Errorf("get session: %w", err)
 	}
-	var sess Session
-	if body, err = DecodeDoc(body); err != nil {
+	return decodeSession(id, string(body))
+}
+
+// decodeSession decodes a session as stored.
+func decodeSession(id, stored string) (*Session, error) {
+	raw, err := decodeDocString(stored)
+	if err != nil {
 		return nil, fmt.Errorf("decode session %s: %w", id, err)
 	}
-	if err := json.Unmarshal(body, &sess); err != nil {
+	var sess Session
+	if err := json.Unmarshal(raw, &sess); err != nil {
 		return nil, fmt.Errorf("decode session %s: %w", id, err)
 	}
 	return &sess, nil

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -27,11 +26,44 @@ type sessionTx struct {
 	// watched holds the values of mutate's extra watch keys (string, or nil where missing), read in the same
 	// round trip as the session, so callbacks need not read them again.
 	watched []any
+	// base is the JSON of the session's latest version (nil before its first one); versions are the patches
+	// this transaction adds to the personal-data record, in order, after the stored ones.
+	base     []byte
+	versions [][]byte
 }
 
-// emit records an event of typ whose data.object is the session as it is now.
+// newSessionTx starts a transaction on a stored session.
+func newSessionTx(s *Store, sc Scope, sess *Session, o Origin) *sessionTx {
+	stx := &sessionTx{store: s, scope: sc, sess: sess, origin: o, oldStatus: sess.Status}
+	if sess.Rev > 0 {
+		stx.base = versionJSON(sess)
+	}
+	return stx
+}
+
+// snapshot makes the session's current state a version, unless it is the latest one already, and returns
+// its number.
+func (stx *sessionTx) snapshot() int64 {
+	cur := versionJSON(stx.sess)
+	patch := cur
+	if stx.base != nil {
+		patch, _ = diffTop(stx.base, cur) // both are json.Marshal's output of a Session
+		if patch == nil {
+			return stx.sess.Rev
+		}
+	}
+	stx.base = cur
+	stx.versions = append(stx.versions, patch)
+	stx.sess.Rev++
+	return stx.sess.Rev
+}
+
+// emit records an event of typ whose data.object is the session as it is now: a new version when it changed.
 func (stx *sessionTx) emit(typ string) {
-	stx.events = append(stx.events, newEvent(stx.store.clock.Now().Unix(), stx.scope, typ, sessionSnapshot(stx.sess), stx.origin))
+	rev := stx.snapshot()
+	ev := newEvent(stx.store.clock.Now().Unix(), stx.scope, typ, sessionSnapshot(stx.sess), stx.origin)
+	ev.ref = SessionRef{ID: stx.sess.ID, Rev: rev}
+	stx.events = append(stx.events, ev)
 }
 
 // later queues a write that commits with the transaction.
@@ -49,14 +81,15 @@ func (stx *sessionTx) cancel() {
 
 // sessionSnapshot renders the session as an event's data.object: the default API shape, without the
 // verified outputs that need an explicit expand, and without client_secret — a single-use credential that
-// must not sit in stored events and webhook bodies for 30 days (retrieve the session for a fresh one).
+// must not sit in event bodies (retrieve the session for a fresh one).
 func sessionSnapshot(sess *Session) json.RawMessage {
-	// The outer fields shadow the embedded session's: verified_outputs (nil, omitted) and client_secret (null).
-	// One Marshal instead of a round trip through a map (bulk redaction renders thousands of snapshots per second).
+	// The outer fields shadow the embedded session's: verified_outputs (nil, omitted), client_secret (null) and
+	// the version counter (omitted).
 	body, _ := json.Marshal(struct {
 		*Session
 		ClientSecret    *string   `json:"client_secret"`
 		VerifiedOutputs *struct{} `json:"verified_outputs,omitempty"`
+		Rev             *struct{} `json:"rev,omitempty"`
 	}{Session: sess}) // a Session always marshals
 	return body
 }
@@ -70,14 +103,33 @@ func (stx *sessionTx) writeEvents(ctx context.Context, pipe redis.Pipeliner) err
 	return nil
 }
 
-// commit queues the transaction's writes: the session body, its status index when the status changed, the
-// extra writes and the events. mutate and the batched paths (batch.go) share it.
-func (stx *sessionTx) commit(ctx context.Context, pipe redis.Pipeliner, body []byte) error {
+// commit queues the transaction's writes: the session body, its new versions and the request's personal part
+// in its personal-data record, its status index when the status changed, the extra writes and the events.
+// Create, mutate and the batched paths (batch.go) share it.
+func (stx *sessionTx) commit(ctx context.Context, pipe redis.Pipeliner) error {
 	s, sc, id := stx.store, stx.scope, stx.sess.ID
+	stx.snapshot()
+	body, err := json.Marshal(stx.sess)
+	if err != nil {
+		return err
+	}
 	pipe.Set(ctx, s.sessionKey(sc, id), EncodeDoc(body), 0)
+	fields := make([]any, 0, 2*len(stx.versions)+2)
+	for i, v := range stx.versions {
+		fields = append(fields, versionField(stx.sess.Rev-int64(len(stx.versions)-1-i)), EncodeDoc(v))
+	}
+	if o := stx.origin; o.RequestID != "" && !o.Personal.empty() {
+		p, _ := json.Marshal(o.Personal) // a RequestPersonal always marshals
+		fields = append(fields, requestField(o.RequestID), EncodeDoc(p))
+	}
+	if len(fields) > 0 {
+		pipe.HSet(ctx, s.personalKey(sc, id), fields...)
+	}
 	if stx.sess.Status != stx.oldStatus {
 		member := indexMember(stx.sess.Created, id)
-		pipe.ZRem(ctx, s.sessionStatusIndexKey(sc, stx.oldStatus), member)
+		if stx.oldStatus != "" {
+			pipe.ZRem(ctx, s.sessionStatusIndexKey(sc, stx.oldStatus), member)
+		}
 		pipe.ZAdd(ctx, s.sessionStatusIndexKey(sc, stx.sess.Status), redis.Z{Member: member})
 	}
 	for _, op := range stx.ops {
@@ -100,16 +152,12 @@ func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn fu
 		if !ok {
 			return ErrNotFound
 		}
-		var sess Session
-		raw, err := decodeDocString(body)
+		sess, err := decodeSession(id, body)
 		if err != nil {
-			return fmt.Errorf("decode session %s: %w", id, err)
+			return err
 		}
-		if err := json.Unmarshal(raw, &sess); err != nil {
-			return fmt.Errorf("decode session %s: %w", id, err)
-		}
-		stx := &sessionTx{store: s, tx: tx.Tx, scope: sc, sess: &sess, origin: o, oldStatus: sess.Status,
-			watched: vals[1:]}
+		stx := newSessionTx(s, sc, sess, o)
+		stx.tx, stx.watched = tx.Tx, vals[1:]
 		if err := fn(stx); err != nil {
 			return err
 		}
@@ -117,11 +165,7 @@ func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn fu
 			out, events = stx.sess, nil
 			return nil
 		}
-		newBody, err := json.Marshal(stx.sess)
-		if err != nil {
-			return err
-		}
-		if err := tx.commit(ctx, func(pipe redis.Pipeliner) error { return stx.commit(ctx, pipe, newBody) }); err != nil {
+		if err := tx.commit(ctx, func(pipe redis.Pipeliner) error { return stx.commit(ctx, pipe) }); err != nil {
 			return err
 		}
 		out, events = stx.sess, stx.events

@@ -109,9 +109,8 @@ func (w *Worker) redactEach(ctx context.Context, sc store.Scope, ids []string) [
 	return errs
 }
 
-// scrubAndComplete runs the batched cascade over sessions whose redaction is processing and completes them in
-// one transaction, returning one outcome per id. When the transaction keeps losing races, each session goes
-// through the single path.
+// scrubAndComplete scrubs and completes sessions whose redaction is processing in one transaction, returning
+// one outcome per id. When the transaction keeps losing races, each session goes through the single path.
 func (w *Worker) scrubAndComplete(ctx context.Context, sc store.Scope, todo []string) []error {
 	errs := make([]error, len(todo))
 	if len(todo) == 0 {
@@ -123,11 +122,7 @@ func (w *Worker) scrubAndComplete(ctx context.Context, sc store.Scope, todo []st
 		}
 		return errs
 	}
-	counts, err := w.Store.ScrubCascadeMany(ctx, sc, todo, w.Attempts)
-	if err != nil {
-		return fail(fmt.Errorf("scrub batch: %w", err))
-	}
-	res, err := w.Store.CompleteRedactions(ctx, sc, todo, counts)
+	res, err := w.Store.CompleteRedactions(ctx, sc, todo)
 	if errors.Is(err, store.ErrConflict) {
 		for i, id := range todo {
 			errs[i] = w.Redact(ctx, sc, id)

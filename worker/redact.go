@@ -31,8 +31,8 @@ func (w *Worker) HandleRedact(ctx context.Context, t *asynq.Task) error {
 	return err
 }
 
-// Redact scrubs one session whose redaction was requested: first everything that refers to it, then the
-// session itself together with the redacted flag, the audit record and the `.redacted` event.
+// Redact scrubs one session whose redaction was requested — its personal-data record, reports and the session
+// itself — together with the redacted flag, the audit record and the `.redacted` event, in one transaction.
 func (w *Worker) Redact(ctx context.Context, sc store.Scope, sessionID string) error {
 	sess, err := w.Store.Get(ctx, sc, sessionID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -47,11 +47,7 @@ func (w *Worker) Redact(ctx context.Context, sc store.Scope, sessionID string) e
 	if sess.Redaction.Status == store.RedactionRedacted {
 		return nil
 	}
-	counts, err := w.Store.ScrubCascade(ctx, sc, sessionID, w.Attempts)
-	if err != nil {
-		return fmt.Errorf("scrub %s: %w", sessionID, err)
-	}
-	res, err := w.Store.CompleteRedaction(ctx, sc, sessionID, counts)
+	res, err := w.Store.CompleteRedaction(ctx, sc, sessionID)
 	if err != nil {
 		return fmt.Errorf("complete %s: %w", sessionID, err)
 	}

@@ -63,14 +63,14 @@ func (rb *redactBench) report(b *testing.B) {
 }
 
 // newRedactBench seeds n redactable sessions on a fresh namespace; the worker is wired as cmd/identityd wires
-// it (webhook attempts scrubbed through the store), without an asynq server.
+// it, without an asynq server.
 func newRedactBench(b testing.TB, n int) *redactBench {
 	b.Helper()
 	r := storetest.New(b)
 	st := r.Store(nil)
 	metrics := events.NewMetrics(nil)
 	rb := &redactBench{st: st, sc: store.Scope{Account: "acct_bench"}, ids: make([]string, n), rtts: &roundTrips{},
-		w: &worker.Worker{Store: st, Metrics: metrics, Emitter: &events.Emitter{Metrics: metrics}, Attempts: st.SessionAttempts}}
+		w: &worker.Worker{Store: st, Metrics: metrics, Emitter: &events.Emitter{Metrics: metrics}}}
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup

@@ -23,8 +23,6 @@ type Worker struct {
 	Emitter   *events.Emitter
 	Metrics   *events.Metrics
 	Logger    *slog.Logger
-	// Attempts scrubs stored webhook attempts during a redaction (nil: none are stored).
-	Attempts store.AttemptScrubber
 	// Webhooks delivers webhook events (nil: delivery tasks are dropped).
 	Webhooks *events.Webhooks
 	// Retention is the retention period of the retention sweep (0: off). Walk sizes the pages and scrub

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -43,21 +44,51 @@ func (c canaries) findIn(dump map[string]string) map[string][]string {
 	return found
 }
 
-// submission fills every personal field of a test-mode submission with canaries.
-func (c canaries) submission(n string) url.Values {
+// Submission fields that are not free text: their values come from a fixed set (or are dates) and cannot
+// carry a canary. Every other personal field of the rule table's verified outputs is planted.
+var enumOutputs = map[string][]string{"sex": {"male"}, "id_number_type": {"us_ssn"},
+	"dob": nil} // dob is set as a date below
+
+// documentInputs are the document fields a submission takes; the report's other personal document fields
+// (names, address, dob, sex, place of birth) are copies of the verified outputs of the same name.
+var documentInputs = []string{"number", "issuing_country", "files"}
+
+// submission fills every personal field of a test-mode submission with canaries, generated from the rule
+// table: a personal field added to the table is planted here without a line of this test (and fails the
+// submission until the API takes it).
+func (c canaries) submission(t *testing.T, n string) url.Values {
+	t.Helper()
 	v := url.Values{}
-	for _, f := range []string{"first_name", "last_name", "phone", "id_number", "unparsed_place_of_birth"} {
-		v.Set("verified_outputs["+f+"]", c.new(n+" verified_outputs."+f))
+	for field, rule := range store.Rules[store.KindVerifiedOutputs] {
+		name := "verified_outputs[" + field + "]"
+		switch {
+		case field == "dob":
+			v.Set(name+"[day]", "7")
+			v.Set(name+"[month]", "3")
+			v.Set(name+"[year]", "1990")
+		case enumOutputs[field] != nil:
+			v.Set(name, enumOutputs[field][0])
+		case rule.Action == store.Nested:
+			for sub := range store.Rules[rule.Of] {
+				v.Set(name+"["+sub+"]", c.new(n+" verified_outputs."+field+"."+sub))
+			}
+		case field == "email":
+			v.Set(name, c.email(n+" verified_outputs.email"))
+		case rule.Action == store.Redact:
+			v.Set(name, c.new(n+" verified_outputs."+field))
+		default:
+			t.Fatalf("verified_outputs.%s (%s): no way to plant it; teach this test", field, rule.Action)
+		}
 	}
-	v.Set("verified_outputs[email]", c.email(n+" verified_outputs.email"))
-	for _, f := range []string{"line1", "line2", "city", "state", "postal_code", "country"} {
-		v.Set("verified_outputs[address]["+f+"]", c.new(n+" verified_outputs.address."+f))
+	for field, rule := range store.Rules[store.KindDocumentCheck] {
+		_, copied := store.Rules[store.KindVerifiedOutputs][field]
+		switch {
+		case rule.Action == store.Keep, rule.Of == store.KindCheckError, copied, slices.Contains(documentInputs, field):
+		case field == "expiration_date", field == "issued_date": // dates, set below
+		default:
+			t.Fatalf("document.%s (%s) is personal but no submission field plants it; teach this test", field, rule.Action)
+		}
 	}
-	v.Set("verified_outputs[id_number_type]", "us_ssn")
-	v.Set("verified_outputs[sex]", "male")
-	v.Set("verified_outputs[dob][day]", "7")
-	v.Set("verified_outputs[dob][month]", "3")
-	v.Set("verified_outputs[dob][year]", "1990")
 	v.Set("document[type]", "id_card")
 	v.Set("document[number]", c.new(n+" document.number"))
 	v.Set("document[issuing_country]", c.new(n+" document.issuing_country"))
@@ -66,6 +97,17 @@ func (c canaries) submission(n string) url.Values {
 	v.Set("document[expiration_date][year]", "2033")
 	v["document[files][]"] = []string{c.new(n + " document.files[0]"), c.new(n + " document.files[1]")}
 	return v
+}
+
+// providedDetails plants every field of provided_details the rule table declares.
+func (c canaries) providedDetails(into url.Values, n string) {
+	for field := range store.Rules[store.KindProvidedDetails] {
+		if field == "email" {
+			into.Set("provided_details[email]", c.email(n+"provided_details.email"))
+		} else {
+			into.Set("provided_details["+field+"]", c.new(n+"provided_details."+field))
+		}
+	}
 }
 
 // TestRedaction_CanaryScan is the privacy test: personal values planted through every path the API offers
@@ -110,15 +152,14 @@ func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id 
 	create := url.Values{
 		"type":                                       {"document"},
 		"client_reference_id":                        {"canary-order"},
-		"provided_details[email]":                    {c.email("provided_details.email")},
-		"provided_details[phone]":                    {c.new("provided_details.phone")},
 		"options[document][require_id_number]":       {"true"},
 		"options[document][require_matching_selfie]": {"true"},
 	}
+	c.providedDetails(create, "")
 	for i := 0; i < 3; i++ {
 		create.Set("metadata["+c.new("metadata key")+"]", c.new("metadata value"))
 	}
-	idemKey := "canary-create-" + store.RandomString(8)
+	idemKey := c.new("Idempotency-Key of the create")
 	created := ok(api.post(t, "/v1/identity/verification_sessions", create, "Idempotency-Key", idemKey))
 	id := created.Body["id"].(string)
 	replayed := ok(api.post(t, "/v1/identity/verification_sessions", create, "Idempotency-Key", idemKey))
@@ -131,17 +172,17 @@ func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id 
 	// Update metadata (keys and values) and provided details, also idempotently.
 	update := url.Values{"metadata[" + c.new("updated metadata key") + "]": {c.new("updated metadata value")},
 		"provided_details[phone]": {c.new("updated provided_details.phone")}}
-	ok(api.post(t, "/v1/identity/verification_sessions/"+id, update, "Idempotency-Key", "canary-update-"+store.RandomString(8)))
+	ok(api.post(t, "/v1/identity/verification_sessions/"+id, update, "Idempotency-Key", c.new("Idempotency-Key of the update")))
 
 	// Two submissions, so there are two reports.
-	first := c.submission("first")
+	first := c.submission(t, "first")
 	first.Set("outcome", "requires_input")
 	first.Set("last_error[code]", "document_expired")
 	ok(api.post(t, submitPath(id), first))
 	eventually(t, pollWithin, "requires_input", func() bool {
 		return jsonStr(ok(api.get(t, "/v1/identity/verification_sessions/"+id, nil)).Body, "status") == "requires_input"
 	})
-	ok(api.post(t, submitPath(id), c.submission("second")))
+	ok(api.post(t, submitPath(id), c.submission(t, "second")))
 	eventually(t, pollWithin, "verified", func() bool {
 		return jsonStr(ok(api.get(t, "/v1/identity/verification_sessions/"+id, nil)).Body, "status") == "verified"
 	})
@@ -163,23 +204,46 @@ func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id 
 	ok(api.get(t, "/v1/request_logs", url.Values{"object": {id}}))
 	ok(api.get(t, "/v1/request_logs", url.Values{"object": {id}, "limit": {"100"}}))
 
-	// A rejected call about the session still carries personal data in its parameters.
+	// Rejected calls carry personal values in their parameters, their names, an expand path and their
+	// Idempotency-Key; a rejected call stores none of them as given, not even before any redaction.
+	r2 := canaries{}
 	rejected := api.post(t, "/v1/identity/verification_sessions/"+id, url.Values{
-		"metadata[" + c.new("rejected metadata key") + "]": {c.new("rejected metadata value")},
-		"provided_details[email]":                          {c.email("rejected provided_details.email")}})
+		"metadata[" + r2.new("rejected metadata key") + "]": {r2.new("rejected metadata value")},
+		"provided_details[email]":                           {r2.email("rejected provided_details.email")}},
+		"Idempotency-Key", r2.new("Idempotency-Key of a rejected call"))
 	require.Equal(t, http.StatusBadRequest, rejected.Status, rejected.Raw)
 	require.Equal(t, "status_transition_invalid", rejected.errCode())
 	invalid := api.post(t, "/v1/identity/verification_sessions/"+id, url.Values{
-		"metadata[" + c.new("invalid metadata key") + "]": {strings.Repeat("x", 501)}})
+		"metadata[" + r2.new("invalid metadata key") + "]": {strings.Repeat("x", 501)}})
 	require.Equal(t, http.StatusBadRequest, invalid.Status, invalid.Raw)
+	unknown := api.post(t, "/v1/identity/verification_sessions/"+id, url.Values{
+		"provided_details[" + r2.new("unknown parameter name") + "]": {r2.new("unknown parameter value")}})
+	require.Equal(t, "parameter_unknown", unknown.errCode(), unknown.Raw)
+	badExpand := api.get(t, "/v1/identity/verification_sessions/"+id, url.Values{"expand[]": {r2.new("expand path")}})
+	require.Equal(t, http.StatusBadRequest, badExpand.Status, badExpand.Raw)
+	byParam := api.get(t, "/v1/identity/verification_reports", url.Values{"verification_session": {id},
+		r2.new("unknown name beside a session filter"): {r2.new("its value")}})
+	require.Equal(t, "parameter_unknown", byParam.errCode(), byParam.Raw)
 
-	// The test can fail: before the redaction every canary is somewhere in Redis.
+	// The test can fail: before the redaction every canary of an accepted call is in Redis — and only in the
+	// session's own keys (the session, its personal-data record, its reports): events, request logs and
+	// cached responses refer to it.
 	ctx := context.Background()
 	before, err := storetest.ScanAll(ctx, r.Client)
 	require.NoError(t, err)
 	found := c.findIn(before)
+	own := func(key string) bool {
+		return strings.HasSuffix(key, ":vs:"+id) || strings.HasSuffix(key, ":vs:"+id+":submission") ||
+			strings.HasSuffix(key, ":pd:"+id) || strings.Contains(key, ":vr:vr_")
+	}
 	for v, field := range c {
 		require.NotEmpty(t, found[v], "canary %s was never stored; the test would prove nothing", field)
+		for _, key := range found[v] {
+			require.True(t, own(key), "canary %s is stored outside the session's own keys, in %s", field, key)
+		}
+	}
+	for v, keys := range r2.findIn(before) {
+		require.Empty(t, keys, "a rejected call stored its %s", r2[v])
 	}
 
 	redactWith(t, api, id)

@@ -292,7 +292,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	var scheduler *asynq.Scheduler
 	if m.role != "api" {
 		w := &worker.Worker{Store: st, Client: client, Inspector: inspector, Emitter: emitter, Metrics: metrics, Logger: log,
-			Attempts: st.SessionAttempts, Webhooks: webhooks, Retention: cfg.Retention}
+			Webhooks: webhooks, Retention: cfg.Retention}
 		asynqServer = worker.NewServer(m.rdb, worker.ServerConfig{Concurrency: cfg.Concurrency, Queues: queues, Logger: log,
 			WebhookBackoff: cfg.WebhookBackoff})
 		if err := asynqServer.Start(w.Mux()); err != nil {
