@@ -150,9 +150,9 @@ func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id 
 
 	// Create with an Idempotency-Key and replay it: the cached response holds the canaries.
 	create := url.Values{
-		"type":                                       {"document"},
-		"client_reference_id":                        {"canary-order"},
-		"options[document][require_id_number]":       {"true"},
+		"type":                                 {"document"},
+		"client_reference_id":                  {"canary-order"},
+		"options[document][require_id_number]": {"true"},
 		"options[document][require_matching_selfie]": {"true"},
 	}
 	c.providedDetails(create, "")
