@@ -37,3 +37,12 @@ func LogScopes(s *Store) int {
 func RangeSessionDocs(ctx context.Context, s *Store, sc Scope, count int64) ([]string, [][]byte, error) {
 	return s.rangeDocs(ctx, s.sessionIndexKey(sc), s.sessionKey(sc, ""), Page{}, "", 0, count)
 }
+
+// ScrubDocForTest applies the rules of kind k to an encoded object.
+func ScrubDocForTest(t interface{ Fatal(...any) }, k Kind, doc []byte) []byte {
+	out, err := scrubDoc(k, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

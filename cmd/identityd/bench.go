@@ -12,7 +12,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -40,6 +39,8 @@ type benchCommand struct {
 	cpuProfile   string
 	listOnly     bool
 	hold         bool
+	readClients  int
+	readDuration time.Duration
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
@@ -57,6 +58,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the seeding) to this file; with --hold, of the hold instead")
 	fs.BoolVar(&c.listOnly, "list-only", false, "skip (a)–(c): seed every session for the list measurements only (--redactions is ignored)")
 	fs.BoolVar(&c.hold, "hold", false, "after the table, keep the seeded store and the API up, print its URL and keys, and wait for SIGINT or SIGTERM (for an outside load generator such as wrk)")
+	fs.IntVar(&c.readClients, "read-clients", 16, "concurrent clients listing the read-cost account for (e)")
+	fs.DurationVar(&c.readDuration, "read-duration", 10*time.Second, "how long the read-cost account is listed for (e)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -69,8 +72,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
 	if c.listOnly {
 		c.redactions = 1 // unused; keeps the check below honest for the flags that are used
 	}
-	if c.sessions < 100 || c.redactions < 1 || c.redactions > c.sessions/2 || c.concurrency < 1 || c.listClients < 1 || c.noopTasks < 1 {
-		return nil, errors.New("bench: need --sessions ≥ 100, 1 ≤ --redactions ≤ sessions/2, and positive --concurrency, --list-clients, --noop-tasks")
+	if c.sessions < 100 || c.redactions < 1 || c.redactions > c.sessions/2 || c.concurrency < 1 || c.listClients < 1 ||
+		c.noopTasks < 1 || c.readClients < 1 || c.readDuration <= 0 {
+		return nil, errors.New("bench: need --sessions ≥ 100, 1 ≤ --redactions ≤ sessions/2, and positive --concurrency, --list-clients, --noop-tasks, --read-clients, --read-duration")
 	}
 	return c, nil
 }
@@ -86,7 +90,17 @@ type benchEnv struct {
 	metrics *events.Metrics
 	apiURL  string
 	redacts atomic.Int64 // `.redacted` events seen by the emitter
+	// seeder is an API handler whose queue drops tasks: seeding writes through the real API without leaving
+	// verification tasks for the measured worker runs.
+	seeder http.Handler
 }
+
+// dropTasks is the seeder's queue.
+type dropTasks struct{}
+
+func (dropTasks) EnqueueVerify(context.Context, store.Scope, string, string) error { return nil }
+func (dropTasks) EnqueueRedact(context.Context, store.Scope, string) error         { return nil }
+func (dropTasks) EnqueueBulkRedaction(context.Context, store.Scope, string) error  { return nil }
 
 // countRedacted is the bench's fan-out: it counts `.redacted` events so the run knows when scrubs finish.
 type countRedacted struct{ env *benchEnv }
@@ -127,13 +141,14 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 
 	// A second account holds the N/10 store, so list latency is compared at two sizes in one run.
 	smallKey, _ := api.ParseAPIKey("sk_test_" + store.RandomString(24))
-	stopAPI, err := env.startAPI(key, smallKey)
+	readKey, _ := api.ParseAPIKey("sk_test_" + store.RandomString(24)) // the read-cost account of (e)
+	stopAPI, err := env.startAPI(key, smallKey, readKey)
 	if err != nil {
 		return err
 	}
 	defer stopAPI()
 	small := &benchEnv{rdb: rdb, st: env.st, scope: smallKey.Scope, key: smallKey.Secret, queues: env.queues,
-		metrics: env.metrics, apiURL: env.apiURL}
+		metrics: env.metrics, apiURL: env.apiURL, seeder: env.seeder}
 
 	redactions := c.redactions
 	if c.listOnly {
@@ -198,11 +213,25 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var reads readCost
+	if !c.listOnly {
+		logf("listing a %d-session account from %d clients for %s, then redacting listed and unlisted sessions", readSessions,
+			c.readClients, c.readDuration)
+		if reads, err = env.measureReadCost(ctx, readKey, c.readClients, c.readDuration, c.concurrency); err != nil {
+			return err
+		}
+	}
 	rows = append(rows, []benchRow{
 		{fmt.Sprintf("(d) list req/s at %d sessions", c.sessions/10), fmt.Sprintf("%.0f", l1.rps), fmt.Sprintf("p50 %s, p99 %s", ms(l1.p50), ms(l1.p99))},
 		{fmt.Sprintf("(d) list req/s at %d sessions", c.sessions), fmt.Sprintf("%.0f", l2.rps), fmt.Sprintf("p50 %s, p99 %s; p50 ratio %.2f", ms(l2.p50), ms(l2.p99), float64(l2.p50)/float64(l1.p50))},
 		{"(e) Redis bytes per verified session", fmt.Sprintf("%.0f", bytesPer), "MEMORY USAGE of the account's keys ÷ sessions (report, 3 events, 3 request logs)"},
 	}...)
+	if !c.listOnly {
+		rows = append(rows,
+			benchRow{"(e) Redis bytes per list call", fmt.Sprintf("%.0f", reads.bytesPerCall), fmt.Sprintf("limit=10, %d calls from %d clients", reads.calls, c.readClients)},
+			benchRow{"(e) redaction read ÷ unread", fmt.Sprintf("%.2f", float64(reads.read)/float64(reads.unread)),
+				fmt.Sprintf("median of %d each: %s for a session on all %d pages, %s for one on none", reads.redactedPairs, ms(reads.read), reads.calls, ms(reads.unread))})
+	}
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "measure\tvalue\tnote")
 	fmt.Fprintln(w, "-------\t-----\t----")
@@ -260,6 +289,9 @@ func (env *benchEnv) startAPI(keyList ...api.APIKey) (stop func(), err error) {
 	srv := api.NewServer(api.Config{Store: env.st, Keys: keys, Queue: client,
 		Emitter: &events.Emitter{Metrics: env.metrics, Fanout: countRedacted{env}}, Metrics: env.metrics,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	env.seeder = api.NewServer(api.Config{Store: env.st, Keys: keys, Queue: dropTasks{},
+		Emitter: &events.Emitter{Metrics: env.metrics}, Metrics: env.metrics,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -293,8 +325,14 @@ func cleanupPrefix(ctx context.Context, rdb redis.UniversalClient, tag string) {
 	rdb.SRem(ctx, "asynq:queues", queues...)
 }
 
-// bytesPerSession sums MEMORY USAGE over the run's keys.
+// bytesPerSession is the account's MEMORY USAGE ÷ n.
 func (env *benchEnv) bytesPerSession(ctx context.Context, n int) (float64, error) {
+	total, err := env.accountBytes(ctx)
+	return float64(total) / float64(n), err
+}
+
+// accountBytes sums MEMORY USAGE over the account's keys.
+func (env *benchEnv) accountBytes(ctx context.Context) (int64, error) {
 	var total int64
 	iter := env.rdb.Scan(ctx, 0, env.st.Prefix()+":{"+env.scope.Account+"}:*", 2000).Iterator()
 	var batch []string
@@ -314,9 +352,6 @@ func (env *benchEnv) bytesPerSession(ctx context.Context, n int) (float64, error
 		return nil
 	}
 	for iter.Next(ctx) {
-		if strings.Contains(iter.Val(), ":accounts") {
-			continue
-		}
 		batch = append(batch, iter.Val())
 		if len(batch) == 1000 {
 			if err := flush(); err != nil {
@@ -330,7 +365,7 @@ func (env *benchEnv) bytesPerSession(ctx context.Context, n int) (float64, error
 	if err := flush(); err != nil {
 		return 0, err
 	}
-	return float64(total) / float64(n), nil
+	return total, nil
 }
 
 func eventsEmitter(env *benchEnv) *events.Emitter {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strings"
@@ -37,8 +38,9 @@ func benchRef(i, redactions int) string {
 	return benchRefRest
 }
 
-// seedSessions writes sessions [from, to) through the store as the API and worker would: created, submitted,
-// verified (a report), three events and three request logs each.
+// seedSessions writes sessions [from, to) through the API handler and the store's verification, as a client
+// and the worker would: created, submitted, verified (a report), read once — three events and three request
+// logs each.
 func seedSessions(ctx context.Context, env *benchEnv, from, to, redactions int) error {
 	return parallelRange(from, to, 32, func(i int) error { return seedOne(ctx, env, i, benchRef(i, redactions)) })
 }
@@ -72,43 +74,51 @@ func parallelRange(from, to, workers int, fn func(i int) error) error {
 }
 
 func seedOne(ctx context.Context, env *benchEnv, i int, ref string) error {
-	st, sc := env.st, env.scope
-	email, phone := fmt.Sprintf("person%d@example.com", i), fmt.Sprintf("+1555%07d", i)
-	sess, _, err := st.Create(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
-		Metadata: map[string]string{"order": fmt.Sprint(i)}, ProvidedDetails: &store.ProvidedDetails{Email: &email, Phone: &phone}},
-		store.Origin{RequestID: store.NewID("req")})
-	if err != nil {
+	form := url.Values{"type": {"document"}, "client_reference_id": {ref}, "metadata[order]": {fmt.Sprint(i)},
+		"provided_details[email]": {fmt.Sprintf("person%d@example.com", i)}, "provided_details[phone]": {fmt.Sprintf("+1555%07d", i)}}
+	var sess struct {
+		ID string `json:"id"`
+	}
+	if err := env.seedCall(http.MethodPost, "/v1/identity/verification_sessions", form, &sess); err != nil {
 		return fmt.Errorf("seed create: %w", err)
 	}
-	first, last, number := "Jenny", fmt.Sprintf("Rosen%d", i), fmt.Sprintf("D%08d", i)
-	year, month, day := int64(1980+i%30), int64(1+i%12), int64(1+i%28)
-	sub := &store.Submission{Outcome: store.OutcomeVerified, VerifiedOutputs: store.VerifiedOutputs{
-		FirstName: &first, LastName: &last, Email: &email, Dob: &store.Date{Day: &day, Month: &month, Year: &year}},
-		Document: store.SubmittedDoc{Number: &number, Files: []string{"file_" + store.RandomString(12)}}}
-	submitted, _, err := st.Submit(ctx, sc, sess.ID, sub, store.Origin{RequestID: store.NewID("req")})
-	if err != nil {
+	submit := url.Values{"verified_outputs[first_name]": {"Jenny"}, "verified_outputs[last_name]": {fmt.Sprintf("Rosen%d", i)},
+		"verified_outputs[email]": {fmt.Sprintf("person%d@example.com", i)}, "verified_outputs[dob][day]": {fmt.Sprint(1 + i%28)},
+		"verified_outputs[dob][month]": {fmt.Sprint(1 + i%12)}, "verified_outputs[dob][year]": {fmt.Sprint(1980 + i%30)},
+		"document[number]": {fmt.Sprintf("D%08d", i)}, "document[files][]": {"file_" + store.RandomString(12)}}
+	if err := env.seedCall(http.MethodPost, "/v1/test_helpers/identity/verification_sessions/"+sess.ID+"/submit", submit, nil); err != nil {
 		return fmt.Errorf("seed submit: %w", err)
 	}
-	verified, _, _, err := st.CompleteVerification(ctx, sc, sess.ID, sub.ID)
-	if err != nil {
+	if _, _, _, err := env.st.CompleteVerification(ctx, env.scope, sess.ID, ""); err != nil {
 		return fmt.Errorf("seed verify: %w", err)
 	}
-	now := st.Now().Unix()
-	for _, l := range []struct {
-		method, path string
-		body         any
-	}{
-		{"POST", "/v1/identity/verification_sessions", sess},
-		{"POST", "/v1/test_helpers/identity/verification_sessions/" + sess.ID + "/submit", submitted},
-		{"GET", "/v1/identity/verification_sessions/" + sess.ID, verified},
-	} {
-		body, _ := json.Marshal(l.body)
-		if err := st.SaveRequestLog(ctx, sc, &store.RequestLog{ID: store.NewID("req"), Created: now, Method: l.method,
-			Path: l.path, Status: 200, Response: body, Objects: []string{sess.ID}}); err != nil {
-			return fmt.Errorf("seed request log: %w", err)
-		}
+	if err := env.seedCall(http.MethodGet, "/v1/identity/verification_sessions/"+sess.ID, nil, nil); err != nil {
+		return fmt.Errorf("seed read: %w", err)
 	}
 	return nil
+}
+
+// seedCall sends one request to the seeding API handler in process (no listener: seeding is not measured)
+// and decodes its answer into out when out is not nil.
+func (env *benchEnv) seedCall(method, path string, form url.Values, out any) error {
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req := httptest.NewRequest(method, path, body)
+	req.Header.Set("Authorization", "Bearer "+env.key)
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	rec := httptest.NewRecorder()
+	env.seeder.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return fmt.Errorf("%s %s: %d %s", method, path, rec.Code, rec.Body.String())
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(rec.Body.Bytes(), out)
 }
 
 // listResult is one list measurement.
