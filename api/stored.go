@@ -178,7 +178,7 @@ func (c *call) renderStored(ctx context.Context, raw []byte) ([]byte, error) {
 		if sessions[0] == nil {
 			return nil, fmt.Errorf("stored response: session %s: %w", doc.ID, store.ErrNotFound)
 		}
-		views, err := c.renderSessions(ctx, sessions, expansionsOf(doc.Expand))
+		views, err := c.renderStoredSessions(ctx, sessions, expansionsOf(doc.Expand))
 		if err != nil {
 			return nil, err
 		}
@@ -195,23 +195,26 @@ func (c *call) renderStored(ctx context.Context, raw []byte) ([]byte, error) {
 			return nil, err
 		}
 		sessions = dropNil(sessions)
-		views, err := c.renderSessions(ctx, sessions, expansionsOf(doc.Expand))
+		views, err := c.renderStoredSessions(ctx, sessions, expansionsOf(doc.Expand))
 		if err != nil {
 			return nil, err
 		}
 		return json.Marshal(newList(doc.URL, views, doc.HasMore))
 	case storedReport:
-		r, err := st.GetReport(ctx, c.scope, doc.ID)
+		reports, err := c.storedReports(ctx, []string{doc.ID})
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(r)
+		if len(reports) == 0 {
+			return nil, fmt.Errorf("stored response: report %s: %w", doc.ID, store.ErrNotFound)
+		}
+		return json.Marshal(reports[0])
 	case storedReports:
-		reports, err := st.GetReports(ctx, c.scope, doc.IDs)
+		reports, err := c.storedReports(ctx, doc.IDs)
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(newList(doc.URL, dropNil(reports), doc.HasMore))
+		return json.Marshal(newList(doc.URL, reports, doc.HasMore))
 	case storedEvent:
 		ev, err := st.GetEvent(ctx, c.scope, doc.ID)
 		if err != nil {
@@ -240,6 +243,62 @@ func (c *call) renderStored(ctx context.Context, raw []byte) ([]byte, error) {
 	default:
 		return json.Marshal(map[string]any{"object": "omitted", "bytes": doc.Bytes})
 	}
+}
+
+// renderStoredSessions is renderSessions for versions read from personal-data records: an expanded report of
+// a session whose redaction was requested is scrubbed like the session (SessionVersions scrubbed that already).
+func (c *call) renderStoredSessions(ctx context.Context, sessions []*store.Session, ex expansions) ([]*sessionView, error) {
+	views, err := c.renderSessions(ctx, sessions, ex)
+	if err != nil || !ex["last_verification_report"] {
+		return views, err
+	}
+	ids := make([]string, len(sessions))
+	for i, s := range sessions {
+		ids[i] = s.ID
+	}
+	statuses, err := c.srv.cfg.Store.RedactionStatuses(ctx, c.scope, ids) // now, not as of the version
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range views {
+		if r, ok := v.LastVerificationReport.(*store.Report); ok && statuses[i] != "" {
+			scrubbed := *r
+			if err := store.ScrubReport(&scrubbed); err != nil {
+				return nil, err
+			}
+			v.LastVerificationReport = &scrubbed
+		}
+	}
+	return views, nil
+}
+
+// storedReports loads reports for a stored response, scrubbed when their session's redaction was requested
+// (the worker scrubs the stored reports themselves when it completes the redaction).
+func (c *call) storedReports(ctx context.Context, ids []string) ([]*store.Report, error) {
+	st := c.srv.cfg.Store
+	loaded, err := st.GetReports(ctx, c.scope, ids)
+	if err != nil {
+		return nil, err
+	}
+	reports := dropNil(loaded)
+	sessions := make([]string, len(reports))
+	for i, r := range reports {
+		if r.VerificationSession != nil {
+			sessions[i] = *r.VerificationSession
+		}
+	}
+	statuses, err := st.RedactionStatuses(ctx, c.scope, sessions)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range reports {
+		if statuses[i] != "" {
+			if err := store.ScrubReport(r); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return reports, nil
 }
 
 // logStub stands for a request log inside another log's rendered response.

@@ -159,3 +159,32 @@ func TestStored_RejectedRequestsKeepABoundedSummary(t *testing.T) {
 		require.NotContains(t, v, strings.Repeat("x", 200), "%s holds a rejected value", key)
 	}
 }
+
+// TestStored_ReferencesRenderScrubbedOnceRedactionIsRequested: between the redaction request and the worker's
+// scrub, the session's own keys still hold its data, but nothing that refers to it shows it — logged answers
+// (an expanded report included), events, the request's own parameters.
+func TestStored_ReferencesRenderScrubbedOnceRedactionIsRequested(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	id := b.createSession(t, keyA, "type=document&metadata[who]=Ada%20Lovelace&provided_details[email]=ada@example.com")
+	sub := b.post(t, "/v1/test_helpers/identity/verification_sessions/"+id+"/submit",
+		"verified_outputs[first_name]=Ada&verified_outputs[last_name]=Lovelace&document[number]=AB123456")
+	require.Equal(t, http.StatusOK, sub.status, sub.raw)
+	_, _, _, err := b.st.CompleteVerification(context.Background(), store.Scope{Account: "acct_alpha"}, id, "")
+	require.NoError(t, err)
+	read := b.get(t, "/v1/identity/verification_sessions/"+id+"?expand[]=last_verification_report&expand[]=verified_outputs")
+	require.Contains(t, read.raw, "Lovelace")
+	before := b.get(t, "/v1/request_logs?object="+id+"&limit=100")
+	require.Contains(t, before.raw, "Lovelace", "before the request the logs show what was answered")
+	require.Contains(t, before.raw, "ada@example.com")
+
+	redact := b.post(t, "/v1/identity/verification_sessions/"+id+"/redact", "")
+	require.Equal(t, http.StatusOK, redact.status, redact.raw)
+	for _, path := range []string{"/v1/request_logs?object=" + id + "&limit=100", "/v1/request_logs?limit=100", "/v1/events?limit=100"} {
+		res := b.get(t, path)
+		require.Equal(t, http.StatusOK, res.status, res.raw)
+		for _, personal := range []string{"Lovelace", "ada@example.com", "AB123456", "Ada"} {
+			require.NotContains(t, res.raw, personal, "%s after the redaction request", path)
+		}
+	}
+}
