@@ -154,8 +154,8 @@ func FuzzScrubDoc(f *testing.F) {
 	f.Add([]byte(`{"verified_outputs":{"address":"x","dob":[1,2]},"metadata":null,"unknown":{"a":"b"}}`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		var probe map[string]any
-		if json.Unmarshal(doc, &probe) != nil {
-			return
+		if json.Unmarshal(doc, &probe) != nil || probe == nil {
+			return // not an object (JSON null decodes into a nil map)
 		}
 		once := store.ScrubDocForTest(t, store.KindSession, doc)
 		twice := store.ScrubDocForTest(t, store.KindSession, once)
