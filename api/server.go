@@ -145,9 +145,12 @@ func (c *call) touch(ids ...string) {
 }
 
 // published hands committed events to the emitter; a fan-out failure is logged, never returned.
-func (c *call) published(evs []*store.Event) {
-	if err := c.srv.cfg.Emitter.Published(c.ctx, c.scope, evs); err != nil {
-		c.srv.cfg.Logger.Warn("event fan-out failed", "request_id", c.requestID, "err", err)
+func (c *call) published(evs []*store.Event) { c.srv.publish(c.ctx, c.scope, evs, c.requestID) }
+
+// publish hands committed events to the emitter; a fan-out failure is logged, never returned.
+func (s *Server) publish(ctx context.Context, sc store.Scope, evs []*store.Event, requestID string) {
+	if err := s.cfg.Emitter.Published(ctx, sc, evs); err != nil {
+		s.cfg.Logger.Warn("event fan-out failed", "request_id", requestID, "err", err)
 	}
 }
 
