@@ -48,6 +48,7 @@ type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
 	limiter *rateLimiter
+	page    pageKeys
 }
 
 // NewServer builds the API handler.
@@ -90,6 +91,8 @@ func (s *Server) routes() {
 	s.handle("POST /v1/identity/bulk_redactions", "bulk redaction", s.createBulkRedaction)
 	s.handle("GET /v1/identity/bulk_redactions", "bulk redaction", s.listBulkRedactions)
 	s.handle("GET /v1/identity/bulk_redactions/{id}", "bulk redaction", s.retrieveBulkRedaction)
+	// The hosted verification page behind a session's url (no API key; verifypage.go).
+	s.verifyPageRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c := &call{srv: s, w: w, r: r, requestID: store.NewID("req")}
 		w.Header().Set("Request-Id", c.requestID)
