@@ -70,7 +70,7 @@ type noticeView struct {
 	Body    []string
 }
 
-type doneView struct{ Result, Status string }
+type doneView struct{ Status, LastError string }
 
 type formView struct {
 	CSRF       string
@@ -358,15 +358,6 @@ var pageFailures = []pageFailure{
 	{"document_unverified_other", "Document not verified", "The provided identity document could not be verified.", isDocument},
 	{"selfie_face_mismatch", "Selfie does not match", "The captured face image did not match the document's face.", asksSelfie},
 	{"id_number_mismatch", "ID number does not match", "The information provided could not be matched to the ID number.", asksIDNumber},
-}
-
-func failureLabel(code string) string {
-	for _, f := range pageFailures {
-		if f.code == code {
-			return f.label + " (" + code + ")"
-		}
-	}
-	return code
 }
 
 var errConsentNeeded = &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "parameter_missing",
