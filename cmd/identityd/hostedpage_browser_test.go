@@ -26,7 +26,7 @@ import (
 // The hosted page in a real browser: Debian's chromium, headless, driven by chromedp. Screenshots of every page
 // go to the test's artifact directory; keep them with
 //
-//	go test -run TestHostedPage_Browser -artifacts -outputdir /tmp/shots ./cmd/identityd/
+//	out=$(mktemp -d) && go test -run TestHostedPage_Browser -artifacts -outputdir "$out" ./cmd/identityd/
 
 // chromiumPath finds the browser. Without one the tests skip, except in CI (CI=true), where .ci/run installs it
 // and a missing browser is a failure.
