@@ -114,6 +114,7 @@ func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id 
 		"provided_details[phone]":                    {c.new("provided_details.phone")},
 		"options[document][require_id_number]":       {"true"},
 		"options[document][require_matching_selfie]": {"true"},
+		"return_url":                                 {"https://shop.example/" + c.new("return_url")},
 	}
 	for i := 0; i < 3; i++ {
 		create.Set("metadata["+c.new("metadata key")+"]", c.new("metadata value"))
