@@ -42,7 +42,8 @@ const (
 type linkState int
 
 const (
-	linkOpen     linkState = iota // the form
+	linkNone     linkState = iota // not a link's page (an asset)
+	linkOpen                      // the form
 	linkUnknown                   // never issued, no longer kept, or malformed
 	linkLive                      // a live-mode session: nothing to do here
 	linkRedacted                  // the session's redaction was requested
@@ -53,7 +54,7 @@ const (
 
 // String names the state (tests and log lines).
 func (l linkState) String() string {
-	return [...]string{"open", "unknown", "live", "redacted", "canceled", "used", "expired"}[l]
+	return [...]string{"none", "open", "unknown", "live", "redacted", "canceled", "used", "expired"}[l]
 }
 
 // notice is the page shown for a state other than open: its status and its plain words.
@@ -80,7 +81,7 @@ var linkNotices = map[linkState]notice{
 }
 
 var errPageCSRF = notice{http.StatusForbidden, "This form could not be accepted",
-	[]string{"It was not sent from this verification page, or the page was open too long. Nothing was changed: open the link again and resubmit."}}
+	[]string{"It was not sent from this verification page in this browser, or the browser's cookies were cleared. Nothing was changed: open the link again and send the form once more."}}
 
 // pageKeys caches the page's form-signing secret, read from the store once.
 type pageKeys struct {
