@@ -48,6 +48,7 @@ type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
 	limiter *rateLimiter
+	page    pageKeys
 }
 
 // NewServer builds the API handler.
@@ -90,6 +91,8 @@ func (s *Server) routes() {
 	s.handle("POST /v1/identity/bulk_redactions", "bulk redaction", s.createBulkRedaction)
 	s.handle("GET /v1/identity/bulk_redactions", "bulk redaction", s.listBulkRedactions)
 	s.handle("GET /v1/identity/bulk_redactions/{id}", "bulk redaction", s.retrieveBulkRedaction)
+	// The hosted verification page behind a session's url (no API key; verifypage.go).
+	s.verifyPageRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c := &call{srv: s, w: w, r: r, requestID: store.NewID("req")}
 		w.Header().Set("Request-Id", c.requestID)
@@ -164,9 +167,12 @@ func (c *call) touch(ids ...string) {
 }
 
 // published hands committed events to the emitter; a fan-out failure is logged, never returned.
-func (c *call) published(evs []*store.Event) {
-	if err := c.srv.cfg.Emitter.Published(c.ctx, c.scope, evs); err != nil {
-		c.srv.cfg.Logger.Warn("event fan-out failed", "request_id", c.requestID, "err", err)
+func (c *call) published(evs []*store.Event) { c.srv.publish(c.ctx, c.scope, evs, c.requestID) }
+
+// publish hands committed events to the emitter; a fan-out failure is logged, never returned.
+func (s *Server) publish(ctx context.Context, sc store.Scope, evs []*store.Event, requestID string) {
+	if err := s.cfg.Emitter.Published(ctx, sc, evs); err != nil {
+		s.cfg.Logger.Warn("event fan-out failed", "request_id", requestID, "err", err)
 	}
 }
 

@@ -116,9 +116,9 @@ func (s *Server) createSession(c *call) (any, error) {
 		}
 		p.RelatedPerson = &store.RelatedPerson{Account: *acct, Person: *person}
 	}
-	if ru, err := f.String("return_url"); err != nil {
+	if p.ReturnURL, err = f.String("return_url"); err != nil {
 		return nil, err
-	} else if ru != nil && !strings.HasPrefix(*ru, "http://") && !strings.HasPrefix(*ru, "https://") {
+	} else if ru := p.ReturnURL; ru != nil && !strings.HasPrefix(*ru, "http://") && !strings.HasPrefix(*ru, "https://") {
 		return nil, invalidParam("return_url", "url_invalid", "Invalid return_url: must be an http or https URL.")
 	}
 	ex, err := readExpand(f, false, sessionExpandable...)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/identityd/identityd/store"
@@ -57,7 +58,43 @@ func (s *Server) submitSession(c *call) (any, error) {
 	if c.scope.Livemode {
 		return nil, errLiveSubmit
 	}
-	f := c.form
+	sub, err := readSubmission(c.form)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := readExpand(c.form, false, sessionExpandable...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkUnknown(); err != nil {
+		return nil, err
+	}
+	sess, err := s.submit(c.ctx, c.scope, c.r.PathValue("id"), sub, c.origin(), c.requestID)
+	if err != nil {
+		return nil, err
+	}
+	return c.renderSession(sess, ex)
+}
+
+// submit is the one submission transition, shared by the test helper and the hosted page: requires_input →
+// processing with the `.processing` event, then the verify task after the verification delay. A session in
+// any other state, or in redaction, is status_transition_invalid and changes nothing.
+func (s *Server) submit(ctx context.Context, sc store.Scope, id string, sub *store.Submission, o store.Origin, requestID string) (*store.Session, error) {
+	sess, evs, err := s.cfg.Store.Submit(ctx, sc, id, sub, o)
+	if err != nil {
+		return nil, sessionStateError(err, "submit", "requires_input")
+	}
+	s.publish(ctx, sc, evs, requestID)
+	if err := s.cfg.Queue.EnqueueVerify(ctx, sc, id, sub.ID); err != nil {
+		s.cfg.Logger.Warn("verification enqueue failed; the reconciler will retry", "request_id", requestID,
+			"session", id, "err", err)
+	}
+	return sess, nil
+}
+
+// readSubmission reads and validates a submission's parameters (outcome, last_error, verified_outputs,
+// document) from f. It changes nothing; the caller checks for unknown parameters.
+func readSubmission(f *Form) (*store.Submission, error) {
 	sub := &store.Submission{Outcome: store.OutcomeVerified}
 	outcome, err := f.Enum("outcome", store.OutcomeVerified, store.OutcomeRequiresInput)
 	if err != nil {
@@ -129,22 +166,5 @@ func (s *Server) submitSession(c *call) (any, error) {
 		}
 	}
 	doc.Files = files
-	ex, err := readExpand(f, false, sessionExpandable...)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.checkUnknown(); err != nil {
-		return nil, err
-	}
-	id := c.r.PathValue("id")
-	sess, evs, err := s.cfg.Store.Submit(c.ctx, c.scope, id, sub, c.origin())
-	if err != nil {
-		return nil, sessionStateError(err, "submit", "requires_input")
-	}
-	c.published(evs)
-	if err := s.cfg.Queue.EnqueueVerify(c.ctx, c.scope, id, sub.ID); err != nil {
-		s.cfg.Logger.Warn("verification enqueue failed; the reconciler will retry", "request_id", c.requestID,
-			"session", id, "err", err)
-	}
-	return c.renderSession(sess, ex)
+	return sub, nil
 }

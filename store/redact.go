@@ -91,6 +91,7 @@ func (stx *sessionTx) requestRedaction(by Requester) (bool, error) {
 	stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
 		pipe.ZAdd(ctx, s.pendingRedactionsKey(sc), redis.Z{Score: float64(now.UnixMilli()), Member: id})
 		pipe.Set(ctx, s.redactionRecordKey(sc, id), EncodeDoc(record), 0)
+		pipe.Del(ctx, s.returnURLKey(sc, id))
 	})
 	return true, nil
 }

@@ -125,6 +125,9 @@ type SessionCreate struct {
 	ProvidedDetails   *ProvidedDetails
 	RelatedCustomer   *string
 	RelatedPerson     *RelatedPerson
+	// ReturnURL is where the hosted page sends the user after a submission; it is kept beside the session
+	// while the link lives (verifytoken.go), not in the session's document.
+	ReturnURL *string
 }
 
 // SessionUpdate holds the validated parameters of an update call. A metadata value of "" unsets that key.
@@ -164,7 +167,10 @@ func (s *Store) Create(ctx context.Context, sc Scope, p SessionCreate, o Origin)
 	now := s.clock.Now().Unix()
 	id := NewID("vs")
 	secret := id + "_secret_" + RandomString(24)
-	url := s.PublicURL + "/verify/" + id
+	url, err := s.issueVerifyLink(ctx, sc, id, p.ReturnURL)
+	if err != nil {
+		return nil, nil, err
+	}
 	meta := p.Metadata
 	if meta == nil {
 		meta = map[string]string{}
@@ -182,7 +188,7 @@ func (s *Store) Create(ctx context.Context, sc Scope, p SessionCreate, o Origin)
 	stx.oldStatus = "" // no status index holds it yet
 	stx.emit(EventSessionCreated)
 	member := indexMember(sess.Created, id)
-	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.ZAdd(ctx, s.sessionIndexKey(sc), redis.Z{Member: member})
 		if p.ClientReferenceID != nil {
 			pipe.ZAdd(ctx, s.sessionRefIndexKey(sc, *p.ClientReferenceID), redis.Z{Member: member})

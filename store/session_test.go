@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 
@@ -25,7 +26,8 @@ func TestSessions_Create(t *testing.T) {
 	require.Equal(t, t0.Unix(), sess.Created)
 	require.False(t, sess.Livemode)
 	require.Regexp(t, `^`+sess.ID+`_secret_`, *sess.ClientSecret)
-	require.Contains(t, *sess.URL, sess.ID)
+	require.Regexp(t, `/verify/[0-9A-Za-z]{32}$`, *sess.URL)
+	require.NotContains(t, *sess.URL, strings.TrimPrefix(sess.ID, "vs_"), "the link's token is not the session id")
 	require.Nil(t, sess.Redaction)
 
 	require.Len(t, evs, 1)

@@ -154,6 +154,7 @@ func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id 
 		"client_reference_id":                  {"canary-order"},
 		"options[document][require_id_number]": {"true"},
 		"options[document][require_matching_selfie]": {"true"},
+		"return_url":                                 {"https://shop.example/" + c.new("return_url")},
 	}
 	c.providedDetails(create, "")
 	for i := 0; i < 3; i++ {
@@ -234,7 +235,8 @@ func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id 
 	found := c.findIn(before)
 	own := func(key string) bool {
 		return strings.HasSuffix(key, ":vs:"+id) || strings.HasSuffix(key, ":vs:"+id+":submission") ||
-			strings.HasSuffix(key, ":pd:"+id) || strings.Contains(key, ":vr:vr_")
+			strings.HasSuffix(key, ":vs:"+id+":return_url") || strings.HasSuffix(key, ":pd:"+id) ||
+			strings.Contains(key, ":vr:vr_")
 	}
 	for v, field := range c {
 		require.NotEmpty(t, found[v], "canary %s was never stored; the test would prove nothing", field)
