@@ -154,7 +154,7 @@ func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id 
 		"client_reference_id":                  {"canary-order"},
 		"options[document][require_id_number]": {"true"},
 		"options[document][require_matching_selfie]": {"true"},
-		"return_url":                                 {"https://shop.example/" + c.new("return_url")},
+		"return_url": {"https://shop.example/" + c.new("return_url")},
 	}
 	c.providedDetails(create, "")
 	for i := 0; i < 3; i++ {
