@@ -60,15 +60,15 @@ func (b *batchTx) events() []*Event {
 // results in the batchTx, which is rebuilt on a retry.
 func (s *Store) mutateMany(ctx context.Context, sc Scope, ids []string, o Origin, watch []string,
 	fn func(tx *redis.Tx, b *batchTx) error) (*batchTx, error) {
-	keys := make([]string, len(ids))
+	keys := make([]string, 2*len(ids), 2*len(ids)+len(watch)) // the sessions, then their personal-data records
 	for i, id := range ids {
-		keys[i] = s.sessionKey(sc, id)
+		keys[i], keys[len(ids)+i] = s.sessionKey(sc, id), s.personalKey(sc, id)
 	}
 	var out *batchTx
 	err := s.watchLoad(ctx, append(keys, watch...), func(wtx *watchedTx, vals []any) error {
 		tx := wtx.Tx
 		b := &batchTx{store: s, scope: sc, txs: make([]*sessionTx, len(ids)), watched: vals[len(keys):]}
-		for i, v := range vals[:len(keys)] {
+		for i, v := range vals[:len(ids)] {
 			str, ok := v.(string)
 			if !ok {
 				continue
@@ -77,7 +77,11 @@ func (s *Store) mutateMany(ctx context.Context, sc Scope, ids []string, o Origin
 			if err != nil {
 				return err
 			}
-			stx := newSessionTx(s, sc, sess, o)
+			personal, err := decodePersonal(ids[i], vals[len(ids)+i])
+			if err != nil {
+				return err
+			}
+			stx := newSessionTx(s, sc, sess, personal, o)
 			stx.unchanged, stx.batch = true, b
 			b.txs[i] = stx
 		}

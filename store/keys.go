@@ -33,7 +33,7 @@ func (s *Store) sessionIndexKey(sc Scope) string { return s.base(sc) + "ix:vs" }
 
 // personalKey is the session's personal-data record: its versions and the personal parts of requests that
 // changed it (personal.go).
-func (s *Store) personalKey(sc Scope, id string) string { return s.base(sc) + "pd:" + id } // hash (field → doc)
+func (s *Store) personalKey(sc Scope, id string) string { return s.base(sc) + "pd:" + id } // string (doc)
 
 // requestLogIndexKey lists every request log of the scope.
 func (s *Store) requestLogIndexKey(sc Scope) string { return s.base(sc) + "ix:req" } // zset (lex)

@@ -5,24 +5,69 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // The personal-data record: every personal value of a session is stored once, in the session's own keys —
-// the session, its reports, and this record — under the account's hash tag. The record is one hash per
-// session:
+// the session, its reports, and this record — under the account's hash tag. The record is one compressed
+// document per session (personalDoc):
 //
-//   - "v<n>": version n of the session, as the top-level fields that changed since version n-1 (version 1 is
-//     the whole session). A session gets a version whenever a committed change or an event shows a new state;
-//     an event's data.object, a logged or cached response are references (session id, version) to it.
-//   - "r:<request id>": the personal part of an API request that changed the session (its personal
-//     parameters, its Idempotency-Key and the fingerprint of its parameters): a request log shows it from here.
+//   - its versions: version n is the top-level fields of the session that changed since version n-1 (version
+//     1 is the whole session). A session gets a version whenever a committed change or an event shows a new
+//     state; an event's data.object and a logged or cached response are references (session id, version) to it.
+//   - the personal part of each API request that changed the session (its personal parameters, its
+//     Idempotency-Key and the fingerprint of its parameters), by request id: a request log shows it from here.
 //
-// A redaction scrubs every field of the record with the table's rules (rules.go) in the transaction that
-// marks the session redacted, so everything that refers to the session renders scrubbed from then on, with
-// nothing else to rewrite: the cost of a redaction does not depend on how often the session was read.
+// A redaction scrubs the whole record with the table's rules (rules.go) in the transaction that marks the
+// session redacted, so everything that refers to the session renders scrubbed from then on, with nothing else
+// to rewrite: the cost of a redaction does not depend on how often the session was read.
+
+// personalDoc is the personal-data record as stored.
+type personalDoc struct {
+	Versions []json.RawMessage          `json:"v"`
+	Requests map[string]*RequestPersonal `json:"r,omitempty"`
+}
+
+// decodePersonal decodes a stored record; nil (no record yet) is an empty one.
+func decodePersonal(id string, stored any) (*personalDoc, error) {
+	doc := &personalDoc{}
+	str, ok := stored.(string)
+	if !ok || str == "" {
+		return doc, nil
+	}
+	raw, err := decodeDocString(str)
+	if err != nil {
+		return nil, fmt.Errorf("personal data of %s: %w", id, err)
+	}
+	if err := json.Unmarshal(raw, doc); err != nil {
+		return nil, fmt.Errorf("personal data of %s: %w", id, err)
+	}
+	return doc, nil
+}
+
+// encode returns the record as stored.
+func (d *personalDoc) encode() []byte {
+	raw, _ := json.Marshal(d) // a personalDoc always marshals
+	return EncodeDoc(raw)
+}
+
+// scrub applies the table's rules to every version and every request's personal part.
+func (d *personalDoc) scrub(id string) error {
+	for i, v := range d.Versions {
+		scrubbed, err := scrubDoc(KindSession, v)
+		if err != nil {
+			return fmt.Errorf("personal data of %s, version %d: %w", id, i+1, err)
+		}
+		d.Versions[i] = scrubbed
+	}
+	for _, p := range d.Requests {
+		if p != nil {
+			p.scrub()
+		}
+	}
+	return nil
+}
 
 // RequestPersonal is the personal part of an API request that changed a session.
 type RequestPersonal struct {
@@ -46,10 +91,6 @@ func (p *RequestPersonal) scrub() {
 	p.Params = ScrubParams(p.Params)
 	p.Fingerprint = ""
 }
-
-func versionField(rev int64) string { return "v" + strconv.FormatInt(rev, 10) }
-
-func requestField(requestID string) string { return "r:" + requestID }
 
 // versionJSON is the session as a version records it: everything but the version counter.
 func versionJSON(sess *Session) []byte {
@@ -175,36 +216,19 @@ type historyWant struct {
 	requests []string
 }
 
-// histories reads, in one pipeline, the versions up to the highest one wanted and the named request parts of
-// each session, and each session's redaction state.
+// histories reads, in one pipeline, the personal-data record and the redaction state of each session.
 func (s *Store) histories(ctx context.Context, sc Scope, want map[string]*historyWant) (map[string]*sessionHistory, error) {
 	out := make(map[string]*sessionHistory, len(want))
 	if len(want) == 0 {
 		return out, nil
 	}
-	type cmds struct {
-		fields  []string
-		values  *redis.SliceCmd
-		session *redis.StringCmd
-	}
+	type cmds struct{ record, session *redis.StringCmd }
 	all := make(map[string]*cmds, len(want))
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for id, w := range want {
-			if !safeID(id) {
-				continue
+		for id := range want {
+			if safeID(id) {
+				all[id] = &cmds{record: pipe.Get(ctx, s.personalKey(sc, id)), session: pipe.Get(ctx, s.sessionKey(sc, id))}
 			}
-			c := &cmds{}
-			for rev := int64(1); rev <= w.maxRev; rev++ {
-				c.fields = append(c.fields, versionField(rev))
-			}
-			for _, r := range w.requests {
-				c.fields = append(c.fields, requestField(r))
-			}
-			if len(c.fields) > 0 {
-				c.values = pipe.HMGet(ctx, s.personalKey(sc, id), c.fields...)
-			}
-			c.session = pipe.Get(ctx, s.sessionKey(sc, id))
-			all[id] = c
 		}
 		return nil
 	})
@@ -212,35 +236,22 @@ func (s *Store) histories(ctx context.Context, sc Scope, want map[string]*histor
 		return nil, fmt.Errorf("read personal data: %w", err)
 	}
 	for id, c := range all {
-		w := want[id]
 		h := &sessionHistory{id: id, requests: map[string]*RequestPersonal{}}
 		if stored, err := c.session.Result(); err == nil {
 			h.found = true
 			h.redacting = storedSessionRedaction(stored) != nil
 		}
-		if c.values != nil {
-			vals := c.values.Val()
-			for i := int64(0); i < w.maxRev && int(i) < len(vals); i++ {
-				str, _ := vals[i].(string)
-				if str == "" {
-					h.versions = append(h.versions, nil)
-					continue
-				}
-				doc, err := decodeDocString(str)
-				if err != nil {
-					return nil, fmt.Errorf("session %s: %w", id, err)
-				}
-				h.versions = append(h.versions, doc)
-			}
-			for j, r := range w.requests {
-				str, _ := vals[int(w.maxRev)+j].(string)
-				if str == "" {
-					continue
-				}
-				var p RequestPersonal
-				if doc, err := decodeDocString(str); err == nil && json.Unmarshal(doc, &p) == nil {
-					h.requests[r] = &p
-				}
+		record, _ := c.record.Result()
+		doc, err := decodePersonal(id, record)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range doc.Versions {
+			h.versions = append(h.versions, []byte(v))
+		}
+		for _, r := range want[id].requests {
+			if p := doc.Requests[r]; p != nil {
+				h.requests[r] = p
 			}
 		}
 		out[id] = h
@@ -293,34 +304,6 @@ func (s *Store) RequestPersonals(ctx context.Context, sc Scope, bySession map[st
 		for _, r := range reqs {
 			out[r] = hist[id].request(r)
 		}
-	}
-	return out, nil
-}
-
-// scrubPersonalRecord returns the record's fields (as stored) scrubbed by the table, as a flat field/value
-// list for HSET.
-func scrubPersonalRecord(id string, fields map[string]string) ([]any, error) {
-	out := make([]any, 0, 2*len(fields))
-	for name, stored := range fields {
-		val, err := decodeDocString(stored)
-		if err != nil {
-			return nil, fmt.Errorf("session %s: %s: %w", id, name, err)
-		}
-		var scrubbed []byte
-		switch {
-		case len(name) > 2 && name[:2] == "r:":
-			var p RequestPersonal
-			if err := json.Unmarshal(val, &p); err != nil {
-				return nil, fmt.Errorf("session %s: %s: %w", id, name, err)
-			}
-			p.scrub()
-			scrubbed, _ = json.Marshal(&p)
-		default:
-			if scrubbed, err = scrubDoc(KindSession, val); err != nil {
-				return nil, fmt.Errorf("session %s: %s: %w", id, name, err)
-			}
-		}
-		out = append(out, name, EncodeDoc(scrubbed))
 	}
 	return out, nil
 }

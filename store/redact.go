@@ -174,18 +174,16 @@ func (s *Store) CompleteRedaction(ctx context.Context, sc Scope, id string) (*Re
 // redactionTargets is what a redaction rewrites besides the session, and the counts for its audit record.
 type redactionTargets struct {
 	requestedAtMillis int64 // the pending-index score, -1 when absent
-	personal          map[string]string
 	reportKeys        []string
 	reports           []string // as stored, "" where missing
 	counts            ScrubCounts
 }
 
-// readRedactionTargets reads, through tx (the transaction's connection), the personal-data record, reports
-// and reference counts of sessions: one pipeline, and one MGET for the reports.
+// readRedactionTargets reads, through tx (the transaction's connection), the reports and reference counts of
+// sessions (their personal-data records were read with them): one pipeline, and one MGET for the reports.
 func (s *Store) readRedactionTargets(ctx context.Context, tx redis.Cmdable, sc Scope, ids []string) ([]*redactionTargets, error) {
 	type cmds struct {
 		score                     *redis.FloatCmd
-		personal                  *redis.MapStringStringCmd
 		reports                   *redis.StringSliceCmd
 		events, logs, idem, hooks *redis.IntCmd
 	}
@@ -194,7 +192,6 @@ func (s *Store) readRedactionTargets(ctx context.Context, tx redis.Cmdable, sc S
 		for i, id := range ids {
 			all[i] = cmds{
 				score:    pipe.ZScore(ctx, s.pendingRedactionsKey(sc), id),
-				personal: pipe.HGetAll(ctx, s.personalKey(sc, id)),
 				reports:  pipe.ZRange(ctx, s.sessionReportsKey(sc, id), 0, -1),
 				events:   pipe.ZCard(ctx, s.sessionEventsKey(sc, id)),
 				logs:     pipe.ZCard(ctx, s.objectLogsKey(sc, id)),
@@ -210,7 +207,7 @@ func (s *Store) readRedactionTargets(ctx context.Context, tx redis.Cmdable, sc S
 	out := make([]*redactionTargets, len(ids))
 	var reportKeys []string
 	for i, c := range all {
-		t := &redactionTargets{requestedAtMillis: -1, personal: c.personal.Val()}
+		t := &redactionTargets{requestedAtMillis: -1}
 		if score, err := c.score.Result(); err == nil {
 			t.requestedAtMillis = int64(score)
 		}
@@ -253,10 +250,10 @@ func (stx *sessionTx) completeRedaction(rec *RedactionRecord, t *redactionTarget
 		stx.unchanged = true
 		return 0, nil
 	}
-	personal, err := scrubPersonalRecord(id, t.personal)
-	if err != nil {
+	if err := stx.personal.scrub(id); err != nil {
 		return 0, err
 	}
+	stx.personalChanged = true
 	reports := make([]any, 0, 2*len(t.reports))
 	for i, stored := range t.reports {
 		if stored == "" {
@@ -295,9 +292,6 @@ func (stx *sessionTx) completeRedaction(rec *RedactionRecord, t *redactionTarget
 	stx.later(func(ctx context.Context, pipe redis.Pipeliner) {
 		if by.Type == RequestedByBulkRedaction && by.ID != "" && stx.batch == nil {
 			s.settleBulk(ctx, pipe, sc, by.ID, id) // before the failure record is dropped: it reads it
-		}
-		if len(personal) > 0 {
-			pipe.HSet(ctx, s.personalKey(sc, id), personal...)
 		}
 		if len(reports) > 0 {
 			pipe.MSet(ctx, reports...)

@@ -184,7 +184,7 @@ func (s *Store) Create(ctx context.Context, sc Scope, p SessionCreate, o Origin)
 	if sess.Options == nil {
 		sess.Options = &Options{}
 	}
-	stx := newSessionTx(s, sc, sess, o)
+	stx := newSessionTx(s, sc, sess, &personalDoc{}, o)
 	stx.oldStatus = "" // no status index holds it yet
 	stx.emit(EventSessionCreated)
 	member := indexMember(sess.Created, id)

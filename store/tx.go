@@ -30,11 +30,15 @@ type sessionTx struct {
 	// this transaction adds to the personal-data record, in order, after the stored ones.
 	base     []byte
 	versions [][]byte
+	// personal is the session's personal-data record as read with the session; personalChanged says it must
+	// be written back even without a new version (a redaction scrubbed it).
+	personal        *personalDoc
+	personalChanged bool
 }
 
-// newSessionTx starts a transaction on a stored session.
-func newSessionTx(s *Store, sc Scope, sess *Session, o Origin) *sessionTx {
-	stx := &sessionTx{store: s, scope: sc, sess: sess, origin: o, oldStatus: sess.Status}
+// newSessionTx starts a transaction on a stored session and its personal-data record.
+func newSessionTx(s *Store, sc Scope, sess *Session, personal *personalDoc, o Origin) *sessionTx {
+	stx := &sessionTx{store: s, scope: sc, sess: sess, origin: o, oldStatus: sess.Status, personal: personal}
 	if sess.Rev > 0 {
 		stx.base = versionJSON(sess)
 	}
@@ -114,16 +118,19 @@ func (stx *sessionTx) commit(ctx context.Context, pipe redis.Pipeliner) error {
 		return err
 	}
 	pipe.Set(ctx, s.sessionKey(sc, id), EncodeDoc(body), 0)
-	fields := make([]any, 0, 2*len(stx.versions)+2)
-	for i, v := range stx.versions {
-		fields = append(fields, versionField(stx.sess.Rev-int64(len(stx.versions)-1-i)), EncodeDoc(v))
+	doc := stx.personal
+	for _, v := range stx.versions {
+		doc.Versions = append(doc.Versions, v)
 	}
 	if o := stx.origin; o.RequestID != "" && !o.Personal.empty() {
-		p, _ := json.Marshal(o.Personal) // a RequestPersonal always marshals
-		fields = append(fields, requestField(o.RequestID), EncodeDoc(p))
+		if doc.Requests == nil {
+			doc.Requests = map[string]*RequestPersonal{}
+		}
+		doc.Requests[o.RequestID] = o.Personal
+		stx.personalChanged = true
 	}
-	if len(fields) > 0 {
-		pipe.HSet(ctx, s.personalKey(sc, id), fields...)
+	if len(stx.versions) > 0 || stx.personalChanged {
+		pipe.Set(ctx, s.personalKey(sc, id), doc.encode(), 0)
 	}
 	if stx.sess.Status != stx.oldStatus {
 		member := indexMember(stx.sess.Created, id)
@@ -147,7 +154,7 @@ func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn fu
 	key := s.sessionKey(sc, id)
 	var out *Session
 	var events []*Event
-	err := s.watchLoad(ctx, append([]string{key}, watch...), func(tx *watchedTx, vals []any) error {
+	err := s.watchLoad(ctx, append([]string{key, s.personalKey(sc, id)}, watch...), func(tx *watchedTx, vals []any) error {
 		body, ok := vals[0].(string)
 		if !ok {
 			return ErrNotFound
@@ -156,8 +163,12 @@ func (s *Store) mutate(ctx context.Context, sc Scope, id string, o Origin, fn fu
 		if err != nil {
 			return err
 		}
-		stx := newSessionTx(s, sc, sess, o)
-		stx.tx, stx.watched = tx.Tx, vals[1:]
+		personal, err := decodePersonal(id, vals[1])
+		if err != nil {
+			return err
+		}
+		stx := newSessionTx(s, sc, sess, personal, o)
+		stx.tx, stx.watched = tx.Tx, vals[2:]
 		if err := fn(stx); err != nil {
 			return err
 		}
