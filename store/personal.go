@@ -25,7 +25,7 @@ import (
 
 // personalDoc is the personal-data record as stored.
 type personalDoc struct {
-	Versions []json.RawMessage          `json:"v"`
+	Versions []json.RawMessage           `json:"v"`
 	Requests map[string]*RequestPersonal `json:"r,omitempty"`
 }
 

@@ -191,12 +191,12 @@ func (s *Store) readRedactionTargets(ctx context.Context, tx redis.Cmdable, sc S
 	_, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, id := range ids {
 			all[i] = cmds{
-				score:    pipe.ZScore(ctx, s.pendingRedactionsKey(sc), id),
-				reports:  pipe.ZRange(ctx, s.sessionReportsKey(sc, id), 0, -1),
-				events:   pipe.ZCard(ctx, s.sessionEventsKey(sc, id)),
-				logs:     pipe.ZCard(ctx, s.objectLogsKey(sc, id)),
-				idem:     pipe.SCard(ctx, s.objectIdemKey(sc, id)),
-				hooks:    pipe.SCard(ctx, s.sessionAttemptsKey(sc, id)),
+				score:   pipe.ZScore(ctx, s.pendingRedactionsKey(sc), id),
+				reports: pipe.ZRange(ctx, s.sessionReportsKey(sc, id), 0, -1),
+				events:  pipe.ZCard(ctx, s.sessionEventsKey(sc, id)),
+				logs:    pipe.ZCard(ctx, s.objectLogsKey(sc, id)),
+				idem:    pipe.SCard(ctx, s.objectIdemKey(sc, id)),
+				hooks:   pipe.SCard(ctx, s.sessionAttemptsKey(sc, id)),
 			}
 		}
 		return nil
