@@ -167,6 +167,36 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		out, err := exec.Command(bin, "version").Output()
 		require.NoError(t, err)
-		require.Equal(t, "identityd dev\n", string(out))
+		require.Regexp(t, `^identityd \S+ commit \S+( \(modified\))? go\S+\n$`, string(out))
+		flagOut, err := exec.Command(bin, "--version").Output()
+		require.NoError(t, err)
+		require.Equal(t, string(out), string(flagOut))
+	})
+
+	t.Run("HelpExits0", func(t *testing.T) {
+		t.Parallel()
+		for _, arg := range []string{"--help", "-h"} {
+			cmd := exec.Command(bin, arg)
+			cmd.Env = cleanEnv()
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			require.NoError(t, cmd.Run(), arg)
+			require.Contains(t, stdout.String(), "--verification-delay duration", arg)
+			require.Empty(t, stderr.String(), arg)
+		}
+	})
+
+	t.Run("UnknownFlagIsOneLineExit2", func(t *testing.T) {
+		t.Parallel()
+		cmd := exec.Command(bin, "--colour")
+		cmd.Env = cleanEnv()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
+		require.Equal(t, 2, exit.ExitCode())
+		require.Equal(t, "identityd: unknown flag --colour; see identityd --help\n", stderr.String())
+		require.Empty(t, stdout.String())
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -58,41 +57,49 @@ func env(name, def string) string {
 	return def
 }
 
-// parseDaemonFlags fills cfg from env and then args; every role accepts the same flags.
-func parseDaemonFlags(name string, args []string, stderr io.Writer) (*Config, error) {
+// daemonFlags are the flags serve, api and worker share, in the order --help lists them.
+var daemonFlags = []flagDoc{
+	{"addr", "IDENTITYD_ADDR", "127.0.0.1:8080", "host:port", "public API listener"},
+	{"admin-addr", "IDENTITYD_ADMIN_ADDR", "127.0.0.1:8081", "host:port", "admin listener: /healthz /readyz /metrics /dashboard/"},
+	{"redis-url", "REDIS_URL", "", "url", "redis://[:password@]host:port/db or rediss://… (TLS); required by api and worker; serve without it runs an embedded in-memory Redis that keeps nothing"},
+	{"redis-cluster", "REDIS_CLUSTER_ADDRS", "", "host:port,…", "Redis Cluster seed addresses, instead of --redis-url"},
+	{"api-key", "IDENTITYD_API_KEYS", "", "key", "sk_test_… or sk_live_…, optionally =acct_… to name its account; repeatable; the env variable is comma-separated"},
+	{"concurrency", "IDENTITYD_CONCURRENCY", "20", "int", "worker goroutines"},
+	{"verification-delay", "IDENTITYD_VERIFICATION_DELAY", "2s", "duration", "the least time the simulated verification check of a submission takes"},
+	{"redaction-delay", "IDENTITYD_REDACTION_DELAY", "0s", "duration", "grace period before a requested redaction is scrubbed"},
+	{"retention", "IDENTITYD_RETENTION", "0", "duration", "auto-redact sessions created longer ago than this; 0 = off"},
+	{"public-url", "IDENTITYD_PUBLIC_URL", "", "url", "base of the hosted verification url; empty = http://<addr>"},
+	{"admin-password", "IDENTITYD_ADMIN_PASSWORD", "", "string", "basic-auth password (user admin) for the dashboard; empty = read-only dashboard"},
+	{"webhook-backoff", "IDENTITYD_WEBHOOK_BACKOFF", "5s,5m,30m,2h,5h,10h,10h,12h,12h", "durations", "comma-separated delays between webhook delivery attempts"},
+	{"request-log-ttl", "IDENTITYD_REQUEST_LOG_TTL", "720h", "duration", "how long request logs are kept"},
+	{"rate-limit", "IDENTITYD_RATE_LIMIT", "0", "float", "per-key requests per second, burst twice that; 0 = off"},
+	{"log-level", "IDENTITYD_LOG_LEVEL", "info", "level", "debug, info, warn or error"},
+	{"log-format", "IDENTITYD_LOG_FORMAT", "text", "format", "text or json"},
+	{"reconcile-interval", "IDENTITYD_RECONCILE_INTERVAL", "30s", "duration", "how often the reconciler re-enqueues lost work"},
+	{"key-prefix", "IDENTITYD_KEY_PREFIX", "idv", "string", "prefix of identityd's Redis keys, to share one Redis between deployments"},
+	{"queue-prefix", "IDENTITYD_QUEUE_PREFIX", "identityd", "string", "prefix of identityd's asynq queue names"},
+}
+
+// parseDaemonFlags fills cfg from env and then args; every role accepts the same flags. Values are read as
+// text and checked afterwards, so a bad value gets the same message from a flag as from its env variable.
+func parseDaemonFlags(name string, args []string) (*Config, error) {
 	fs := flag.NewFlagSet("identityd "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		cfg                                                      Config
-		keys                                                     stringList
-		cluster, concurrency, verifyDelay, redactDelay           string
-		retention, backoff, logTTL, rateLimit, reconcileInterval string
-	)
-	fs.StringVar(&cfg.Addr, "addr", env("IDENTITYD_ADDR", "127.0.0.1:8080"), "public API listener")
-	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("IDENTITYD_ADMIN_ADDR", "127.0.0.1:8081"), "admin listener: /healthz /readyz /metrics /dashboard/")
-	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "redis://[:pass@]host:port/db; empty = embedded in-memory Redis (keeps nothing)")
-	fs.StringVar(&cluster, "redis-cluster", env("REDIS_CLUSTER_ADDRS", ""), "comma-separated Redis Cluster seed addresses")
-	fs.Var(&keys, "api-key", "sk_test_… or sk_live_…, optionally =acct_…; repeatable (env IDENTITYD_API_KEYS, comma-separated)")
-	fs.StringVar(&concurrency, "concurrency", env("IDENTITYD_CONCURRENCY", "20"), "worker goroutines")
-	fs.StringVar(&verifyDelay, "verification-delay", env("IDENTITYD_VERIFICATION_DELAY", "2s"), "duration of the simulated verification check")
-	fs.StringVar(&redactDelay, "redaction-delay", env("IDENTITYD_REDACTION_DELAY", "0s"), "grace period before a requested redaction is scrubbed")
-	fs.StringVar(&retention, "retention", env("IDENTITYD_RETENTION", "0"), "auto-redact sessions older than this (0 = off)")
-	fs.StringVar(&cfg.PublicURL, "public-url", env("IDENTITYD_PUBLIC_URL", ""), "base of the hosted verification url (default http://<addr>)")
-	fs.StringVar(&cfg.AdminPassword, "admin-password", env("IDENTITYD_ADMIN_PASSWORD", ""), "basic-auth password (user admin) for the dashboard; empty = read-only dashboard")
-	fs.StringVar(&backoff, "webhook-backoff", env("IDENTITYD_WEBHOOK_BACKOFF", "5s,5m,30m,2h,5h,10h,10h,12h,12h"), "delays between webhook delivery attempts")
-	fs.StringVar(&logTTL, "request-log-ttl", env("IDENTITYD_REQUEST_LOG_TTL", "720h"), "how long request logs are kept")
-	fs.StringVar(&rateLimit, "rate-limit", env("IDENTITYD_RATE_LIMIT", "0"), "per-key requests per second (0 = off)")
-	fs.StringVar(&cfg.LogLevel, "log-level", env("IDENTITYD_LOG_LEVEL", "info"), "debug, info, warn or error")
-	fs.StringVar(&cfg.LogFormat, "log-format", env("IDENTITYD_LOG_FORMAT", "text"), "text or json")
-	fs.StringVar(&reconcileInterval, "reconcile-interval", env("IDENTITYD_RECONCILE_INTERVAL", "30s"), "how often the reconciler re-enqueues lost work")
-	fs.StringVar(&cfg.KeyPrefix, "key-prefix", env("IDENTITYD_KEY_PREFIX", "idv"), "prefix of identityd's Redis keys")
-	fs.StringVar(&cfg.QueuePrefix, "queue-prefix", env("IDENTITYD_QUEUE_PREFIX", "identityd"), "prefix of identityd's asynq queue names")
-	if err := fs.Parse(args); err != nil {
+	var keys stringList
+	raw := map[string]*string{}
+	for _, d := range daemonFlags {
+		if d.name == "api-key" {
+			fs.Var(&keys, d.name, d.usage)
+			continue
+		}
+		raw[d.name] = fs.String(d.name, env(d.env, d.def), d.usage)
+	}
+	if err := parseFlagSet(fs, args, "identityd"); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
+	cfg := Config{Addr: *raw["addr"], AdminAddr: *raw["admin-addr"], RedisURL: *raw["redis-url"],
+		PublicURL: *raw["public-url"], AdminPassword: *raw["admin-password"], LogLevel: *raw["log-level"],
+		LogFormat: *raw["log-format"], KeyPrefix: *raw["key-prefix"], QueuePrefix: *raw["queue-prefix"]}
+	cluster, concurrency, backoff, rateLimit := *raw["redis-cluster"], *raw["concurrency"], *raw["webhook-backoff"], *raw["rate-limit"]
 	cfg.rawKeys = keys
 	if len(keys) == 0 {
 		for _, k := range strings.Split(env("IDENTITYD_API_KEYS", ""), ",") {
@@ -114,14 +121,13 @@ func parseDaemonFlags(name string, args []string, stderr io.Writer) (*Config, er
 	}
 	durations := []struct {
 		flag string
-		raw  string
 		dst  *time.Duration
-	}{{"verification-delay", verifyDelay, &cfg.VerificationDelay}, {"redaction-delay", redactDelay, &cfg.RedactionDelay},
-		{"retention", retention, &cfg.Retention}, {"request-log-ttl", logTTL, &cfg.RequestLogTTL},
-		{"reconcile-interval", reconcileInterval, &cfg.ReconcileInterval}}
+	}{{"verification-delay", &cfg.VerificationDelay}, {"redaction-delay", &cfg.RedactionDelay},
+		{"retention", &cfg.Retention}, {"request-log-ttl", &cfg.RequestLogTTL},
+		{"reconcile-interval", &cfg.ReconcileInterval}}
 	for _, d := range durations {
-		if *d.dst, err = parseDuration(d.raw); err != nil {
-			return nil, fmt.Errorf("invalid --%s %q: %v", d.flag, d.raw, err)
+		if *d.dst, err = parseDuration(*raw[d.flag]); err != nil {
+			return nil, fmt.Errorf("invalid --%s %q: %v", d.flag, *raw[d.flag], err)
 		}
 	}
 	if cfg.RequestLogTTL <= 0 {

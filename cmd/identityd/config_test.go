@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -167,10 +168,23 @@ func TestConfig_EmbeddedGeneratesOneTestKey(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	t.Parallel()
-	var stdout, stderr bytes.Buffer
-	m := NewMain(&stdout, &stderr)
-	require.NoError(t, m.ParseFlags([]string{"version"}))
-	require.NoError(t, m.Run(context.Background()))
-	require.Equal(t, "identityd "+Version+"\n", stdout.String())
-	require.Empty(t, stderr.String())
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var stdout, stderr bytes.Buffer
+		m := NewMain(&stdout, &stderr)
+		require.NoError(t, m.ParseFlags(args))
+		require.NoError(t, m.Run(context.Background()))
+		require.Equal(t, "identityd "+buildVersion()+"\n", stdout.String(), args)
+		require.Empty(t, stderr.String())
+	}
+	require.ErrorContains(t, NewMain(&bytes.Buffer{}, &bytes.Buffer{}).ParseFlags([]string{"version", "--short"}),
+		"unknown flag --short")
+}
+
+func TestVersion_FromBuildInfo(t *testing.T) {
+	t.Parallel()
+	bi := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.4.0"}, Settings: []debug.BuildSetting{
+		{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "63dd077c0ffee"}, {Key: "vcs.modified", Value: "true"}}}
+	require.Equal(t, "v1.4.0 commit 63dd077c0ffee (modified) go1.26.8", versionString(bi))
+	bi = &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}
+	require.Equal(t, "(devel) commit unknown go1.26.8", versionString(bi), "built without VCS stamping")
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,6 +43,7 @@ type Main struct {
 	redact         *redactCommand
 	bench          *benchCommand
 	health         *healthcheckCommand
+	help           string // set when the user asked for help: Run prints it
 
 	mini    *miniredis.Miniredis
 	rdb     redis.UniversalClient
@@ -58,51 +61,79 @@ func NewMain(stdout, stderr io.Writer) *Main {
 	return &Main{stdout: stdout, stderr: stderr, Ready: make(chan struct{})}
 }
 
-const usage = `usage: identityd [serve|api|worker|redact|bench|version] [flags]
-
-  serve    API + worker pool + scheduler in one process (the default)
-  api      HTTP API only
-  worker   worker pool + scheduler only
-  redact   bulk redaction through the API, with a progress bar
-  bench    built-in load generator
-  version  print the version
-  healthcheck  exit 0 when the local admin listener answers /readyz (for container health checks)
-
-Run "identityd <command> -h" for the flags.`
-
-// ParseFlags picks the subcommand and parses its flags.
+// ParseFlags picks the subcommand and parses its flags. -h and --help are not errors: Run then prints the
+// help. Errors are one line each.
 func (m *Main) ParseFlags(args []string) error {
 	m.role = "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		m.role, args = args[0], args[1:]
+	explicit := false
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--version" || a == "-version":
+			m.role, args, explicit = "version", args[1:], true
+		case a == "help":
+			m.help = mainUsage()
+			if len(args) > 1 { // `identityd help redact` is `identityd redact --help`
+				return m.ParseFlags([]string{args[1], "--help"})
+			}
+			return nil
+		case !strings.HasPrefix(a, "-"):
+			m.role, args, explicit = a, args[1:], true
+		}
 	}
 	var err error
 	switch m.role {
 	case "serve", "api", "worker":
-		m.cfg, err = parseDaemonFlags(m.role, args, m.stderr)
+		m.cfg, err = parseDaemonFlags(m.role, args)
+		if errors.Is(err, flag.ErrHelp) {
+			m.help = daemonUsage(m.role)
+			if !explicit {
+				m.help = mainUsage()
+			}
+			return nil
+		}
 	case "redact":
-		m.redact, err = parseRedactFlags(args, m.stderr)
+		m.redact, err = parseRedactFlags(args)
+		if errors.Is(err, flag.ErrHelp) {
+			m.help = redactHelp()
+			return nil
+		}
 	case "bench":
-		m.bench, err = parseBenchFlags(args, m.stderr)
+		var out bytes.Buffer // the flag package writes bench's usage here
+		m.bench, err = parseBenchFlags(args, &out)
+		if errors.Is(err, flag.ErrHelp) {
+			m.help = out.String()
+			return nil
+		}
+		if err != nil {
+			err = flagError(err, "identityd bench")
+		}
 	case "healthcheck":
-		m.health, err = parseHealthcheckFlags(args, m.stderr)
+		m.health, err = parseHealthcheckFlags(args)
+		if errors.Is(err, flag.ErrHelp) {
+			m.help = healthcheckHelp()
+			return nil
+		}
 	case "version":
-	case "help":
-		fmt.Fprintln(m.stdout, usage)
-		m.role = "version-none"
+		err = parseFlagSet(flag.NewFlagSet("identityd version", flag.ContinueOnError), args, "identityd version")
+		if errors.Is(err, flag.ErrHelp) {
+			m.help = "usage: identityd version\n\nPrints the module version, the commit it was built from and the Go version.\n"
+			return nil
+		}
 	default:
-		return fmt.Errorf("unknown command %q\n%s", m.role, usage)
+		return fmt.Errorf("unknown command %q; see identityd --help", m.role)
 	}
 	return err
 }
 
 // Run runs the subcommand until ctx ends (daemons) or the work is done.
 func (m *Main) Run(ctx context.Context) error {
+	if m.help != "" {
+		fmt.Fprint(m.stdout, m.help)
+		return nil
+	}
 	switch m.role {
 	case "version":
-		fmt.Fprintln(m.stdout, "identityd", Version)
-		return nil
-	case "version-none":
+		fmt.Fprintln(m.stdout, "identityd", buildVersion())
 		return nil
 	case "redact":
 		return m.redact.run(ctx, m.stdout)
@@ -321,7 +352,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 		}
 		log.Info("worker started", "concurrency", cfg.Concurrency)
 	}
-	log.Info("identityd started", "role", m.role, "admin_addr", m.AdminAddr, "version", Version)
+	log.Info("identityd started", "role", m.role, "admin_addr", m.AdminAddr, "version", buildVersion())
 	close(m.Ready)
 
 	<-ctx.Done()
