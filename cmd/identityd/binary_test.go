@@ -163,6 +163,21 @@ func TestBinary(t *testing.T) {
 		require.Contains(t, stderr.String(), "--api-key")
 	})
 
+	t.Run("APIWithoutRedisExits2", func(t *testing.T) {
+		t.Parallel()
+		cmd := exec.Command(bin, "api", "--api-key", "sk_test_abc")
+		cmd.Env = cleanEnv()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
+		require.Equal(t, 2, exit.ExitCode())
+		require.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line: %q", stderr.String())
+		require.Contains(t, stderr.String(), "--redis-url")
+		require.Empty(t, stdout.String())
+	})
+
 	t.Run("Version", func(t *testing.T) {
 		t.Parallel()
 		out, err := exec.Command(bin, "version").Output()

@@ -146,7 +146,16 @@ func parseDaemonFlags(name string, args []string) (*Config, error) {
 	if cfg.RateLimit, err = strconv.ParseFloat(rateLimit, 64); err != nil || cfg.RateLimit < 0 {
 		return nil, fmt.Errorf("invalid --rate-limit %q: want a number ≥ 0", rateLimit)
 	}
-	return &cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if name != "serve" && cfg.embedded() {
+		// An embedded Redis lives in its process: an api and a worker would each get their own, and the worker
+		// would never see what the API enqueued.
+		return nil, fmt.Errorf("identityd %s needs the Redis it shares with the other role: pass --redis-url redis://host:6379/0 "+
+			"or --redis-cluster host:port,… (only serve runs an embedded Redis)", name)
+	}
+	return &cfg, nil
 }
 
 // parseDuration accepts Go durations and a bare 0.

@@ -112,6 +112,26 @@ func TestConfig_InvalidFailsWithOneClearLine(t *testing.T) {
 	}
 }
 
+func TestConfig_APIAndWorkerRefuseEmbeddedRedis(t *testing.T) { // not parallel: t.Setenv
+	t.Setenv("REDIS_URL", "")
+	t.Setenv("REDIS_CLUSTER_ADDRS", "")
+	for _, role := range []string{"api", "worker"} {
+		var stdout, stderr bytes.Buffer
+		err := NewMain(&stdout, &stderr).ParseFlags([]string{role, "--api-key", "sk_test_abc"})
+		require.Error(t, err, role)
+		require.Contains(t, err.Error(), "identityd "+role+" needs the Redis it shares")
+		require.Contains(t, err.Error(), "--redis-url")
+		require.Contains(t, err.Error(), "--redis-cluster")
+		require.NotContains(t, err.Error(), "\n")
+		require.Empty(t, stdout.String())
+		require.Empty(t, stderr.String())
+	}
+	for _, args := range [][]string{{"serve"}, {"api", "--redis-url", "redis://127.0.0.1:6379/0"},
+		{"worker", "--redis-cluster", "127.0.0.1:7000"}} {
+		require.NoError(t, NewMain(&bytes.Buffer{}, &bytes.Buffer{}).ParseFlags(args), args)
+	}
+}
+
 func TestConfig_ExternalRedisWithoutKeyRefuses(t *testing.T) {
 	t.Setenv("IDENTITYD_API_KEYS", "")
 	r := storetest.New(t)
