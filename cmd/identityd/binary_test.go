@@ -163,6 +163,22 @@ func TestBinary(t *testing.T) {
 		require.Contains(t, stderr.String(), "--api-key")
 	})
 
+	t.Run("UnreachableRedisIsOneLine", func(t *testing.T) {
+		t.Parallel()
+		cmd := exec.Command(bin, "serve", "--redis-url", "redis://:s3cret@127.0.0.1:1/0", "--api-key", "sk_test_abc",
+			"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+		cmd.Env = cleanEnv()
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
+		require.Equal(t, 1, exit.ExitCode())
+		require.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line, no go-redis pool logs: %q", stderr.String())
+		require.True(t, strings.HasPrefix(stderr.String(), "identityd: --redis-url: Redis does not answer: "), stderr.String())
+		require.NotContains(t, stderr.String(), "s3cret")
+	})
+
 	t.Run("APIWithoutRedisExits2", func(t *testing.T) {
 		t.Parallel()
 		cmd := exec.Command(bin, "api", "--api-key", "sk_test_abc")

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/identityd/identityd/api"
 )
 
@@ -187,8 +185,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--redis-url and --redis-cluster are mutually exclusive")
 	}
 	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			return fmt.Errorf("invalid --redis-url: %v", err)
+		if _, err := parseRedisURL(c.RedisURL); err != nil {
+			return err
 		}
 	}
 	c.APIKeys = nil

@@ -71,7 +71,12 @@ func TestConfig_InvalidFailsWithOneClearLine(t *testing.T) {
 		{"NegativeDuration", []string{"--redaction-delay", "-1s"}, "--redaction-delay"},
 		{"BadRetention", []string{"--retention", "30d"}, "--retention"},
 		{"BadRedisURL", []string{"--redis-url", "http://127.0.0.1:6379"}, "--redis-url"},
-		{"RedisURLNotAURL", []string{"--redis-url", "::::"}, "--redis-url"},
+		{"RedisURLNotAURL", []string{"--redis-url", "::::"}, "invalid --redis-url: no scheme; want redis://"},
+		{"RedisURLHostPortOnly", []string{"--redis-url", "localhost:6379"}, "invalid --redis-url: no scheme; want redis://"},
+		{"RedisURLEmptyScheme", []string{"--redis-url", "redis//cache:6379"}, "invalid --redis-url: no scheme; want redis://"},
+		{"RedisURLHTTP", []string{"--redis-url", "http://cache:6379"}, `invalid --redis-url: scheme "http" is not redis`},
+		{"RedisURLBadPort", []string{"--redis-url", "redis://:s3cret@cache:abc/0"}, `invalid --redis-url: invalid port ":abc" after host`},
+		{"RedisURLBadDB", []string{"--redis-url", "redis://:s3cret@cache:6379/x"}, `invalid --redis-url: invalid database number`},
 		{"URLAndCluster", []string{"--redis-url", "redis://127.0.0.1:6379/0", "--redis-cluster", "127.0.0.1:7000"}, "mutually exclusive"},
 		{"SameAddrs", []string{"--addr", "127.0.0.1:8080", "--admin-addr", "127.0.0.1:8080"}, "--admin-addr"},
 		{"AddrWithoutPort", []string{"--addr", "localhost"}, "--addr"},
@@ -103,6 +108,7 @@ func TestConfig_InvalidFailsWithOneClearLine(t *testing.T) {
 			err := NewMain(&stdout, &stderr).ParseFlags(args)
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.want)
+			require.NotContains(t, err.Error(), "s3cret", "a password in the URL is never echoed")
 			if tc.name != "UnknownCommand" { // that one adds the usage on purpose
 				require.NotContains(t, err.Error(), "\n", "one line")
 				require.Empty(t, stderr.String(), "nothing else is printed")

@@ -6,7 +6,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/identityd/identityd/worker"
 )
@@ -41,9 +40,9 @@ func (m *Main) asynqConnOpt() (asynq.RedisConnOpt, error) {
 	case len(cfg.RedisCluster) > 0:
 		return asynq.RedisClusterClientOpt{Addrs: cfg.RedisCluster}, nil
 	case cfg.RedisURL != "":
-		opt, err := redis.ParseURL(cfg.RedisURL)
+		opt, err := parseRedisURL(cfg.RedisURL)
 		if err != nil {
-			return nil, fmt.Errorf("invalid --redis-url: %v", err)
+			return nil, err
 		}
 		return asynq.RedisClientOpt{Network: opt.Network, Addr: opt.Addr, Username: opt.Username,
 			Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig, PoolSize: dashboardPoolSize}, nil

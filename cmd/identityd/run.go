@@ -166,14 +166,15 @@ func (m *Main) logger() *slog.Logger {
 
 // connect opens the Redis the process uses: external, cluster, or embedded.
 func (m *Main) connect(log *slog.Logger) error {
+	quietRedisLogs()
 	cfg := m.cfg
 	switch {
 	case len(cfg.RedisCluster) > 0:
 		m.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.RedisCluster, PoolSize: m.poolSize()})
 	case cfg.RedisURL != "":
-		opt, err := redis.ParseURL(cfg.RedisURL)
+		opt, err := parseRedisURL(cfg.RedisURL)
 		if err != nil {
-			return fmt.Errorf("invalid --redis-url: %v", err)
+			return err
 		}
 		if opt.PoolSize == 0 { // the URL may set pool_size; otherwise size it for the worker pool
 			opt.PoolSize = m.poolSize()
@@ -197,7 +198,7 @@ func (m *Main) connect(log *slog.Logger) error {
 	pingCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		return fmt.Errorf("redis does not answer: %v", err)
+		return m.unreachable(err)
 	}
 	return nil
 }

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// parseRedisURL reads --redis-url. Its errors name the flag and never echo the URL, which may hold a password.
+func parseRedisURL(raw string) (*redis.Options, error) {
+	const want = "want redis://[:password@]host:port/db, or rediss://… for TLS"
+	u, err := url.Parse(raw)
+	slashes := strings.Contains(raw, "://")
+	switch {
+	case err != nil && slashes:
+		var ue *url.Error
+		if errors.As(err, &ue) && strings.HasPrefix(ue.Err.Error(), "invalid port") {
+			return nil, fmt.Errorf("invalid --redis-url: %v; %s", ue.Err, want) // the port only, never the password
+		}
+		return nil, fmt.Errorf("invalid --redis-url: not a URL; %s", want)
+	case err != nil || u.Scheme == "":
+		return nil, fmt.Errorf("invalid --redis-url: no scheme; %s", want)
+	case u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix" && !slashes:
+		// "localhost:6379" parses with "localhost" as its scheme.
+		return nil, fmt.Errorf("invalid --redis-url: no scheme; %s", want)
+	case u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix":
+		return nil, fmt.Errorf("invalid --redis-url: scheme %q is not redis, rediss or unix; %s", u.Scheme, want)
+	case !slashes:
+		return nil, fmt.Errorf("invalid --redis-url: %s", want)
+	}
+	opt, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --redis-url: %s", strings.TrimPrefix(err.Error(), "redis: "))
+	}
+	return opt, nil
+}
+
+// quietRedisLogs silences go-redis's own logger: it prints a line per failed pool dial before identityd can
+// say, once, which Redis did not answer. Errors reach identityd as values either way.
+var quietRedisLogs = sync.OnceFunc(func() { redis.SetLogger(discardRedisLogger{}) })
+
+type discardRedisLogger struct{}
+
+func (discardRedisLogger) Printf(context.Context, string, ...any) {}
+
+// unreachable describes a Redis that did not answer a PING, naming the flag that chose it.
+func (m *Main) unreachable(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = errors.New("no answer within the deadline")
+	}
+	if len(m.cfg.RedisCluster) > 0 {
+		return fmt.Errorf("--redis-cluster %s: Redis does not answer: %v", strings.Join(m.cfg.RedisCluster, ","), err)
+	}
+	return fmt.Errorf("--redis-url: Redis does not answer: %v", err)
+}
