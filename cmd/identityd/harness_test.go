@@ -59,9 +59,15 @@ func startDaemon(t testing.TB, r *storetest.Redis, role string, extra ...string)
 // startDaemonAt is startDaemon with the store on clock (nil: wall clock), for tests that control `created`.
 func startDaemonAt(t testing.TB, r *storetest.Redis, clock store.Clock, role string, extra ...string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, r, func(m *Main) { m.Clock = clock }, role, extra...)
+}
+
+// startDaemonWith is startDaemon with setup applied to the Main before it runs.
+func startDaemonWith(t testing.TB, r *storetest.Redis, setup func(*Main), role string, extra ...string) *daemon {
+	t.Helper()
 	logs := &syncBuffer{}
 	m := NewMain(logs, logs)
-	m.Clock = clock
+	setup(m)
 	redisFlag := []string{"--redis-url", r.URL}
 	if len(r.ClusterAddrs) > 0 {
 		redisFlag = []string{"--redis-cluster", strings.Join(r.ClusterAddrs, ",")}

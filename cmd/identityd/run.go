@@ -54,11 +54,13 @@ type Main struct {
 	AdminAddr string
 	// Clock, when set before Run, is the store's clock (tests pin `created`); nil means the wall clock.
 	Clock store.Clock
+	// limits bound the HTTP listeners' clients (tests shorten them).
+	limits httpLimits
 }
 
 // NewMain returns a Main writing to stdout and stderr.
 func NewMain(stdout, stderr io.Writer) *Main {
-	return &Main{stdout: stdout, stderr: stderr, Ready: make(chan struct{})}
+	return &Main{stdout: stdout, stderr: stderr, Ready: make(chan struct{}), limits: defaultHTTPLimits}
 }
 
 // ParseFlags picks the subcommand and parses its flags. -h and --help are not errors: Run then prints the
@@ -232,31 +234,57 @@ func advanceMiniredisClock(mini *miniredis.Miniredis) (stop func()) {
 	return func() { once.Do(func() { close(done) }) }
 }
 
-// resolveKeys applies the key rules: embedded with none → generate one test key and print it once;
-// external with none → refuse to start.
-func (m *Main) resolveKeys() error {
+// resolveKeys applies the key rules: embedded with none → generate one test key (runDaemon prints it once
+// the listeners are up); external with none → refuse to start.
+func (m *Main) resolveKeys() (generated string, err error) {
 	if len(m.cfg.APIKeys) > 0 {
-		return nil
+		return "", nil
 	}
 	if !m.cfg.embedded() {
-		return errors.New("no API key configured: pass --api-key sk_test_… (or set IDENTITYD_API_KEYS) when using an external Redis")
+		return "", errors.New("no API key configured: pass --api-key sk_test_… (or set IDENTITYD_API_KEYS) when using an external Redis")
 	}
 	key, err := api.ParseAPIKey("sk_test_" + store.RandomString(24))
 	if err != nil {
-		return err
+		return "", err
 	}
 	m.cfg.APIKeys = []api.APIKey{key}
-	fmt.Fprintf(m.stdout, "identityd: no --api-key given; generated test key (shown once): %s\n", key.Secret)
-	return nil
+	return key.Secret, nil
+}
+
+// listen binds the admin listener and, unless the process is a worker, the public one, before anything
+// else starts: a busy port ends the process before it connects to Redis or prints a key.
+func (m *Main) listen() (adminLn, apiLn net.Listener, err error) {
+	admin, err := listen("admin-addr", m.cfg.AdminAddr, m.limits.AdminMaxConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.closers = append(m.closers, func() error { _ = admin.Close(); return nil })
+	m.AdminAddr = admin.Addr().String()
+	if m.role == "worker" {
+		return admin, nil, nil
+	}
+	public, err := listen("addr", m.cfg.Addr, m.limits.MaxConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.closers = append(m.closers, func() error { _ = public.Close(); return nil })
+	m.APIAddr = public.Addr().String()
+	return admin, public, nil
 }
 
 func (m *Main) runDaemon(ctx context.Context) error {
 	cfg := m.cfg
 	log := m.logger()
+	var generatedKey string
 	if m.role != "worker" {
-		if err := m.resolveKeys(); err != nil {
+		var err error
+		if generatedKey, err = m.resolveKeys(); err != nil {
 			return err
 		}
+	}
+	adminLn, apiLn, err := m.listen()
+	if err != nil {
+		return err
 	}
 	if err := m.connect(log); err != nil {
 		return err
@@ -290,15 +318,10 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	var draining atomic.Bool
 
 	var servers []*http.Server
-	apiLn, err := net.Listen("tcp", cfg.AdminAddr)
-	if err != nil {
-		return fmt.Errorf("admin listener: %w", err)
-	}
-	m.AdminAddr = apiLn.Addr().String()
-	admin := &http.Server{Handler: newAdminHandler(adminConfig{Store: st, Gatherer: reg, Dashboard: dashboard,
-		Password: cfg.AdminPassword, Draining: &draining}), ReadHeaderTimeout: 10 * time.Second}
+	admin := m.limits.newHTTPServer(newAdminHandler(adminConfig{Store: st, Gatherer: reg, Dashboard: dashboard,
+		Password: cfg.AdminPassword, Draining: &draining}))
 	servers = append(servers, admin)
-	go func() { _ = admin.Serve(apiLn) }()
+	go func() { _ = admin.Serve(adminLn) }()
 
 	if m.role != "worker" {
 		keys, err := api.NewKeyring(cfg.APIKeys)
@@ -307,17 +330,12 @@ func (m *Main) runDaemon(ctx context.Context) error {
 		}
 		srv := api.NewServer(api.Config{Store: st, Keys: keys, Queue: client, Emitter: emitter, Metrics: metrics,
 			Logger: log, RateLimit: cfg.RateLimit})
-		ln, err := net.Listen("tcp", cfg.Addr)
-		if err != nil {
-			return fmt.Errorf("api listener: %w", err)
-		}
-		m.APIAddr = ln.Addr().String()
 		if cfg.PublicURL == "" { // the bound port, when --addr asked for any (":0")
 			st.PublicURL = "http://" + m.APIAddr
 		}
-		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		hs := m.limits.newHTTPServer(srv)
 		servers = append(servers, hs)
-		go func() { _ = hs.Serve(ln) }()
+		go func() { _ = hs.Serve(apiLn) }()
 		log.Info("api listening", "addr", m.APIAddr, "keys", len(cfg.APIKeys))
 	}
 	var asynqServer *asynq.Server
@@ -354,6 +372,9 @@ func (m *Main) runDaemon(ctx context.Context) error {
 		log.Info("worker started", "concurrency", cfg.Concurrency)
 	}
 	log.Info("identityd started", "role", m.role, "admin_addr", m.AdminAddr, "version", buildVersion())
+	if generatedKey != "" {
+		fmt.Fprintf(m.stdout, "identityd: no --api-key given; generated test key (shown once): %s\n", generatedKey)
+	}
 	close(m.Ready)
 
 	<-ctx.Done()
