@@ -244,7 +244,8 @@ func printCounts(w io.Writer, job *store.BulkRedaction) {
 	}
 }
 
-// progress draws a bar that rewrites one line on a terminal, and prints a plain line per change otherwise.
+// progress rewrites one line on a terminal (the running counts, then a bar once the job is done and its total
+// known), and prints a plain line per change otherwise.
 type progress struct {
 	w    io.Writer
 	tty  bool
@@ -277,12 +278,17 @@ func (p *progress) show(job *store.BulkRedaction) {
 		return
 	}
 	const width = 30
+	if !job.Done() {
+		// While the job runs its walk may still be matching sessions, so `requested` is not yet the total: a
+		// fraction of it would start at 0/0 and fall as the walk goes on. Show the counts until the job is done.
+		fmt.Fprintf(p.w, "\r\033[K%s matching… matched %d · requested %d · redacted %d · failed %d · skipped %d", job.Status,
+			job.Matched, job.Requested, job.Redacted, job.Failed, job.Skipped.Processing+job.Skipped.AlreadyRedacted)
+		p.drew = true
+		return
+	}
 	frac := 1.0
 	if total > 0 {
 		frac = float64(done) / float64(total)
-	}
-	if !job.Done() && frac >= 1 && !job.DryRun {
-		frac = 0.99 // still walking: more sessions may be requested
 	}
 	filled := int(frac * width)
 	bar := strings.Repeat("█", filled) + strings.Repeat("░", width-filled)
