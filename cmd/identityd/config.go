@@ -196,6 +196,9 @@ func (c *Config) Validate() error {
 		if err != nil {
 			return fmt.Errorf("invalid --api-key: %v", err)
 		}
+		if err := checkKeyStrength(raw, k); err != nil {
+			return fmt.Errorf("invalid --api-key: %v", err)
+		}
 		if seen[k.Secret] {
 			return fmt.Errorf("invalid --api-key: the same key is configured twice")
 		}
@@ -218,6 +221,22 @@ func (c *Config) Validate() error {
 	}
 	if c.KeyPrefix == "" || strings.ContainsAny(c.KeyPrefix, "{} ") || c.QueuePrefix == "" || strings.ContainsAny(c.QueuePrefix, "{} :") {
 		return fmt.Errorf("invalid --key-prefix or --queue-prefix: must be non-empty, without spaces or braces")
+	}
+	return nil
+}
+
+// minLiveKeyLen is the least number of characters a live key has after sk_live_: Stripe's are far longer, and
+// a short one can be guessed. Test keys stay free-form, for tests and trials.
+const minLiveKeyLen = 24
+
+// checkKeyStrength refuses the placeholder the deployment examples ship with and live keys short enough to
+// guess. Its errors never echo the key.
+func checkKeyStrength(raw string, k api.APIKey) error {
+	if strings.Contains(raw, "CHANGE_ME") {
+		return errors.New("a key still holds the placeholder CHANGE_ME; put a key of your own in its place")
+	}
+	if rest, live := strings.CutPrefix(k.Secret, "sk_live_"); live && len(rest) < minLiveKeyLen {
+		return fmt.Errorf("a live key needs at least %d characters after sk_live_ (openssl rand -hex 16 makes 32)", minLiveKeyLen)
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ func TestConfig_FlagsWinOverEnv(t *testing.T) {
 	t.Setenv("IDENTITYD_ADDR", "127.0.0.1:9001")
 	t.Setenv("IDENTITYD_ADMIN_ADDR", "127.0.0.1:9002")
 	t.Setenv("REDIS_URL", "redis://127.0.0.1:6399/3")
-	t.Setenv("IDENTITYD_API_KEYS", "sk_test_fromenv1, sk_live_fromenv2=acct_env")
+	t.Setenv("IDENTITYD_API_KEYS", "sk_test_fromenv1, sk_live_fromenv2fromenv2fromenv2xx=acct_env")
 	t.Setenv("IDENTITYD_REDACTION_DELAY", "5s")
 	t.Setenv("IDENTITYD_LOG_LEVEL", "debug")
 	t.Setenv("IDENTITYD_CONCURRENCY", "7")
@@ -87,6 +87,10 @@ func TestConfig_InvalidFailsWithOneClearLine(t *testing.T) {
 		{"PublishableKey", []string{"--api-key", "pk_test_abc"}, "--api-key"},
 		{"BareKeyPrefix", []string{"--api-key", "sk_test_"}, "--api-key"},
 		{"BadAccount", []string{"--api-key", "sk_test_abc=cus_1"}, "--api-key"},
+		{"PlaceholderKey", []string{"--api-key", "sk_live_CHANGE_ME=acct_CHANGE_ME"}, "invalid --api-key: a key still holds the placeholder CHANGE_ME"},
+		{"PlaceholderAccount", []string{"--api-key", "sk_live_0123456789abcdef0123456789abcdef=acct_CHANGE_ME"}, "placeholder CHANGE_ME"},
+		{"PlaceholderTestKey", []string{"--api-key", "sk_test_CHANGE_ME"}, "placeholder CHANGE_ME"},
+		{"ShortLiveKey", []string{"--api-key", "sk_live_s3cretbutshort"}, "invalid --api-key: a live key needs at least 24 characters after sk_live_"},
 		{"DuplicateKey", []string{"--api-key", "sk_test_abc", "--api-key", "sk_test_abc=acct_x"}, "--api-key"},
 		{"BadLogLevel", []string{"--log-level", "loud"}, "--log-level"},
 		{"BadLogFormat", []string{"--log-format", "xml"}, "--log-format"},
@@ -108,7 +112,7 @@ func TestConfig_InvalidFailsWithOneClearLine(t *testing.T) {
 			err := NewMain(&stdout, &stderr).ParseFlags(args)
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.want)
-			require.NotContains(t, err.Error(), "s3cret", "a password in the URL is never echoed")
+			require.NotContains(t, err.Error(), "s3cret", "a password or key is never echoed")
 			if tc.name != "UnknownCommand" { // that one adds the usage on purpose
 				require.NotContains(t, err.Error(), "\n", "one line")
 				require.Empty(t, stderr.String(), "nothing else is printed")

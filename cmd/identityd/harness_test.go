@@ -17,12 +17,12 @@ import (
 
 // Test keys: two accounts in test mode, one in live mode.
 const (
-	testKeyA = "sk_test_alpha0000000000000000=acct_alpha"
-	testKeyB = "sk_test_bravo0000000000000000=acct_bravo"
-	liveKeyA = "sk_live_alpha0000000000000000=acct_alpha"
+	testKeyA = "sk_test_alpha0000000000000000000=acct_alpha"
+	testKeyB = "sk_test_bravo0000000000000000000=acct_bravo"
+	liveKeyA = "sk_live_alpha0000000000000000000=acct_alpha"
 )
 
-func secretOf(spec string) string { return spec[:len("sk_test_alpha0000000000000000")] }
+func secretOf(spec string) string { return spec[:len("sk_test_alpha0000000000000000000")] }
 
 // daemon is an in-process identityd (the real Main and wiring) on the test's Redis namespace.
 type daemon struct {
