@@ -27,6 +27,9 @@ const (
 	pathFailedRedactions = "/failed-redactions"
 )
 
+// readyzTimeout bounds /readyz's PING: a Redis that does not answer within it makes the process not ready.
+const readyzTimeout = 2 * time.Second
+
 // adminUser is the dashboard's basic-auth user name (DESIGN §3).
 const adminUser = "admin"
 
@@ -57,7 +60,7 @@ func newAdminHandler(c adminConfig) http.Handler {
 			_, _ = w.Write([]byte("draining\n"))
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
 		defer cancel()
 		if err := c.Store.Ping(ctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)

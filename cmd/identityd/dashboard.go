@@ -38,16 +38,21 @@ func (m *Main) asynqConnOpt() (asynq.RedisConnOpt, error) {
 	cfg := m.cfg
 	switch {
 	case len(cfg.RedisCluster) > 0:
-		return asynq.RedisClusterClientOpt{Addrs: cfg.RedisCluster}, nil
+		t := m.redisTimeouts
+		return asynq.RedisClusterClientOpt{Addrs: cfg.RedisCluster, ReadTimeout: t.Read, WriteTimeout: t.Write}, nil
 	case cfg.RedisURL != "":
 		opt, err := parseRedisURL(cfg.RedisURL)
 		if err != nil {
 			return nil, err
 		}
+		m.redisTimeouts.apply(opt)
 		return asynq.RedisClientOpt{Network: opt.Network, Addr: opt.Addr, Username: opt.Username,
-			Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig, PoolSize: dashboardPoolSize}, nil
+			Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig, PoolSize: dashboardPoolSize,
+			DialTimeout: opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout}, nil
 	case m.mini != nil:
-		return asynq.RedisClientOpt{Addr: m.mini.Addr(), PoolSize: dashboardPoolSize}, nil
+		t := m.redisTimeouts
+		return asynq.RedisClientOpt{Addr: m.mini.Addr(), PoolSize: dashboardPoolSize, DialTimeout: t.Dial,
+			ReadTimeout: t.Read, WriteTimeout: t.Write}, nil
 	}
 	return nil, fmt.Errorf("no redis connection")
 }

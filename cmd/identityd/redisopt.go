@@ -1,15 +1,44 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
+
+// redisTimeouts bound every Redis call of the process: a Redis that stops answering turns into errors within
+// these, never into requests and tasks that wait for ever. With ContextTimeoutEnabled a caller's shorter
+// deadline (a /readyz probe's, say) wins over them.
+type redisTimeouts struct {
+	Dial, Read, Write, Pool time.Duration
+}
+
+var defaultRedisTimeouts = redisTimeouts{Dial: 5 * time.Second, Read: 3 * time.Second, Write: 3 * time.Second,
+	Pool: 4 * time.Second}
+
+// apply sets the timeouts a --redis-url did not set itself (dial_timeout=, read_timeout=, …).
+func (t redisTimeouts) apply(o *redis.Options) {
+	o.DialTimeout = cmp.Or(o.DialTimeout, t.Dial)
+	o.ReadTimeout = cmp.Or(o.ReadTimeout, t.Read)
+	o.WriteTimeout = cmp.Or(o.WriteTimeout, t.Write)
+	o.PoolTimeout = cmp.Or(o.PoolTimeout, t.Pool)
+	o.ContextTimeoutEnabled = true
+}
+
+func (t redisTimeouts) applyCluster(o *redis.ClusterOptions) {
+	o.DialTimeout = cmp.Or(o.DialTimeout, t.Dial)
+	o.ReadTimeout = cmp.Or(o.ReadTimeout, t.Read)
+	o.WriteTimeout = cmp.Or(o.WriteTimeout, t.Write)
+	o.PoolTimeout = cmp.Or(o.PoolTimeout, t.Pool)
+	o.ContextTimeoutEnabled = true
+}
 
 // parseRedisURL reads --redis-url. Its errors name the flag and never echo the URL, which may hold a password.
 func parseRedisURL(raw string) (*redis.Options, error) {

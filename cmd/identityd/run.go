@@ -54,13 +54,15 @@ type Main struct {
 	AdminAddr string
 	// Clock, when set before Run, is the store's clock (tests pin `created`); nil means the wall clock.
 	Clock store.Clock
-	// limits bound the HTTP listeners' clients (tests shorten them).
-	limits httpLimits
+	// limits bound the HTTP listeners' clients, redisTimeouts every Redis call (tests change them).
+	limits        httpLimits
+	redisTimeouts redisTimeouts
 }
 
 // NewMain returns a Main writing to stdout and stderr.
 func NewMain(stdout, stderr io.Writer) *Main {
-	return &Main{stdout: stdout, stderr: stderr, Ready: make(chan struct{}), limits: defaultHTTPLimits}
+	return &Main{stdout: stdout, stderr: stderr, Ready: make(chan struct{}), limits: defaultHTTPLimits,
+		redisTimeouts: defaultRedisTimeouts}
 }
 
 // ParseFlags picks the subcommand and parses its flags. -h and --help are not errors: Run then prints the
@@ -172,7 +174,9 @@ func (m *Main) connect(log *slog.Logger) error {
 	cfg := m.cfg
 	switch {
 	case len(cfg.RedisCluster) > 0:
-		m.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.RedisCluster, PoolSize: m.poolSize()})
+		opt := &redis.ClusterOptions{Addrs: cfg.RedisCluster, PoolSize: m.poolSize()}
+		m.redisTimeouts.applyCluster(opt)
+		m.rdb = redis.NewClusterClient(opt)
 	case cfg.RedisURL != "":
 		opt, err := parseRedisURL(cfg.RedisURL)
 		if err != nil {
@@ -181,6 +185,7 @@ func (m *Main) connect(log *slog.Logger) error {
 		if opt.PoolSize == 0 { // the URL may set pool_size; otherwise size it for the worker pool
 			opt.PoolSize = m.poolSize()
 		}
+		m.redisTimeouts.apply(opt)
 		m.rdb = redis.NewClient(opt)
 	default:
 		mini := miniredis.NewMiniRedis()
@@ -191,7 +196,9 @@ func (m *Main) connect(log *slog.Logger) error {
 		m.closers = append(m.closers, func() error { mini.Close(); return nil })
 		stop := advanceMiniredisClock(mini)
 		m.closers = append(m.closers, func() error { stop(); return nil })
-		m.rdb = redis.NewClient(&redis.Options{Addr: mini.Addr(), PoolSize: m.poolSize()})
+		opt := &redis.Options{Addr: mini.Addr(), PoolSize: m.poolSize()}
+		m.redisTimeouts.apply(opt)
+		m.rdb = redis.NewClient(opt)
 		log.Warn("EMBEDDED IN-MEMORY REDIS: nothing survives a restart — sessions, events, pending redactions and " +
 			"queued jobs are lost when this process exits. Set --redis-url for anything but a trial.")
 	}
