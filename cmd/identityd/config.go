@@ -62,12 +62,14 @@ var daemonFlags = []flagDoc{
 	{"redis-url", "REDIS_URL", "", "url", "redis://[:password@]host:port/db or rediss://… (TLS); required by api and worker; serve without it runs an embedded in-memory Redis that keeps nothing"},
 	{"redis-cluster", "REDIS_CLUSTER_ADDRS", "", "host:port,…", "Redis Cluster seed addresses, instead of --redis-url"},
 	{"api-key", "IDENTITYD_API_KEYS", "", "key", "sk_test_… or sk_live_…, optionally =acct_… to name its account; repeatable; the env variable is comma-separated"},
+	{"api-keys-file", "IDENTITYD_API_KEYS_FILE", "", "path", "file of API keys, one per line (# starts a comment line), instead of --api-key"},
 	{"concurrency", "IDENTITYD_CONCURRENCY", "20", "int", "worker goroutines"},
 	{"verification-delay", "IDENTITYD_VERIFICATION_DELAY", "2s", "duration", "the least time the simulated verification check of a submission takes"},
 	{"redaction-delay", "IDENTITYD_REDACTION_DELAY", "0s", "duration", "grace period before a requested redaction is scrubbed"},
 	{"retention", "IDENTITYD_RETENTION", "0", "duration", "auto-redact sessions created longer ago than this; 0 = off"},
 	{"public-url", "IDENTITYD_PUBLIC_URL", "", "url", "base of the hosted verification url; empty = http://<addr>"},
 	{"admin-password", "IDENTITYD_ADMIN_PASSWORD", "", "string", "basic-auth password (user admin) for the dashboard; empty = read-only dashboard"},
+	{"admin-password-file", "IDENTITYD_ADMIN_PASSWORD_FILE", "", "path", "file holding the dashboard password, instead of --admin-password"},
 	{"webhook-backoff", "IDENTITYD_WEBHOOK_BACKOFF", "5s,5m,30m,2h,5h,10h,10h,12h,12h", "durations", "comma-separated delays between webhook delivery attempts"},
 	{"request-log-ttl", "IDENTITYD_REQUEST_LOG_TTL", "720h", "duration", "how long request logs are kept"},
 	{"rate-limit", "IDENTITYD_RATE_LIMIT", "0", "float", "per-key requests per second, burst twice that; 0 = off"},
@@ -95,16 +97,16 @@ func parseDaemonFlags(name string, args []string) (*Config, error) {
 		return nil, err
 	}
 	cfg := Config{Addr: *raw["addr"], AdminAddr: *raw["admin-addr"], RedisURL: *raw["redis-url"],
-		PublicURL: *raw["public-url"], AdminPassword: *raw["admin-password"], LogLevel: *raw["log-level"],
+		PublicURL: *raw["public-url"], LogLevel: *raw["log-level"],
 		LogFormat: *raw["log-format"], KeyPrefix: *raw["key-prefix"], QueuePrefix: *raw["queue-prefix"]}
 	cluster, concurrency, backoff, rateLimit := *raw["redis-cluster"], *raw["concurrency"], *raw["webhook-backoff"], *raw["rate-limit"]
-	cfg.rawKeys = keys
-	if len(keys) == 0 {
-		for _, k := range strings.Split(env("IDENTITYD_API_KEYS", ""), ",") {
-			if strings.TrimSpace(k) != "" {
-				cfg.rawKeys = append(cfg.rawKeys, strings.TrimSpace(k))
-			}
-		}
+	set := setFlags(fs)
+	var err error
+	if cfg.rawKeys, err = apiKeySpecs(set, keys, raw); err != nil {
+		return nil, err
+	}
+	if cfg.AdminPassword, err = secretValue(set, raw, "admin-password"); err != nil {
+		return nil, err
 	}
 	if cluster != "" {
 		for _, a := range strings.Split(cluster, ",") {
@@ -113,7 +115,6 @@ func parseDaemonFlags(name string, args []string) (*Config, error) {
 			}
 		}
 	}
-	var err error
 	if cfg.Concurrency, err = strconv.Atoi(concurrency); err != nil || cfg.Concurrency < 1 || cfg.Concurrency > 10000 {
 		return nil, fmt.Errorf("invalid --concurrency %q: want a whole number from 1 to 10000", concurrency)
 	}
