@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,23 +17,28 @@ import (
 
 // Config is the daemon's configuration (DESIGN §3). Flags win over environment variables.
 type Config struct {
-	Addr              string
-	AdminAddr         string
-	RedisURL          string
-	RedisCluster      []string
-	APIKeys           []api.APIKey
-	Concurrency       int
-	VerificationDelay time.Duration
-	RedactionDelay    time.Duration
-	Retention         time.Duration
-	PublicURL         string
-	AdminPassword     string
-	WebhookBackoff    []time.Duration
-	RequestLogTTL     time.Duration
-	RateLimit         float64
-	LogLevel          string
-	LogFormat         string
-	ReconcileInterval time.Duration
+	Addr         string
+	AdminAddr    string
+	RedisURL     string
+	RedisCluster []string
+	// RedisClusterPassword, RedisClusterTLS and RedisClusterCAFile reach a cluster that requires a password
+	// (requirepass/masterauth) or TLS; a CA file implies TLS.
+	RedisClusterPassword string
+	RedisClusterTLS      bool
+	RedisClusterCAFile   string
+	APIKeys              []api.APIKey
+	Concurrency          int
+	VerificationDelay    time.Duration
+	RedactionDelay       time.Duration
+	Retention            time.Duration
+	PublicURL            string
+	AdminPassword        string
+	WebhookBackoff       []time.Duration
+	RequestLogTTL        time.Duration
+	RateLimit            float64
+	LogLevel             string
+	LogFormat            string
+	ReconcileInterval    time.Duration
 	// KeyPrefix and QueuePrefix isolate deployments sharing one Redis (tests use them).
 	KeyPrefix   string
 	QueuePrefix string
@@ -41,6 +47,14 @@ type Config struct {
 }
 
 type stringList []string
+
+// boolText is a switch flag (--name alone means true) that keeps its value as text, checked after parsing like
+// the other daemon flags' values.
+type boolText struct{ s string }
+
+func (b *boolText) String() string     { return b.s }
+func (b *boolText) Set(v string) error { b.s = v; return nil }
+func (b *boolText) IsBoolFlag() bool   { return true }
 
 func (s *stringList) String() string { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error {
@@ -61,6 +75,10 @@ var daemonFlags = []flagDoc{
 	{"admin-addr", "IDENTITYD_ADMIN_ADDR", "127.0.0.1:8081", "host:port", "admin listener: /healthz /readyz /metrics /dashboard/"},
 	{"redis-url", "REDIS_URL", "", "url", "redis://[:password@]host:port/db or rediss://… (TLS); required by api and worker; serve without it runs an embedded in-memory Redis that keeps nothing"},
 	{"redis-cluster", "REDIS_CLUSTER_ADDRS", "", "host:port,…", "Redis Cluster seed addresses, instead of --redis-url"},
+	{"redis-cluster-password", "REDIS_CLUSTER_PASSWORD", "", "string", "password of the Redis Cluster's nodes"},
+	{"redis-cluster-password-file", "REDIS_CLUSTER_PASSWORD_FILE", "", "path", "file holding the Redis Cluster's password, instead of --redis-cluster-password"},
+	{"redis-cluster-tls", "REDIS_CLUSTER_TLS", "false", "", "connect to the Redis Cluster's nodes over TLS"},
+	{"redis-cluster-ca-file", "REDIS_CLUSTER_CA_FILE", "", "path", "PEM file of the CA that signed the cluster nodes' certificates, instead of the system's; implies --redis-cluster-tls"},
 	{"api-key", "IDENTITYD_API_KEYS", "", "key", "sk_test_… or sk_live_…, optionally =acct_… to name its account; repeatable; the env variable is comma-separated"},
 	{"api-keys-file", "IDENTITYD_API_KEYS_FILE", "", "path", "file of API keys, one per line (# starts a comment line), instead of --api-key"},
 	{"concurrency", "IDENTITYD_CONCURRENCY", "20", "int", "worker goroutines"},
@@ -87,11 +105,16 @@ func parseDaemonFlags(name string, args []string) (*Config, error) {
 	var keys stringList
 	raw := map[string]*string{}
 	for _, d := range daemonFlags {
-		if d.name == "api-key" {
+		switch {
+		case d.name == "api-key":
 			fs.Var(&keys, d.name, d.usage)
-			continue
+		case d.kind == "": // a switch: --name alone means true
+			v := &boolText{s: env(d.env, d.def)}
+			fs.Var(v, d.name, d.usage)
+			raw[d.name] = &v.s
+		default:
+			raw[d.name] = fs.String(d.name, env(d.env, d.def), d.usage)
 		}
-		raw[d.name] = fs.String(d.name, env(d.env, d.def), d.usage)
 	}
 	if err := parseFlagSet(fs, args, "identityd"); err != nil {
 		return nil, err
@@ -108,6 +131,13 @@ func parseDaemonFlags(name string, args []string) (*Config, error) {
 	if cfg.AdminPassword, err = secretValue(set, raw, "admin-password"); err != nil {
 		return nil, err
 	}
+	if cfg.RedisClusterPassword, err = secretValue(set, raw, "redis-cluster-password"); err != nil {
+		return nil, err
+	}
+	if cfg.RedisClusterTLS, err = strconv.ParseBool(cmp.Or(*raw["redis-cluster-tls"], "false")); err != nil {
+		return nil, fmt.Errorf("invalid --redis-cluster-tls %q: want true or false", *raw["redis-cluster-tls"])
+	}
+	cfg.RedisClusterCAFile = *raw["redis-cluster-ca-file"]
 	if cluster != "" {
 		for _, a := range strings.Split(cluster, ",") {
 			if a = strings.TrimSpace(a); a != "" {
@@ -189,6 +219,12 @@ func (c *Config) Validate() error {
 		if _, err := parseRedisURL(c.RedisURL); err != nil {
 			return err
 		}
+	}
+	if len(c.RedisCluster) == 0 && (c.RedisClusterPassword != "" || c.RedisClusterTLS || c.RedisClusterCAFile != "") {
+		return fmt.Errorf("--redis-cluster-password, --redis-cluster-tls and --redis-cluster-ca-file need --redis-cluster")
+	}
+	if _, err := c.clusterOptions(); err != nil {
+		return err
 	}
 	c.APIKeys = nil
 	seen := map[string]bool{}

@@ -38,8 +38,13 @@ func (m *Main) asynqConnOpt() (asynq.RedisConnOpt, error) {
 	cfg := m.cfg
 	switch {
 	case len(cfg.RedisCluster) > 0:
+		opt, err := cfg.clusterOptions()
+		if err != nil {
+			return nil, err
+		}
 		t := m.redisTimeouts
-		return asynq.RedisClusterClientOpt{Addrs: cfg.RedisCluster, ReadTimeout: t.Read, WriteTimeout: t.Write}, nil
+		return asynq.RedisClusterClientOpt{Addrs: opt.Addrs, Password: opt.Password, TLSConfig: opt.TLSConfig,
+			ReadTimeout: t.Read, WriteTimeout: t.Write}, nil
 	case cfg.RedisURL != "":
 		opt, err := parseRedisURL(cfg.RedisURL)
 		if err != nil {

@@ -68,13 +68,10 @@ func startDaemonWith(t testing.TB, r *storetest.Redis, setup func(*Main), role s
 	logs := &syncBuffer{}
 	m := NewMain(logs, logs)
 	setup(m)
-	redisFlag := []string{"--redis-url", r.URL}
-	if len(r.ClusterAddrs) > 0 {
-		redisFlag = []string{"--redis-cluster", strings.Join(r.ClusterAddrs, ",")}
-	}
-	args := []string{role, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", redisFlag[0], redisFlag[1],
-		"--key-prefix", r.KeyPrefix, "--queue-prefix", r.QueuePrefix, "--api-key", testKeyA, "--api-key", testKeyB,
-		"--api-key", liveKeyA, "--verification-delay", "0s", "--concurrency", "4", "--log-level", "warn"}
+	args := []string{role, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}
+	args = append(args, redisFlags(r)...)
+	args = append(args, "--key-prefix", r.KeyPrefix, "--queue-prefix", r.QueuePrefix, "--api-key", testKeyA, "--api-key", testKeyB,
+		"--api-key", liveKeyA, "--verification-delay", "0s", "--concurrency", "4", "--log-level", "warn")
 	if err := m.ParseFlags(append(args, extra...)); err != nil {
 		t.Fatalf("parse flags: %v", err)
 	}
@@ -90,6 +87,21 @@ func startDaemonWith(t testing.TB, r *storetest.Redis, setup func(*Main), role s
 	}
 	t.Cleanup(d.stop)
 	return d
+}
+
+// redisFlags point a daemon at the test's Redis: a URL, or a cluster with its password and CA when it has them.
+func redisFlags(r *storetest.Redis) []string {
+	if len(r.ClusterAddrs) == 0 {
+		return []string{"--redis-url", r.URL}
+	}
+	flags := []string{"--redis-cluster", strings.Join(r.ClusterAddrs, ",")}
+	if r.ClusterPassword != "" {
+		flags = append(flags, "--redis-cluster-password", r.ClusterPassword)
+	}
+	if r.ClusterCAFile != "" {
+		flags = append(flags, "--redis-cluster-ca-file", r.ClusterCAFile)
+	}
+	return flags
 }
 
 func (d *daemon) stop() {

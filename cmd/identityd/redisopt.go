@@ -3,9 +3,12 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -86,4 +89,28 @@ func (m *Main) unreachable(err error) error {
 		return fmt.Errorf("--redis-cluster %s: Redis does not answer: %v", strings.Join(m.cfg.RedisCluster, ","), err)
 	}
 	return fmt.Errorf("--redis-url: Redis does not answer: %v", err)
+}
+
+// clusterOptions describes the --redis-cluster connection (nil without one): seeds, password and TLS. Its
+// errors name the flag.
+func (c *Config) clusterOptions() (*redis.ClusterOptions, error) {
+	if len(c.RedisCluster) == 0 {
+		return nil, nil
+	}
+	opt := &redis.ClusterOptions{Addrs: c.RedisCluster, Password: c.RedisClusterPassword}
+	if c.RedisClusterTLS || c.RedisClusterCAFile != "" {
+		opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.RedisClusterCAFile != "" {
+			pem, err := os.ReadFile(c.RedisClusterCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("--redis-cluster-ca-file: %v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--redis-cluster-ca-file %s: no PEM certificate in it", c.RedisClusterCAFile)
+			}
+			opt.TLSConfig.RootCAs = pool
+		}
+	}
+	return opt, nil
 }

@@ -174,7 +174,11 @@ func (m *Main) connect(log *slog.Logger) error {
 	cfg := m.cfg
 	switch {
 	case len(cfg.RedisCluster) > 0:
-		opt := &redis.ClusterOptions{Addrs: cfg.RedisCluster, PoolSize: m.poolSize()}
+		opt, err := cfg.clusterOptions()
+		if err != nil {
+			return err
+		}
+		opt.PoolSize = m.poolSize()
 		m.redisTimeouts.applyCluster(opt)
 		m.rdb = redis.NewClusterClient(opt)
 	case cfg.RedisURL != "":

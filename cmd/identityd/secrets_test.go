@@ -156,3 +156,56 @@ func TestSecretFiles_DaemonUsesThem(t *testing.T) { // not parallel: t.Setenv
 	require.Equal(t, http.StatusUnauthorized, status(admin, adminUser, "s3cret-from-file\n"))
 	require.Equal(t, http.StatusUnauthorized, status(admin, "", ""))
 }
+
+func TestConfig_RedisClusterPasswordAndTLS(t *testing.T) { // not parallel: t.Setenv
+	clearSecretEnv(t)
+	for _, name := range []string{"REDIS_CLUSTER_PASSWORD", "REDIS_CLUSTER_PASSWORD_FILE", "REDIS_CLUSTER_TLS", "REDIS_CLUSTER_CA_FILE"} {
+		t.Setenv(name, "")
+	}
+	cfg, err := parseServe(t, "--redis-cluster", "127.0.0.1:7000,127.0.0.1:7001", "--redis-cluster-password", "pw", "--redis-cluster-tls")
+	require.NoError(t, err)
+	opt, err := cfg.clusterOptions()
+	require.NoError(t, err)
+	require.Equal(t, []string{"127.0.0.1:7000", "127.0.0.1:7001"}, opt.Addrs)
+	require.Equal(t, "pw", opt.Password)
+	require.NotNil(t, opt.TLSConfig)
+	require.Nil(t, opt.TLSConfig.RootCAs, "the system's roots")
+
+	cfg, err = parseServe(t, "--redis-cluster", "127.0.0.1:7000")
+	require.NoError(t, err)
+	opt, err = cfg.clusterOptions()
+	require.NoError(t, err)
+	require.Empty(t, opt.Password)
+	require.Nil(t, opt.TLSConfig, "plain TCP unless asked")
+
+	t.Setenv("REDIS_CLUSTER_ADDRS", "127.0.0.1:7000")
+	t.Setenv("REDIS_CLUSTER_PASSWORD_FILE", writeSecret(t, "from-file\n"))
+	t.Setenv("REDIS_CLUSTER_TLS", "true")
+	cfg, err = parseServe(t)
+	require.NoError(t, err)
+	opt, err = cfg.clusterOptions()
+	require.NoError(t, err)
+	require.Equal(t, "from-file", opt.Password)
+	require.NotNil(t, opt.TLSConfig)
+	t.Setenv("REDIS_CLUSTER_PASSWORD", "from-env")
+	_, err = parseServe(t)
+	require.ErrorContains(t, err, "REDIS_CLUSTER_PASSWORD and REDIS_CLUSTER_PASSWORD_FILE are both set")
+	t.Setenv("REDIS_CLUSTER_PASSWORD_FILE", "")
+	t.Setenv("REDIS_CLUSTER_TLS", "maybe")
+	_, err = parseServe(t)
+	require.ErrorContains(t, err, `invalid --redis-cluster-tls "maybe"`)
+	t.Setenv("REDIS_CLUSTER_TLS", "")
+	t.Setenv("REDIS_CLUSTER_ADDRS", "")
+
+	_, err = parseServe(t, "--redis-url", "redis://127.0.0.1:6379/0", "--redis-cluster-password", "pw")
+	require.ErrorContains(t, err, "need --redis-cluster")
+	_, err = parseServe(t, "--redis-cluster", "127.0.0.1:7000", "--redis-cluster-ca-file", filepath.Join(t.TempDir(), "none.pem"))
+	require.ErrorContains(t, err, "--redis-cluster-ca-file: open ")
+	_, err = parseServe(t, "--redis-cluster", "127.0.0.1:7000", "--redis-cluster-ca-file", writeSecret(t, "not a certificate"))
+	require.ErrorContains(t, err, "no PEM certificate in it")
+
+	out, _, err := runArgs(t, "--help")
+	require.NoError(t, err)
+	require.Contains(t, out, "  --redis-cluster-tls\n", "a switch shows no kind")
+	require.Contains(t, out, "  --redis-cluster-ca-file path\n")
+}
