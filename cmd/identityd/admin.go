@@ -22,15 +22,16 @@ const (
 	pathReadyz    = "/readyz"
 	pathMetrics   = "/metrics"
 	pathDashboard = "/dashboard/"
-	// pathFailedRedactions lists redactions that exhausted their retries and are not finished (DESIGN §7.4):
-	// asynq's archive is capped and the reconciler re-enqueues archived tasks, so identityd keeps its own list.
+	// pathFailedRedactions lists redactions that exhausted their retries and are not finished, so failures stay
+	// visible: asynq's archive is capped and the reconciler re-enqueues archived tasks, so identityd keeps its
+	// own list.
 	pathFailedRedactions = "/failed-redactions"
 )
 
 // readyzTimeout bounds /readyz's PING: a Redis that does not answer within it makes the process not ready.
 const readyzTimeout = 2 * time.Second
 
-// adminUser is the dashboard's basic-auth user name (DESIGN §3).
+// adminUser is the dashboard's basic-auth user name.
 const adminUser = "admin"
 
 // adminConfig wires the admin listener.

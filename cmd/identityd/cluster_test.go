@@ -143,7 +143,7 @@ func TestCluster_Redaction(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, got.Metadata)
 	require.NotNil(t, got.VerifiedOutputs)
-	require.Equal(t, "cluster-redact", got.ClientReferenceID, "kept (DESIGN §5)")
+	require.Equal(t, "cluster-redact", got.ClientReferenceID, "kept: not personal data")
 	require.Equal(t, "[redacted]", got.VerifiedOutputs.FirstName)
 
 	ep := &stripe.EventListParams{Type: stripe.String("identity.verification_session.redacted")}

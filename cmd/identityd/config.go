@@ -15,7 +15,7 @@ import (
 	"github.com/identityd/identityd/api"
 )
 
-// Config is the daemon's configuration (DESIGN §3). Flags win over environment variables.
+// Config is the daemon's configuration. Flags win over environment variables.
 type Config struct {
 	Addr         string
 	AdminAddr    string

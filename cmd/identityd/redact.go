@@ -17,7 +17,7 @@ import (
 	"github.com/identityd/identityd/store"
 )
 
-// redactCommand is `identityd redact`: it starts a bulk redaction through the API (DESIGN §4.6), follows its
+// redactCommand is `identityd redact`: it starts a bulk redaction through the API, follows its
 // progress and exits 0 once the job completed with every requested session redacted.
 type redactCommand struct {
 	apiURL string
