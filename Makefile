@@ -1,14 +1,18 @@
-# Everyday commands; CI runs .ci/run, which does the same checks against a real Redis.
-.PHONY: run test race lint bench fuzz
+# Everyday commands. `make check` is what CI runs (.ci/run: real Redis, a Redis Cluster, race detector, fuzzing).
+.PHONY: run test race check lint bench fuzz
 
 run:
 	go run ./cmd/identityd
 
+# The quick loop: skips the tests that build the binary or crash processes.
 test:
-	go test -count=1 ./...
+	go test -short ./...
 
 race:
 	go test -race -count=1 ./...
+
+check:
+	bash .ci/run
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -42,21 +43,44 @@ func ParseAPIKey(spec string) (APIKey, error) {
 	return APIKey{Secret: secret, Scope: store.Scope{Account: acct, Livemode: live}}, nil
 }
 
-// Keyring authenticates requests against the configured keys.
+// Keyring authenticates requests against the configured keys. It keeps the keys' SHA-256 digests, not the
+// keys, and compares a presented key's digest with every one of them in constant time, so neither the time a
+// request takes nor a dump of the keyring tells anything about a key.
 type Keyring struct {
-	keys map[string]store.Scope
+	keys []keyDigest
+}
+
+type keyDigest struct {
+	sum   [sha256.Size]byte
+	scope store.Scope
 }
 
 // NewKeyring builds a keyring; a duplicate secret is an error.
 func NewKeyring(keys []APIKey) (*Keyring, error) {
-	k := &Keyring{keys: map[string]store.Scope{}}
+	k := &Keyring{}
+	seen := map[[sha256.Size]byte]bool{}
 	for _, key := range keys {
-		if _, dup := k.keys[key.Secret]; dup {
+		sum := sha256.Sum256([]byte(key.Secret))
+		if seen[sum] {
 			return nil, fmt.Errorf("api key configured twice")
 		}
-		k.keys[key.Secret] = key.Scope
+		seen[sum] = true
+		k.keys = append(k.keys, keyDigest{sum: sum, scope: key.Scope})
 	}
 	return k, nil
+}
+
+// lookup compares secret's digest with every key's, without stopping at a match.
+func (k *Keyring) lookup(secret string) (store.Scope, bool) {
+	sum := sha256.Sum256([]byte(secret))
+	var found store.Scope
+	match := 0
+	for _, key := range k.keys {
+		if subtle.ConstantTimeCompare(sum[:], key.sum[:]) == 1 {
+			found, match = key.scope, 1
+		}
+	}
+	return found, match == 1
 }
 
 // Authenticate reads `Authorization: Bearer <key>` or Basic with the key as user name.
@@ -71,6 +95,5 @@ func (k *Keyring) Authenticate(r *http.Request) (store.Scope, bool) {
 	if secret == "" {
 		return store.Scope{}, false
 	}
-	sc, ok := k.keys[secret]
-	return sc, ok
+	return k.lookup(secret)
 }

@@ -6,7 +6,8 @@ import (
 	"github.com/identityd/identityd/store"
 )
 
-// Bulk redaction (DESIGN §4.6): the API stores a queued job and enqueues its walk; the worker does the rest.
+// Bulk redaction (an identityd extension): the API stores a queued job and enqueues its walk; the worker does
+// the rest.
 
 var bulkStatuses = []string{store.StatusRequiresInput, store.StatusProcessing, store.StatusVerified, store.StatusCanceled}
 

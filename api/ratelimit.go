@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// rateLimiter is a per-key token bucket: rate tokens a second, burst 2×rate.
+// rateLimiter is a per-key token bucket: rate tokens a second, burst 2×rate but at least 1, so a rate below
+// one request every two seconds still lets a request through once its token has refilled.
 type rateLimiter struct {
 	mu      sync.Mutex
 	rate    float64
@@ -20,7 +21,7 @@ type bucket struct {
 }
 
 func newRateLimiter(rate float64, now func() time.Time) *rateLimiter {
-	return &rateLimiter{rate: rate, burst: 2 * rate, now: now, buckets: map[string]*bucket{}}
+	return &rateLimiter{rate: rate, burst: max(1, 2*rate), now: now, buckets: map[string]*bucket{}}
 }
 
 func (l *rateLimiter) allow(key string) bool {

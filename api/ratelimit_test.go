@@ -14,10 +14,11 @@ import (
 	"github.com/identityd/identityd/store/storetest"
 )
 
-func TestRateLimit_PerKeyTokenBucket(t *testing.T) {
-	t.Parallel()
+// rateLimited serves the API with the given rate limit on clock and returns a GET as key, with its status
+// and error code.
+func rateLimited(t *testing.T, rate float64, clock *storetest.FakeClock) func(key string) (int, string) {
+	t.Helper()
 	r := storetest.New(t)
-	clock := storetest.NewFakeClock(time.Unix(1_700_000_000, 0))
 	var keys []api.APIKey
 	for _, spec := range []string{keyA + "=acct_alpha", keyB + "=acct_bravo"} {
 		k, err := api.ParseAPIKey(spec)
@@ -28,10 +29,10 @@ func TestRateLimit_PerKeyTokenBucket(t *testing.T) {
 	require.NoError(t, err)
 	metrics := events.NewMetrics(nil)
 	srv := httptest.NewServer(api.NewServer(api.Config{Store: r.Store(clock), Keys: ring, Queue: &fakeQueue{},
-		Emitter: &events.Emitter{Metrics: metrics}, Metrics: metrics, RateLimit: 2}))
+		Emitter: &events.Emitter{Metrics: metrics}, Metrics: metrics, RateLimit: rate}))
 	t.Cleanup(srv.Close)
 
-	get := func(key string) (int, string) {
+	return func(key string) (int, string) {
 		req, err := http.NewRequest(http.MethodGet, srv.URL+"/v1/identity/verification_sessions", nil)
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -49,6 +50,12 @@ func TestRateLimit_PerKeyTokenBucket(t *testing.T) {
 		}
 		return resp.StatusCode, body.Error.Code
 	}
+}
+
+func TestRateLimit_PerKeyTokenBucket(t *testing.T) {
+	t.Parallel()
+	clock := storetest.NewFakeClock(time.Unix(1_700_000_000, 0))
+	get := rateLimited(t, 2, clock)
 
 	// Rate 2/s, burst 4: the fifth call within the same instant is refused, with Stripe's code.
 	for i := 0; i < 4; i++ {
@@ -72,3 +79,22 @@ func TestRateLimit_PerKeyTokenBucket(t *testing.T) {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// A rate below 0.5/s would make the burst (twice the rate) smaller than one request: every request refused.
+// The burst is at least one, so such a rate allows one request per 1/rate seconds.
+func TestRateLimit_SlowRateAllowsSomeRequests(t *testing.T) {
+	t.Parallel()
+	clock := storetest.NewFakeClock(time.Unix(1_700_000_000, 0))
+	get := rateLimited(t, 0.25, clock)
+	status, _ := get(keyA)
+	require.Equal(t, http.StatusOK, status, "the first request")
+	status, code := get(keyA)
+	require.Equal(t, http.StatusTooManyRequests, status)
+	require.Equal(t, "rate_limit", code)
+	clock.Advance(3 * time.Second)
+	status, _ = get(keyA)
+	require.Equal(t, http.StatusTooManyRequests, status, "3s refill only 0.75 of a token at 0.25/s")
+	clock.Advance(time.Second)
+	status, _ = get(keyA)
+	require.Equal(t, http.StatusOK, status, "4s refill one token")
+}

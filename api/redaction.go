@@ -4,7 +4,7 @@ import (
 	"github.com/identityd/identityd/store"
 )
 
-// redactSession requests redaction (DESIGN §5): one atomic step in the store, then the scrub task. The
+// redactSession requests redaction: one atomic step in the store, then the scrub task. The
 // answer is the session with redaction.status=processing; calling again returns it and enqueues nothing.
 func (s *Server) redactSession(c *call) (any, error) {
 	ex, err := readExpand(c.form, false, sessionExpandable...)

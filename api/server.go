@@ -17,7 +17,7 @@ import (
 	"github.com/identityd/identityd/store"
 )
 
-// maxBody caps request bodies (DESIGN §4: larger → 413).
+// maxBody caps request bodies: a larger one is refused with 413.
 const maxBody = 1 << 20
 
 // Queue is how the API hands work to the worker pool. Implementations carry ids only.
@@ -87,7 +87,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/webhook_endpoints/{id}", "webhook endpoint", s.updateWebhookEndpoint)
 	s.handle("DELETE /v1/webhook_endpoints/{id}", "webhook endpoint", s.deleteWebhookEndpoint)
 	s.handle("GET /v1/webhook_endpoints/{id}/attempts", "webhook endpoint", s.listWebhookAttempts)
-	// Bulk redaction (identityd extension, DESIGN §4.6).
+	// Bulk redaction (identityd extension).
 	s.handle("POST /v1/identity/bulk_redactions", "bulk redaction", s.createBulkRedaction)
 	s.handle("GET /v1/identity/bulk_redactions", "bulk redaction", s.listBulkRedactions)
 	s.handle("GET /v1/identity/bulk_redactions/{id}", "bulk redaction", s.retrieveBulkRedaction)

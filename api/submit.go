@@ -53,7 +53,7 @@ func readStrings(f *Form, prefix string, fields map[string]**string) error {
 	return nil
 }
 
-// submitSession stands in for the end user finishing the hosted flow (test mode only, DESIGN §4.3).
+// submitSession stands in for the end user finishing the hosted flow (a test-mode-only extension).
 func (s *Server) submitSession(c *call) (any, error) {
 	if c.scope.Livemode {
 		return nil, errLiveSubmit

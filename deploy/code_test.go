@@ -51,12 +51,8 @@ func readCode(t *testing.T) codeFacts {
 		ast.Inspect(file, func(n ast.Node) bool {
 			switch n := n.(type) {
 			case *ast.CallExpr:
-				if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "env" && len(n.Args) == 2 {
-					name, def := stringLit(t, n.Args[0]), stringLit(t, n.Args[1])
-					if prev, seen := f.envDefaults[name]; seen {
-						require.Equal(t, prev, def, "two defaults for %s", name)
-					}
-					f.envDefaults[name] = def
+				if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "env" && len(n.Args) == 2 && isStringLit(n.Args[0]) {
+					addEnvDefault(t, f.envDefaults, stringLit(t, n.Args[0]), stringLit(t, n.Args[1]))
 				}
 			case *ast.FuncDecl:
 				if n.Name.Name == "ParseFlags" {
@@ -67,6 +63,8 @@ func readCode(t *testing.T) codeFacts {
 					switch {
 					case strings.HasPrefix(id.Name, "path") && i < len(n.Values):
 						f.adminPaths[id.Name] = stringLit(t, n.Values[i])
+					case id.Name == "daemonFlags" && i < len(n.Values):
+						readFlagTable(t, n.Values[i], f.envDefaults)
 					case id.Name == "httpDrainTimeout":
 						f.httpDrain = durationLit(t, n.Values[i])
 					}
@@ -122,6 +120,33 @@ func readSubcommands(t *testing.T, fn *ast.FuncDecl, all, daemon map[string]bool
 		}
 		return true
 	})
+}
+
+// readFlagTable reads the daemon's flag table: each row is {name, env, default, kind, usage}.
+func readFlagTable(t *testing.T, e ast.Expr, defaults map[string]string) {
+	t.Helper()
+	table, ok := e.(*ast.CompositeLit)
+	require.True(t, ok, "daemonFlags is a composite literal")
+	for _, row := range table.Elts {
+		lit, ok := row.(*ast.CompositeLit)
+		require.True(t, ok && len(lit.Elts) == 5, "a daemonFlags row is {name, env, default, kind, usage}")
+		if name := stringLit(t, lit.Elts[1]); name != "" {
+			addEnvDefault(t, defaults, name, stringLit(t, lit.Elts[2]))
+		}
+	}
+}
+
+func addEnvDefault(t *testing.T, defaults map[string]string, name, def string) {
+	t.Helper()
+	if prev, seen := defaults[name]; seen {
+		require.Equal(t, prev, def, "two defaults for %s", name)
+	}
+	defaults[name] = def
+}
+
+func isStringLit(e ast.Expr) bool {
+	lit, ok := e.(*ast.BasicLit)
+	return ok && lit.Kind == token.STRING
 }
 
 func stringLit(t *testing.T, e ast.Expr) string {

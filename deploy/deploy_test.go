@@ -345,6 +345,31 @@ func TestKubernetes(t *testing.T) {
 	require.Equal(t, []string{"api", "worker"}, covered, "a PodDisruptionBudget per Deployment")
 }
 
+// The NetworkPolicy covers every identityd pod and lets nothing reach the admin port but the sources it names.
+func TestKubernetesNetworkPolicy(t *testing.T) {
+	t.Parallel()
+	docs := readYAML(t, "k8s/networkpolicy.yaml")
+	require.Len(t, docs, 1)
+	np := docs[0]
+	require.Equal(t, "NetworkPolicy", str(t, np, "kind"))
+	require.Equal(t, obj{"app.kubernetes.io/name": "identityd"}, dig(t, np, "spec", "podSelector", "matchLabels"),
+		"it selects the API and the worker pods")
+	require.Equal(t, []any{"Ingress"}, dig(t, np, "spec", "policyTypes"))
+	opened := map[string]bool{}
+	for _, rule := range list(t, np, "spec", "ingress") {
+		from, limited := rule.(obj)["from"]
+		for _, p := range list(t, rule, "ports") {
+			name := str(t, p, "port")
+			require.Contains(t, []string{"http", "admin"}, name, "ports by name, as the Deployments call them")
+			if name == "admin" {
+				require.True(t, limited && len(from.([]any)) > 0, "the admin port is open only to named sources")
+			}
+			opened[name] = true
+		}
+	}
+	require.Equal(t, map[string]bool{"http": true, "admin": true}, opened)
+}
+
 func TestSystemdUnit(t *testing.T) {
 	t.Parallel()
 	code := readCode(t)

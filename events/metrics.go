@@ -6,8 +6,8 @@ import (
 	"github.com/identityd/identityd/store"
 )
 
-// Metrics holds every contract metric of DESIGN §9. Labels carry routes, codes, outcomes and event types —
-// never ids or personal data.
+// Metrics holds every metric whose name is part of identityd's contract with dashboards and alerts. Labels
+// carry routes, codes, outcomes and event types — never ids or personal data.
 type Metrics struct {
 	HTTPRequests        *prometheus.CounterVec
 	HTTPDuration        *prometheus.HistogramVec

@@ -36,7 +36,7 @@ const batchMaxRetry = 3
 func (c *Client) EnqueueRedactBatch(ctx context.Context, sc store.Scope, b store.RedactionBatch) error {
 	_, err := c.enqueueOnce(ctx, "redaction batch", TypeRedactBatch,
 		RedactBatchPayload{ScopePayload: scopePayload(sc), BatchID: b.ID, SessionIDs: b.SessionIDs},
-		asynq.TaskID(batchTaskID(sc, b.ID)), asynq.Queue(c.Queues.Redact), asynq.ProcessAt(time.Now().Add(c.RedactionDelay)),
+		asynq.TaskID(batchTaskID(sc, b.ID)), asynq.Queue(c.Queues.Redact), c.processAt(c.now().Add(c.RedactionDelay)),
 		asynq.MaxRetry(batchMaxRetry), asynq.Retention(time.Hour))
 	return err
 }

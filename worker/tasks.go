@@ -82,15 +82,38 @@ const redactMaxRetry = 12
 
 // Client enqueues tasks; it implements api.Queue.
 type Client struct {
-	Asynq             *asynq.Client
-	Queues            Queues
+	Asynq  *asynq.Client
+	Queues Queues
+	// VerificationDelay and RedactionDelay are floors: a task never runs before its delay has passed.
 	VerificationDelay time.Duration
 	RedactionDelay    time.Duration
+	// Now is the clock the delays count from (nil: time.Now); tests set it.
+	Now func() time.Time
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// processAt runs a task no earlier than at. asynq keeps a scheduled task's time in whole seconds (at.Unix())
+// and moves the task to its queue once that second has begun, so a time within a second is rounded up to the
+// next whole second; otherwise a 1s delay could end after 0.4s. A time already past is left alone, so a task
+// without delay is queued at once.
+func (c *Client) processAt(at time.Time) asynq.Option {
+	if at.After(c.now()) {
+		if whole := at.Truncate(time.Second); whole.Before(at) {
+			at = whole.Add(time.Second)
+		}
+	}
+	return asynq.ProcessAt(at)
 }
 
 // EnqueueVerify schedules the verification of a submission after the verification delay.
 func (c *Client) EnqueueVerify(ctx context.Context, sc store.Scope, sessionID, submissionID string) error {
-	_, err := c.enqueueVerifyAt(ctx, sc, sessionID, submissionID, time.Now().Add(c.VerificationDelay))
+	_, err := c.enqueueVerifyAt(ctx, sc, sessionID, submissionID, c.now().Add(c.VerificationDelay))
 	return err
 }
 
@@ -112,19 +135,19 @@ func (c *Client) enqueueOnce(ctx context.Context, what string, typ string, paylo
 func (c *Client) enqueueVerifyAt(ctx context.Context, sc store.Scope, sessionID, submissionID string, at time.Time) (bool, error) {
 	return c.enqueueOnce(ctx, "verify", TypeVerifySession,
 		VerifyPayload{ScopePayload: scopePayload(sc), SessionID: sessionID, SubmissionID: submissionID},
-		asynq.TaskID(verifyTaskID(sc, submissionID)), asynq.Queue(c.Queues.Verify), asynq.ProcessAt(at),
+		asynq.TaskID(verifyTaskID(sc, submissionID)), asynq.Queue(c.Queues.Verify), c.processAt(at),
 		asynq.MaxRetry(20), asynq.Retention(time.Hour))
 }
 
 // EnqueueRedact schedules the scrub of a session after the redaction delay; a duplicate is a no-op.
 func (c *Client) EnqueueRedact(ctx context.Context, sc store.Scope, sessionID string) error {
-	_, err := c.enqueueRedactAt(ctx, sc, sessionID, time.Now().Add(c.RedactionDelay))
+	_, err := c.enqueueRedactAt(ctx, sc, sessionID, c.now().Add(c.RedactionDelay))
 	return err
 }
 
 // enqueueRedactAt reports whether a new task was enqueued.
 func (c *Client) enqueueRedactAt(ctx context.Context, sc store.Scope, sessionID string, at time.Time) (bool, error) {
 	return c.enqueueOnce(ctx, "redact", TypeRedactSession, RedactPayload{ScopePayload: scopePayload(sc), SessionID: sessionID},
-		asynq.TaskID(redactTaskID(sc, sessionID)), asynq.Queue(c.Queues.Redact), asynq.ProcessAt(at),
+		asynq.TaskID(redactTaskID(sc, sessionID)), asynq.Queue(c.Queues.Redact), c.processAt(at),
 		asynq.MaxRetry(redactMaxRetry), asynq.Retention(redactRetention))
 }

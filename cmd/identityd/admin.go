@@ -22,12 +22,16 @@ const (
 	pathReadyz    = "/readyz"
 	pathMetrics   = "/metrics"
 	pathDashboard = "/dashboard/"
-	// pathFailedRedactions lists redactions that exhausted their retries and are not finished (DESIGN §7.4):
-	// asynq's archive is capped and the reconciler re-enqueues archived tasks, so identityd keeps its own list.
+	// pathFailedRedactions lists redactions that exhausted their retries and are not finished, so failures stay
+	// visible: asynq's archive is capped and the reconciler re-enqueues archived tasks, so identityd keeps its
+	// own list.
 	pathFailedRedactions = "/failed-redactions"
 )
 
-// adminUser is the dashboard's basic-auth user name (DESIGN §3).
+// readyzTimeout bounds /readyz's PING: a Redis that does not answer within it makes the process not ready.
+const readyzTimeout = 2 * time.Second
+
+// adminUser is the dashboard's basic-auth user name.
 const adminUser = "admin"
 
 // adminConfig wires the admin listener.
@@ -57,7 +61,7 @@ func newAdminHandler(c adminConfig) http.Handler {
 			_, _ = w.Write([]byte("draining\n"))
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
 		defer cancel()
 		if err := c.Store.Ping(ctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)

@@ -26,7 +26,7 @@ import (
 )
 
 // benchCommand is `identityd bench`: it seeds sessions into a Redis and measures, in the same run on the same
-// Redis, the queue's own ceiling and identityd's redaction and list throughput (DESIGN §10).
+// Redis, the queue's own ceiling and identityd's redaction and list throughput.
 type benchCommand struct {
 	redisURL     string
 	sessions     int

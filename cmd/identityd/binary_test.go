@@ -163,10 +163,71 @@ func TestBinary(t *testing.T) {
 		require.Contains(t, stderr.String(), "--api-key")
 	})
 
+	t.Run("UnreachableRedisIsOneLine", func(t *testing.T) {
+		t.Parallel()
+		cmd := exec.Command(bin, "serve", "--redis-url", "redis://:s3cret@127.0.0.1:1/0", "--api-key", "sk_test_abc",
+			"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+		cmd.Env = cleanEnv()
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
+		require.Equal(t, 1, exit.ExitCode())
+		require.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line, no go-redis pool logs: %q", stderr.String())
+		require.True(t, strings.HasPrefix(stderr.String(), "identityd: --redis-url: Redis does not answer: "), stderr.String())
+		require.NotContains(t, stderr.String(), "s3cret")
+	})
+
+	t.Run("APIWithoutRedisExits2", func(t *testing.T) {
+		t.Parallel()
+		cmd := exec.Command(bin, "api", "--api-key", "sk_test_abc")
+		cmd.Env = cleanEnv()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
+		require.Equal(t, 2, exit.ExitCode())
+		require.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line: %q", stderr.String())
+		require.Contains(t, stderr.String(), "--redis-url")
+		require.Empty(t, stdout.String())
+	})
+
 	t.Run("Version", func(t *testing.T) {
 		t.Parallel()
 		out, err := exec.Command(bin, "version").Output()
 		require.NoError(t, err)
-		require.Equal(t, "identityd dev\n", string(out))
+		require.Regexp(t, `^identityd \S+ commit \S+( \(modified\))? go\S+\n$`, string(out))
+		flagOut, err := exec.Command(bin, "--version").Output()
+		require.NoError(t, err)
+		require.Equal(t, string(out), string(flagOut))
+	})
+
+	t.Run("HelpExits0", func(t *testing.T) {
+		t.Parallel()
+		for _, arg := range []string{"--help", "-h"} {
+			cmd := exec.Command(bin, arg)
+			cmd.Env = cleanEnv()
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			require.NoError(t, cmd.Run(), arg)
+			require.Contains(t, stdout.String(), "--verification-delay duration", arg)
+			require.Empty(t, stderr.String(), arg)
+		}
+	})
+
+	t.Run("UnknownFlagIsOneLineExit2", func(t *testing.T) {
+		t.Parallel()
+		cmd := exec.Command(bin, "--colour")
+		cmd.Env = cleanEnv()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
+		require.Equal(t, 2, exit.ExitCode())
+		require.Equal(t, "identityd: unknown flag --colour; see identityd --help\n", stderr.String())
+		require.Empty(t, stdout.String())
 	})
 }

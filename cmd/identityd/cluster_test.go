@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/url"
@@ -142,7 +143,7 @@ func TestCluster_Redaction(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, got.Metadata)
 	require.NotNil(t, got.VerifiedOutputs)
-	require.Equal(t, "cluster-redact", got.ClientReferenceID, "kept (DESIGN §5)")
+	require.Equal(t, "cluster-redact", got.ClientReferenceID, "kept: not personal data")
 	require.Equal(t, "[redacted]", got.VerifiedOutputs.FirstName)
 
 	ep := &stripe.EventListParams{Type: stripe.String("identity.verification_session.redacted")}
@@ -241,4 +242,34 @@ func TestCluster_ListPages(t *testing.T) {
 		require.NoError(t, r.Client.Del(ctx, r.KeyPrefix+":{"+sc.Account+"}:test:vs:"+id).Err())
 	}
 	check()
+}
+
+// The cluster CI starts requires a password and TLS: without either the daemon does not start, and its error
+// names --redis-cluster. (With both it serves: the other cluster tests.)
+func TestCluster_PasswordAndTLSAreRequired(t *testing.T) {
+	t.Parallel()
+	r := storetest.NewCluster(t)
+	if r.ClusterPassword == "" || r.ClusterCAFile == "" {
+		t.Skip("this cluster asks for no password or no TLS")
+	}
+	for _, tc := range []struct {
+		name  string
+		flags []string
+	}{
+		{"NoPassword", []string{"--redis-cluster-ca-file", r.ClusterCAFile}},
+		{"WrongPassword", []string{"--redis-cluster-password", "wrong", "--redis-cluster-ca-file", r.ClusterCAFile}},
+		{"NoTLS", []string{"--redis-cluster-password", r.ClusterPassword}},
+		{"UnknownCA", []string{"--redis-cluster-password", r.ClusterPassword, "--redis-cluster-tls"}},
+	} {
+		m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+		args := append([]string{"worker", "--admin-addr", "127.0.0.1:0", "--redis-cluster", strings.Join(r.ClusterAddrs, ","),
+			"--key-prefix", r.KeyPrefix, "--queue-prefix", r.QueuePrefix, "--log-level", "error"}, tc.flags...)
+		require.NoError(t, m.ParseFlags(args), tc.name)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := m.Run(ctx)
+		cancel()
+		require.Error(t, err, tc.name)
+		require.Contains(t, err.Error(), "--redis-cluster", tc.name)
+		require.NoError(t, m.Close(), tc.name)
+	}
 }

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -12,30 +12,33 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/identityd/identityd/api"
 )
 
-// Config is the daemon's configuration (DESIGN §3). Flags win over environment variables.
+// Config is the daemon's configuration. Flags win over environment variables.
 type Config struct {
-	Addr              string
-	AdminAddr         string
-	RedisURL          string
-	RedisCluster      []string
-	APIKeys           []api.APIKey
-	Concurrency       int
-	VerificationDelay time.Duration
-	RedactionDelay    time.Duration
-	Retention         time.Duration
-	PublicURL         string
-	AdminPassword     string
-	WebhookBackoff    []time.Duration
-	RequestLogTTL     time.Duration
-	RateLimit         float64
-	LogLevel          string
-	LogFormat         string
-	ReconcileInterval time.Duration
+	Addr         string
+	AdminAddr    string
+	RedisURL     string
+	RedisCluster []string
+	// RedisClusterPassword, RedisClusterTLS and RedisClusterCAFile reach a cluster that requires a password
+	// (requirepass/masterauth) or TLS; a CA file implies TLS.
+	RedisClusterPassword string
+	RedisClusterTLS      bool
+	RedisClusterCAFile   string
+	APIKeys              []api.APIKey
+	Concurrency          int
+	VerificationDelay    time.Duration
+	RedactionDelay       time.Duration
+	Retention            time.Duration
+	PublicURL            string
+	AdminPassword        string
+	WebhookBackoff       []time.Duration
+	RequestLogTTL        time.Duration
+	RateLimit            float64
+	LogLevel             string
+	LogFormat            string
+	ReconcileInterval    time.Duration
 	// KeyPrefix and QueuePrefix isolate deployments sharing one Redis (tests use them).
 	KeyPrefix   string
 	QueuePrefix string
@@ -44,6 +47,14 @@ type Config struct {
 }
 
 type stringList []string
+
+// boolText is a switch flag (--name alone means true) that keeps its value as text, checked after parsing like
+// the other daemon flags' values.
+type boolText struct{ s string }
+
+func (b *boolText) String() string     { return b.s }
+func (b *boolText) Set(v string) error { b.s = v; return nil }
+func (b *boolText) IsBoolFlag() bool   { return true }
 
 func (s *stringList) String() string { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error {
@@ -58,49 +69,75 @@ func env(name, def string) string {
 	return def
 }
 
-// parseDaemonFlags fills cfg from env and then args; every role accepts the same flags.
-func parseDaemonFlags(name string, args []string, stderr io.Writer) (*Config, error) {
+// daemonFlags are the flags serve, api and worker share, in the order --help lists them.
+var daemonFlags = []flagDoc{
+	{"addr", "IDENTITYD_ADDR", "127.0.0.1:8080", "host:port", "public API listener"},
+	{"admin-addr", "IDENTITYD_ADMIN_ADDR", "127.0.0.1:8081", "host:port", "admin listener: /healthz /readyz /metrics /dashboard/"},
+	{"redis-url", "REDIS_URL", "", "url", "redis://[:password@]host:port/db or rediss://… (TLS); required by api and worker; serve without it runs an embedded in-memory Redis that keeps nothing"},
+	{"redis-cluster", "REDIS_CLUSTER_ADDRS", "", "host:port,…", "Redis Cluster seed addresses, instead of --redis-url"},
+	{"redis-cluster-password", "REDIS_CLUSTER_PASSWORD", "", "string", "password of the Redis Cluster's nodes"},
+	{"redis-cluster-password-file", "REDIS_CLUSTER_PASSWORD_FILE", "", "path", "file holding the Redis Cluster's password, instead of --redis-cluster-password"},
+	{"redis-cluster-tls", "REDIS_CLUSTER_TLS", "false", "", "connect to the Redis Cluster's nodes over TLS"},
+	{"redis-cluster-ca-file", "REDIS_CLUSTER_CA_FILE", "", "path", "PEM file of the CA that signed the cluster nodes' certificates, instead of the system's; implies --redis-cluster-tls"},
+	{"api-key", "IDENTITYD_API_KEYS", "", "key", "sk_test_… or sk_live_…, optionally =acct_… to name its account; repeatable; the env variable is comma-separated"},
+	{"api-keys-file", "IDENTITYD_API_KEYS_FILE", "", "path", "file of API keys, one per line (# starts a comment line), instead of --api-key"},
+	{"concurrency", "IDENTITYD_CONCURRENCY", "20", "int", "worker goroutines"},
+	{"verification-delay", "IDENTITYD_VERIFICATION_DELAY", "2s", "duration", "the least time the simulated verification check of a submission takes"},
+	{"redaction-delay", "IDENTITYD_REDACTION_DELAY", "0s", "duration", "grace period before a requested redaction is scrubbed"},
+	{"retention", "IDENTITYD_RETENTION", "0", "duration", "auto-redact sessions created longer ago than this; 0 = off"},
+	{"public-url", "IDENTITYD_PUBLIC_URL", "", "url", "base of the hosted verification url; empty = http://<addr>"},
+	{"admin-password", "IDENTITYD_ADMIN_PASSWORD", "", "string", "basic-auth password (user admin) for the dashboard; empty = read-only dashboard"},
+	{"admin-password-file", "IDENTITYD_ADMIN_PASSWORD_FILE", "", "path", "file holding the dashboard password, instead of --admin-password"},
+	{"webhook-backoff", "IDENTITYD_WEBHOOK_BACKOFF", "5s,5m,30m,2h,5h,10h,10h,12h,12h", "durations", "comma-separated delays between webhook delivery attempts"},
+	{"request-log-ttl", "IDENTITYD_REQUEST_LOG_TTL", "720h", "duration", "how long request logs are kept"},
+	{"rate-limit", "IDENTITYD_RATE_LIMIT", "0", "float", "per-key requests per second, burst twice that; 0 = off"},
+	{"log-level", "IDENTITYD_LOG_LEVEL", "info", "level", "debug, info, warn or error"},
+	{"log-format", "IDENTITYD_LOG_FORMAT", "text", "format", "text or json"},
+	{"reconcile-interval", "IDENTITYD_RECONCILE_INTERVAL", "30s", "duration", "how often the reconciler re-enqueues lost work"},
+	{"key-prefix", "IDENTITYD_KEY_PREFIX", "idv", "string", "prefix of identityd's Redis keys, to share one Redis between deployments"},
+	{"queue-prefix", "IDENTITYD_QUEUE_PREFIX", "identityd", "string", "prefix of identityd's asynq queue names"},
+}
+
+// parseDaemonFlags fills cfg from env and then args; every role accepts the same flags. Values are read as
+// text and checked afterwards, so a bad value gets the same message from a flag as from its env variable.
+func parseDaemonFlags(name string, args []string) (*Config, error) {
 	fs := flag.NewFlagSet("identityd "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		cfg                                                      Config
-		keys                                                     stringList
-		cluster, concurrency, verifyDelay, redactDelay           string
-		retention, backoff, logTTL, rateLimit, reconcileInterval string
-	)
-	fs.StringVar(&cfg.Addr, "addr", env("IDENTITYD_ADDR", "127.0.0.1:8080"), "public API listener")
-	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("IDENTITYD_ADMIN_ADDR", "127.0.0.1:8081"), "admin listener: /healthz /readyz /metrics /dashboard/")
-	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "redis://[:pass@]host:port/db; empty = embedded in-memory Redis (keeps nothing)")
-	fs.StringVar(&cluster, "redis-cluster", env("REDIS_CLUSTER_ADDRS", ""), "comma-separated Redis Cluster seed addresses")
-	fs.Var(&keys, "api-key", "sk_test_… or sk_live_…, optionally =acct_…; repeatable (env IDENTITYD_API_KEYS, comma-separated)")
-	fs.StringVar(&concurrency, "concurrency", env("IDENTITYD_CONCURRENCY", "20"), "worker goroutines")
-	fs.StringVar(&verifyDelay, "verification-delay", env("IDENTITYD_VERIFICATION_DELAY", "2s"), "duration of the simulated verification check")
-	fs.StringVar(&redactDelay, "redaction-delay", env("IDENTITYD_REDACTION_DELAY", "0s"), "grace period before a requested redaction is scrubbed")
-	fs.StringVar(&retention, "retention", env("IDENTITYD_RETENTION", "0"), "auto-redact sessions older than this (0 = off)")
-	fs.StringVar(&cfg.PublicURL, "public-url", env("IDENTITYD_PUBLIC_URL", ""), "base of the hosted verification url (default http://<addr>)")
-	fs.StringVar(&cfg.AdminPassword, "admin-password", env("IDENTITYD_ADMIN_PASSWORD", ""), "basic-auth password (user admin) for the dashboard; empty = read-only dashboard")
-	fs.StringVar(&backoff, "webhook-backoff", env("IDENTITYD_WEBHOOK_BACKOFF", "5s,5m,30m,2h,5h,10h,10h,12h,12h"), "delays between webhook delivery attempts")
-	fs.StringVar(&logTTL, "request-log-ttl", env("IDENTITYD_REQUEST_LOG_TTL", "720h"), "how long request logs are kept")
-	fs.StringVar(&rateLimit, "rate-limit", env("IDENTITYD_RATE_LIMIT", "0"), "per-key requests per second (0 = off)")
-	fs.StringVar(&cfg.LogLevel, "log-level", env("IDENTITYD_LOG_LEVEL", "info"), "debug, info, warn or error")
-	fs.StringVar(&cfg.LogFormat, "log-format", env("IDENTITYD_LOG_FORMAT", "text"), "text or json")
-	fs.StringVar(&reconcileInterval, "reconcile-interval", env("IDENTITYD_RECONCILE_INTERVAL", "30s"), "how often the reconciler re-enqueues lost work")
-	fs.StringVar(&cfg.KeyPrefix, "key-prefix", env("IDENTITYD_KEY_PREFIX", "idv"), "prefix of identityd's Redis keys")
-	fs.StringVar(&cfg.QueuePrefix, "queue-prefix", env("IDENTITYD_QUEUE_PREFIX", "identityd"), "prefix of identityd's asynq queue names")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	cfg.rawKeys = keys
-	if len(keys) == 0 {
-		for _, k := range strings.Split(env("IDENTITYD_API_KEYS", ""), ",") {
-			if strings.TrimSpace(k) != "" {
-				cfg.rawKeys = append(cfg.rawKeys, strings.TrimSpace(k))
-			}
+	var keys stringList
+	raw := map[string]*string{}
+	for _, d := range daemonFlags {
+		switch {
+		case d.name == "api-key":
+			fs.Var(&keys, d.name, d.usage)
+		case d.kind == "": // a switch: --name alone means true
+			v := &boolText{s: env(d.env, d.def)}
+			fs.Var(v, d.name, d.usage)
+			raw[d.name] = &v.s
+		default:
+			raw[d.name] = fs.String(d.name, env(d.env, d.def), d.usage)
 		}
 	}
+	if err := parseFlagSet(fs, args, "identityd"); err != nil {
+		return nil, err
+	}
+	cfg := Config{Addr: *raw["addr"], AdminAddr: *raw["admin-addr"], RedisURL: *raw["redis-url"],
+		PublicURL: *raw["public-url"], LogLevel: *raw["log-level"],
+		LogFormat: *raw["log-format"], KeyPrefix: *raw["key-prefix"], QueuePrefix: *raw["queue-prefix"]}
+	cluster, concurrency, backoff, rateLimit := *raw["redis-cluster"], *raw["concurrency"], *raw["webhook-backoff"], *raw["rate-limit"]
+	set := setFlags(fs)
+	var err error
+	if cfg.rawKeys, err = apiKeySpecs(set, keys, raw); err != nil {
+		return nil, err
+	}
+	if cfg.AdminPassword, err = secretValue(set, raw, "admin-password"); err != nil {
+		return nil, err
+	}
+	if cfg.RedisClusterPassword, err = secretValue(set, raw, "redis-cluster-password"); err != nil {
+		return nil, err
+	}
+	if cfg.RedisClusterTLS, err = strconv.ParseBool(cmp.Or(*raw["redis-cluster-tls"], "false")); err != nil {
+		return nil, fmt.Errorf("invalid --redis-cluster-tls %q: want true or false", *raw["redis-cluster-tls"])
+	}
+	cfg.RedisClusterCAFile = *raw["redis-cluster-ca-file"]
 	if cluster != "" {
 		for _, a := range strings.Split(cluster, ",") {
 			if a = strings.TrimSpace(a); a != "" {
@@ -108,20 +145,18 @@ func parseDaemonFlags(name string, args []string, stderr io.Writer) (*Config, er
 			}
 		}
 	}
-	var err error
 	if cfg.Concurrency, err = strconv.Atoi(concurrency); err != nil || cfg.Concurrency < 1 || cfg.Concurrency > 10000 {
 		return nil, fmt.Errorf("invalid --concurrency %q: want a whole number from 1 to 10000", concurrency)
 	}
 	durations := []struct {
 		flag string
-		raw  string
 		dst  *time.Duration
-	}{{"verification-delay", verifyDelay, &cfg.VerificationDelay}, {"redaction-delay", redactDelay, &cfg.RedactionDelay},
-		{"retention", retention, &cfg.Retention}, {"request-log-ttl", logTTL, &cfg.RequestLogTTL},
-		{"reconcile-interval", reconcileInterval, &cfg.ReconcileInterval}}
+	}{{"verification-delay", &cfg.VerificationDelay}, {"redaction-delay", &cfg.RedactionDelay},
+		{"retention", &cfg.Retention}, {"request-log-ttl", &cfg.RequestLogTTL},
+		{"reconcile-interval", &cfg.ReconcileInterval}}
 	for _, d := range durations {
-		if *d.dst, err = parseDuration(d.raw); err != nil {
-			return nil, fmt.Errorf("invalid --%s %q: %v", d.flag, d.raw, err)
+		if *d.dst, err = parseDuration(*raw[d.flag]); err != nil {
+			return nil, fmt.Errorf("invalid --%s %q: %v", d.flag, *raw[d.flag], err)
 		}
 	}
 	if cfg.RequestLogTTL <= 0 {
@@ -140,7 +175,16 @@ func parseDaemonFlags(name string, args []string, stderr io.Writer) (*Config, er
 	if cfg.RateLimit, err = strconv.ParseFloat(rateLimit, 64); err != nil || cfg.RateLimit < 0 {
 		return nil, fmt.Errorf("invalid --rate-limit %q: want a number ≥ 0", rateLimit)
 	}
-	return &cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if name != "serve" && cfg.embedded() {
+		// An embedded Redis lives in its process: an api and a worker would each get their own, and the worker
+		// would never see what the API enqueued.
+		return nil, fmt.Errorf("identityd %s needs the Redis it shares with the other role: pass --redis-url redis://host:6379/0 "+
+			"or --redis-cluster host:port,… (only serve runs an embedded Redis)", name)
+	}
+	return &cfg, nil
 }
 
 // parseDuration accepts Go durations and a bare 0.
@@ -172,15 +216,24 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--redis-url and --redis-cluster are mutually exclusive")
 	}
 	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			return fmt.Errorf("invalid --redis-url: %v", err)
+		if _, err := parseRedisURL(c.RedisURL); err != nil {
+			return err
 		}
+	}
+	if len(c.RedisCluster) == 0 && (c.RedisClusterPassword != "" || c.RedisClusterTLS || c.RedisClusterCAFile != "") {
+		return fmt.Errorf("--redis-cluster-password, --redis-cluster-tls and --redis-cluster-ca-file need --redis-cluster")
+	}
+	if _, err := c.clusterOptions(); err != nil {
+		return err
 	}
 	c.APIKeys = nil
 	seen := map[string]bool{}
 	for _, raw := range c.rawKeys {
 		k, err := api.ParseAPIKey(raw)
 		if err != nil {
+			return fmt.Errorf("invalid --api-key: %v", err)
+		}
+		if err := checkKeyStrength(raw, k); err != nil {
 			return fmt.Errorf("invalid --api-key: %v", err)
 		}
 		if seen[k.Secret] {
@@ -205,6 +258,22 @@ func (c *Config) Validate() error {
 	}
 	if c.KeyPrefix == "" || strings.ContainsAny(c.KeyPrefix, "{} ") || c.QueuePrefix == "" || strings.ContainsAny(c.QueuePrefix, "{} :") {
 		return fmt.Errorf("invalid --key-prefix or --queue-prefix: must be non-empty, without spaces or braces")
+	}
+	return nil
+}
+
+// minLiveKeyLen is the least number of characters a live key has after sk_live_: Stripe's are far longer, and
+// a short one can be guessed. Test keys stay free-form, for tests and trials.
+const minLiveKeyLen = 24
+
+// checkKeyStrength refuses the placeholder the deployment examples ship with and live keys short enough to
+// guess. Its errors never echo the key.
+func checkKeyStrength(raw string, k api.APIKey) error {
+	if strings.Contains(raw, "CHANGE_ME") {
+		return errors.New("a key still holds the placeholder CHANGE_ME; put a key of your own in its place")
+	}
+	if rest, live := strings.CutPrefix(k.Secret, "sk_live_"); live && len(rest) < minLiveKeyLen {
+		return fmt.Errorf("a live key needs at least %d characters after sk_live_ (openssl rand -hex 16 makes 32)", minLiveKeyLen)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestConfig_FlagsWinOverEnv(t *testing.T) {
 	t.Setenv("IDENTITYD_ADDR", "127.0.0.1:9001")
 	t.Setenv("IDENTITYD_ADMIN_ADDR", "127.0.0.1:9002")
 	t.Setenv("REDIS_URL", "redis://127.0.0.1:6399/3")
-	t.Setenv("IDENTITYD_API_KEYS", "sk_test_fromenv1, sk_live_fromenv2=acct_env")
+	t.Setenv("IDENTITYD_API_KEYS", "sk_test_fromenv1, sk_live_fromenv2fromenv2fromenv2xx=acct_env")
 	t.Setenv("IDENTITYD_REDACTION_DELAY", "5s")
 	t.Setenv("IDENTITYD_LOG_LEVEL", "debug")
 	t.Setenv("IDENTITYD_CONCURRENCY", "7")
@@ -70,7 +71,12 @@ func TestConfig_InvalidFailsWithOneClearLine(t *testing.T) {
 		{"NegativeDuration", []string{"--redaction-delay", "-1s"}, "--redaction-delay"},
 		{"BadRetention", []string{"--retention", "30d"}, "--retention"},
 		{"BadRedisURL", []string{"--redis-url", "http://127.0.0.1:6379"}, "--redis-url"},
-		{"RedisURLNotAURL", []string{"--redis-url", "::::"}, "--redis-url"},
+		{"RedisURLNotAURL", []string{"--redis-url", "::::"}, "invalid --redis-url: no scheme; want redis://"},
+		{"RedisURLHostPortOnly", []string{"--redis-url", "localhost:6379"}, "invalid --redis-url: no scheme; want redis://"},
+		{"RedisURLEmptyScheme", []string{"--redis-url", "redis//cache:6379"}, "invalid --redis-url: no scheme; want redis://"},
+		{"RedisURLHTTP", []string{"--redis-url", "http://cache:6379"}, `invalid --redis-url: scheme "http" is not redis`},
+		{"RedisURLBadPort", []string{"--redis-url", "redis://:s3cret@cache:abc/0"}, `invalid --redis-url: invalid port ":abc" after host`},
+		{"RedisURLBadDB", []string{"--redis-url", "redis://:s3cret@cache:6379/x"}, `invalid --redis-url: invalid database number`},
 		{"URLAndCluster", []string{"--redis-url", "redis://127.0.0.1:6379/0", "--redis-cluster", "127.0.0.1:7000"}, "mutually exclusive"},
 		{"SameAddrs", []string{"--addr", "127.0.0.1:8080", "--admin-addr", "127.0.0.1:8080"}, "--admin-addr"},
 		{"AddrWithoutPort", []string{"--addr", "localhost"}, "--addr"},
@@ -81,6 +87,10 @@ func TestConfig_InvalidFailsWithOneClearLine(t *testing.T) {
 		{"PublishableKey", []string{"--api-key", "pk_test_abc"}, "--api-key"},
 		{"BareKeyPrefix", []string{"--api-key", "sk_test_"}, "--api-key"},
 		{"BadAccount", []string{"--api-key", "sk_test_abc=cus_1"}, "--api-key"},
+		{"PlaceholderKey", []string{"--api-key", "sk_live_CHANGE_ME=acct_CHANGE_ME"}, "invalid --api-key: a key still holds the placeholder CHANGE_ME"},
+		{"PlaceholderAccount", []string{"--api-key", "sk_live_0123456789abcdef0123456789abcdef=acct_CHANGE_ME"}, "placeholder CHANGE_ME"},
+		{"PlaceholderTestKey", []string{"--api-key", "sk_test_CHANGE_ME"}, "placeholder CHANGE_ME"},
+		{"ShortLiveKey", []string{"--api-key", "sk_live_s3cretbutshort"}, "invalid --api-key: a live key needs at least 24 characters after sk_live_"},
 		{"DuplicateKey", []string{"--api-key", "sk_test_abc", "--api-key", "sk_test_abc=acct_x"}, "--api-key"},
 		{"BadLogLevel", []string{"--log-level", "loud"}, "--log-level"},
 		{"BadLogFormat", []string{"--log-format", "xml"}, "--log-format"},
@@ -102,12 +112,33 @@ func TestConfig_InvalidFailsWithOneClearLine(t *testing.T) {
 			err := NewMain(&stdout, &stderr).ParseFlags(args)
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.want)
+			require.NotContains(t, err.Error(), "s3cret", "a password or key is never echoed")
 			if tc.name != "UnknownCommand" { // that one adds the usage on purpose
 				require.NotContains(t, err.Error(), "\n", "one line")
 				require.Empty(t, stderr.String(), "nothing else is printed")
 			}
 			require.Empty(t, stdout.String())
 		})
+	}
+}
+
+func TestConfig_APIAndWorkerRefuseEmbeddedRedis(t *testing.T) { // not parallel: t.Setenv
+	t.Setenv("REDIS_URL", "")
+	t.Setenv("REDIS_CLUSTER_ADDRS", "")
+	for _, role := range []string{"api", "worker"} {
+		var stdout, stderr bytes.Buffer
+		err := NewMain(&stdout, &stderr).ParseFlags([]string{role, "--api-key", "sk_test_abc"})
+		require.Error(t, err, role)
+		require.Contains(t, err.Error(), "identityd "+role+" needs the Redis it shares")
+		require.Contains(t, err.Error(), "--redis-url")
+		require.Contains(t, err.Error(), "--redis-cluster")
+		require.NotContains(t, err.Error(), "\n")
+		require.Empty(t, stdout.String())
+		require.Empty(t, stderr.String())
+	}
+	for _, args := range [][]string{{"serve"}, {"api", "--redis-url", "redis://127.0.0.1:6379/0"},
+		{"worker", "--redis-cluster", "127.0.0.1:7000"}} {
+		require.NoError(t, NewMain(&bytes.Buffer{}, &bytes.Buffer{}).ParseFlags(args), args)
 	}
 }
 
@@ -167,10 +198,23 @@ func TestConfig_EmbeddedGeneratesOneTestKey(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	t.Parallel()
-	var stdout, stderr bytes.Buffer
-	m := NewMain(&stdout, &stderr)
-	require.NoError(t, m.ParseFlags([]string{"version"}))
-	require.NoError(t, m.Run(context.Background()))
-	require.Equal(t, "identityd "+Version+"\n", stdout.String())
-	require.Empty(t, stderr.String())
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var stdout, stderr bytes.Buffer
+		m := NewMain(&stdout, &stderr)
+		require.NoError(t, m.ParseFlags(args))
+		require.NoError(t, m.Run(context.Background()))
+		require.Equal(t, "identityd "+buildVersion()+"\n", stdout.String(), args)
+		require.Empty(t, stderr.String())
+	}
+	require.ErrorContains(t, NewMain(&bytes.Buffer{}, &bytes.Buffer{}).ParseFlags([]string{"version", "--short"}),
+		"unknown flag --short")
+}
+
+func TestVersion_FromBuildInfo(t *testing.T) {
+	t.Parallel()
+	bi := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.4.0"}, Settings: []debug.BuildSetting{
+		{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "63dd077c0ffee"}, {Key: "vcs.modified", Value: "true"}}}
+	require.Equal(t, "v1.4.0 commit 63dd077c0ffee (modified) go1.26.8", versionString(bi))
+	bi = &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}
+	require.Equal(t, "(devel) commit unknown go1.26.8", versionString(bi), "built without VCS stamping")
 }

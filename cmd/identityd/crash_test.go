@@ -193,9 +193,9 @@ func (c *crashCluster) createCrashSessions(n int) []string {
 	return ids
 }
 
-// TestCrash_NoLostRedaction is DESIGN §7.1 and §7.2 end to end: identityd api and worker run as separate
-// processes on a redis-server with appendfsync always, and the worker, the API and Redis are each SIGKILLed
-// while redactions are in flight. Every redaction the API answered must still complete, with exactly one
+// TestCrash_NoLostRedaction holds "no lost redaction" and "exactly one event" end to end: identityd api and
+// worker run as separate processes on a redis-server with appendfsync always, and the worker, the API and
+// Redis are each SIGKILLed while redactions are in flight. Every redaction the API answered must still complete, with exactly one
 // `.redacted` event and a completed audit record per session.
 func TestCrash_NoLostRedaction(t *testing.T) {
 	if testing.Short() {

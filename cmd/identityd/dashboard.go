@@ -6,7 +6,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/identityd/identityd/worker"
 )
@@ -39,16 +38,26 @@ func (m *Main) asynqConnOpt() (asynq.RedisConnOpt, error) {
 	cfg := m.cfg
 	switch {
 	case len(cfg.RedisCluster) > 0:
-		return asynq.RedisClusterClientOpt{Addrs: cfg.RedisCluster}, nil
-	case cfg.RedisURL != "":
-		opt, err := redis.ParseURL(cfg.RedisURL)
+		opt, err := cfg.clusterOptions()
 		if err != nil {
-			return nil, fmt.Errorf("invalid --redis-url: %v", err)
+			return nil, err
 		}
+		t := m.redisTimeouts
+		return asynq.RedisClusterClientOpt{Addrs: opt.Addrs, Password: opt.Password, TLSConfig: opt.TLSConfig,
+			ReadTimeout: t.Read, WriteTimeout: t.Write}, nil
+	case cfg.RedisURL != "":
+		opt, err := parseRedisURL(cfg.RedisURL)
+		if err != nil {
+			return nil, err
+		}
+		m.redisTimeouts.apply(opt)
 		return asynq.RedisClientOpt{Network: opt.Network, Addr: opt.Addr, Username: opt.Username,
-			Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig, PoolSize: dashboardPoolSize}, nil
+			Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig, PoolSize: dashboardPoolSize,
+			DialTimeout: opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout}, nil
 	case m.mini != nil:
-		return asynq.RedisClientOpt{Addr: m.mini.Addr(), PoolSize: dashboardPoolSize}, nil
+		t := m.redisTimeouts
+		return asynq.RedisClientOpt{Addr: m.mini.Addr(), PoolSize: dashboardPoolSize, DialTimeout: t.Dial,
+			ReadTimeout: t.Read, WriteTimeout: t.Write}, nil
 	}
 	return nil, fmt.Errorf("no redis connection")
 }

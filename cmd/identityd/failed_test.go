@@ -16,7 +16,7 @@ import (
 )
 
 // A redaction that exhausted its retries is listed on the admin listener and counted in a gauge until it
-// completes (DESIGN §7.4: failures are visible and durable).
+// completes (failures are visible and durable).
 func TestAdmin_FailedRedactionsAreListedUntilTheyComplete(t *testing.T) {
 	t.Parallel()
 	r := storetest.New(t)

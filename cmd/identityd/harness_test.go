@@ -17,12 +17,12 @@ import (
 
 // Test keys: two accounts in test mode, one in live mode.
 const (
-	testKeyA = "sk_test_alpha0000000000000000=acct_alpha"
-	testKeyB = "sk_test_bravo0000000000000000=acct_bravo"
-	liveKeyA = "sk_live_alpha0000000000000000=acct_alpha"
+	testKeyA = "sk_test_alpha0000000000000000000=acct_alpha"
+	testKeyB = "sk_test_bravo0000000000000000000=acct_bravo"
+	liveKeyA = "sk_live_alpha0000000000000000000=acct_alpha"
 )
 
-func secretOf(spec string) string { return spec[:len("sk_test_alpha0000000000000000")] }
+func secretOf(spec string) string { return spec[:len("sk_test_alpha0000000000000000000")] }
 
 // daemon is an in-process identityd (the real Main and wiring) on the test's Redis namespace.
 type daemon struct {
@@ -59,16 +59,19 @@ func startDaemon(t testing.TB, r *storetest.Redis, role string, extra ...string)
 // startDaemonAt is startDaemon with the store on clock (nil: wall clock), for tests that control `created`.
 func startDaemonAt(t testing.TB, r *storetest.Redis, clock store.Clock, role string, extra ...string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, r, func(m *Main) { m.Clock = clock }, role, extra...)
+}
+
+// startDaemonWith is startDaemon with setup applied to the Main before it runs.
+func startDaemonWith(t testing.TB, r *storetest.Redis, setup func(*Main), role string, extra ...string) *daemon {
+	t.Helper()
 	logs := &syncBuffer{}
 	m := NewMain(logs, logs)
-	m.Clock = clock
-	redisFlag := []string{"--redis-url", r.URL}
-	if len(r.ClusterAddrs) > 0 {
-		redisFlag = []string{"--redis-cluster", strings.Join(r.ClusterAddrs, ",")}
-	}
-	args := []string{role, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", redisFlag[0], redisFlag[1],
-		"--key-prefix", r.KeyPrefix, "--queue-prefix", r.QueuePrefix, "--api-key", testKeyA, "--api-key", testKeyB,
-		"--api-key", liveKeyA, "--verification-delay", "0s", "--concurrency", "4", "--log-level", "warn"}
+	setup(m)
+	args := []string{role, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}
+	args = append(args, redisFlags(r)...)
+	args = append(args, "--key-prefix", r.KeyPrefix, "--queue-prefix", r.QueuePrefix, "--api-key", testKeyA, "--api-key", testKeyB,
+		"--api-key", liveKeyA, "--verification-delay", "0s", "--concurrency", "4", "--log-level", "warn")
 	if err := m.ParseFlags(append(args, extra...)); err != nil {
 		t.Fatalf("parse flags: %v", err)
 	}
@@ -84,6 +87,21 @@ func startDaemonAt(t testing.TB, r *storetest.Redis, clock store.Clock, role str
 	}
 	t.Cleanup(d.stop)
 	return d
+}
+
+// redisFlags point a daemon at the test's Redis: a URL, or a cluster with its password and CA when it has them.
+func redisFlags(r *storetest.Redis) []string {
+	if len(r.ClusterAddrs) == 0 {
+		return []string{"--redis-url", r.URL}
+	}
+	flags := []string{"--redis-cluster", strings.Join(r.ClusterAddrs, ",")}
+	if r.ClusterPassword != "" {
+		flags = append(flags, "--redis-cluster-password", r.ClusterPassword)
+	}
+	if r.ClusterCAFile != "" {
+		flags = append(flags, "--redis-cluster-ca-file", r.ClusterCAFile)
+	}
+	return flags
 }
 
 func (d *daemon) stop() {

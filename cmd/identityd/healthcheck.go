@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -18,18 +19,30 @@ type healthcheckCommand struct {
 	timeout time.Duration
 }
 
-func parseHealthcheckFlags(args []string, stderr io.Writer) (*healthcheckCommand, error) {
+// healthcheckFlags declares the flags of `identityd healthcheck`.
+func healthcheckFlags(c *healthcheckCommand, addr, path *string) *flag.FlagSet {
 	fs := flag.NewFlagSet("identityd healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("admin-addr", env("IDENTITYD_ADMIN_ADDR", "127.0.0.1:8081"), "the daemon's admin listener")
-	path := fs.String("path", pathReadyz, "path to ask: "+pathReadyz+" (ready) or "+pathHealthz+" (alive)")
-	c := &healthcheckCommand{}
+	fs.StringVar(addr, "admin-addr", env("IDENTITYD_ADMIN_ADDR", "127.0.0.1:8081"), "the daemon's admin listener (env IDENTITYD_ADMIN_ADDR)")
+	fs.StringVar(path, "path", pathReadyz, "path to ask: "+pathReadyz+" (ready) or "+pathHealthz+" (alive)")
 	fs.DurationVar(&c.timeout, "timeout", 3*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	return fs
+}
+
+// healthcheckHelp is the text of `identityd healthcheck --help`.
+func healthcheckHelp() string {
+	var b strings.Builder
+	b.WriteString("usage: identityd healthcheck [flags]\n\nExits 0 when the local admin listener answers 200, 1 otherwise.\n\nFlags:\n")
+	var addr, path string
+	printFlags(&b, docsOf(healthcheckFlags(&healthcheckCommand{}, &addr, &path)))
+	return b.String()
+}
+
+func parseHealthcheckFlags(args []string) (*healthcheckCommand, error) {
+	c := &healthcheckCommand{}
+	var addrFlag, pathFlag string
+	addr, path := &addrFlag, &pathFlag
+	if err := parseFlagSet(healthcheckFlags(c, addr, path), args, "identityd healthcheck"); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *path != pathReadyz && *path != pathHealthz {
 		return nil, fmt.Errorf("invalid --path %q: want %s or %s", *path, pathReadyz, pathHealthz)

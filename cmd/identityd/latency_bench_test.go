@@ -22,7 +22,7 @@ import (
 // account's event stream, which is written in the same transaction as redaction.status=redacted. One
 // in-process `identityd serve` with the default concurrency and no redaction delay; the redact calls are
 // sent back to back by one client. It reports p50_ms, p99_ms and max_ms. On real Redis set TEST_REDIS_URL;
-// the figure for the README comes from -benchtime=1000x.
+// the figure in docs/performance.md comes from -benchtime=1000x.
 func BenchmarkRedactionLatency(b *testing.B) {
 	r := storetest.New(b)
 	d := startDaemon(b, r, "serve", "--concurrency", "20", "--log-level", "error")

@@ -17,7 +17,7 @@ import (
 	"github.com/identityd/identityd/store"
 )
 
-// redactCommand is `identityd redact`: it starts a bulk redaction through the API (DESIGN §4.6), follows its
+// redactCommand is `identityd redact`: it starts a bulk redaction through the API, follows its
 // progress and exits 0 once the job completed with every requested session redacted.
 type redactCommand struct {
 	apiURL string
@@ -32,32 +32,46 @@ const redactUsage = `usage: identityd redact [flags]
 
 Starts a bulk redaction of the sessions matching the filters (at least one), shows its progress and prints
 the final counts. Exits 0 when the job completed, non-zero with the reason otherwise.
+
+Flags:
 `
 
-func parseRedactFlags(args []string, stderr io.Writer) (*redactCommand, error) {
+// redactFlags declares the flags of `identityd redact` on c.
+func redactFlags(c *redactCommand, f *redactFilter) *flag.FlagSet {
 	fs := flag.NewFlagSet("identityd redact", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, redactUsage)
-		fs.PrintDefaults()
-	}
-	c := &redactCommand{params: url.Values{}, client: &http.Client{Timeout: 30 * time.Second}}
-	var ref, status, customer, gte, lte string
 	fs.StringVar(&c.apiURL, "api-url", "http://127.0.0.1:8080", "base URL of the identityd API")
-	fs.StringVar(&c.apiKey, "api-key", os.Getenv("IDENTITYD_API_KEY"), "secret API key (env IDENTITYD_API_KEY)")
-	fs.StringVar(&ref, "client-reference-id", "", "redact sessions with this client_reference_id")
-	fs.StringVar(&status, "status", "", "redact sessions in this status: requires_input, processing, verified or canceled")
-	fs.StringVar(&customer, "related-customer", "", "redact sessions with this related_customer")
-	fs.StringVar(&gte, "created-gte", "", "redact sessions created at or after this time (unix seconds or RFC 3339)")
-	fs.StringVar(&lte, "created-lte", "", "redact sessions created at or before this time (unix seconds or RFC 3339)")
+	fs.StringVar(&c.apiKey, "api-key", "", "secret API key (env IDENTITYD_API_KEY)")
+	fs.StringVar(&f.ref, "client-reference-id", "", "redact sessions with this client_reference_id")
+	fs.StringVar(&f.status, "status", "", "redact sessions in this status: requires_input, processing, verified or canceled")
+	fs.StringVar(&f.customer, "related-customer", "", "redact sessions with this related_customer")
+	fs.StringVar(&f.gte, "created-gte", "", "redact sessions created at or after this `time` (unix seconds or RFC 3339)")
+	fs.StringVar(&f.lte, "created-lte", "", "redact sessions created at or before this `time` (unix seconds or RFC 3339)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "count what would be redacted and change nothing")
 	fs.DurationVar(&c.poll, "poll-interval", 500*time.Millisecond, "how often to poll the job's progress")
-	if err := fs.Parse(args); err != nil {
+	return fs
+}
+
+// redactFilter holds the filter flags as given.
+type redactFilter struct{ ref, status, customer, gte, lte string }
+
+// redactHelp is the text of `identityd redact --help`.
+func redactHelp() string {
+	var b strings.Builder
+	b.WriteString(redactUsage)
+	printFlags(&b, docsOf(redactFlags(&redactCommand{}, &redactFilter{})))
+	return b.String()
+}
+
+func parseRedactFlags(args []string) (*redactCommand, error) {
+	c := &redactCommand{params: url.Values{}, client: &http.Client{Timeout: 30 * time.Second}}
+	var f redactFilter
+	if err := parseFlagSet(redactFlags(c, &f), args, "identityd redact"); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if c.apiKey == "" {
+		c.apiKey = os.Getenv("IDENTITYD_API_KEY")
 	}
+	ref, status, customer, gte, lte := f.ref, f.status, f.customer, f.gte, f.lte
 	u, err := url.Parse(c.apiURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("invalid --api-url %q: want an http(s) URL", c.apiURL)
@@ -230,7 +244,8 @@ func printCounts(w io.Writer, job *store.BulkRedaction) {
 	}
 }
 
-// progress draws a bar that rewrites one line on a terminal, and prints a plain line per change otherwise.
+// progress rewrites one line on a terminal (the running counts, then a bar once the job is done and its total
+// known), and prints a plain line per change otherwise.
 type progress struct {
 	w    io.Writer
 	tty  bool
@@ -263,12 +278,17 @@ func (p *progress) show(job *store.BulkRedaction) {
 		return
 	}
 	const width = 30
+	if !job.Done() {
+		// While the job runs its walk may still be matching sessions, so `requested` is not yet the total: a
+		// fraction of it would start at 0/0 and fall as the walk goes on. Show the counts until the job is done.
+		fmt.Fprintf(p.w, "\r\033[K%s matching… matched %d · requested %d · redacted %d · failed %d · skipped %d", job.Status,
+			job.Matched, job.Requested, job.Redacted, job.Failed, job.Skipped.Processing+job.Skipped.AlreadyRedacted)
+		p.drew = true
+		return
+	}
 	frac := 1.0
 	if total > 0 {
 		frac = float64(done) / float64(total)
-	}
-	if !job.Done() && frac >= 1 && !job.DryRun {
-		frac = 0.99 // still walking: more sessions may be requested
 	}
 	filled := int(frac * width)
 	bar := strings.Repeat("█", filled) + strings.Repeat("░", width-filled)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,6 +43,7 @@ type Main struct {
 	redact         *redactCommand
 	bench          *benchCommand
 	health         *healthcheckCommand
+	help           string // set when the user asked for help: Run prints it
 
 	mini    *miniredis.Miniredis
 	rdb     redis.UniversalClient
@@ -51,58 +54,90 @@ type Main struct {
 	AdminAddr string
 	// Clock, when set before Run, is the store's clock (tests pin `created`); nil means the wall clock.
 	Clock store.Clock
+	// limits bound the HTTP listeners' clients, redisTimeouts every Redis call (tests change them).
+	limits        httpLimits
+	redisTimeouts redisTimeouts
 }
 
 // NewMain returns a Main writing to stdout and stderr.
 func NewMain(stdout, stderr io.Writer) *Main {
-	return &Main{stdout: stdout, stderr: stderr, Ready: make(chan struct{})}
+	return &Main{stdout: stdout, stderr: stderr, Ready: make(chan struct{}), limits: defaultHTTPLimits,
+		redisTimeouts: defaultRedisTimeouts}
 }
 
-const usage = `usage: identityd [serve|api|worker|redact|bench|version] [flags]
-
-  serve    API + worker pool + scheduler in one process (the default)
-  api      HTTP API only
-  worker   worker pool + scheduler only
-  redact   bulk redaction through the API, with a progress bar
-  bench    built-in load generator
-  version  print the version
-  healthcheck  exit 0 when the local admin listener answers /readyz (for container health checks)
-
-Run "identityd <command> -h" for the flags.`
-
-// ParseFlags picks the subcommand and parses its flags.
+// ParseFlags picks the subcommand and parses its flags. -h and --help are not errors: Run then prints the
+// help. Errors are one line each.
 func (m *Main) ParseFlags(args []string) error {
 	m.role = "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		m.role, args = args[0], args[1:]
+	explicit := false
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--version" || a == "-version":
+			m.role, args, explicit = "version", args[1:], true
+		case a == "help":
+			m.help = mainUsage()
+			if len(args) > 1 { // `identityd help redact` is `identityd redact --help`
+				return m.ParseFlags([]string{args[1], "--help"})
+			}
+			return nil
+		case !strings.HasPrefix(a, "-"):
+			m.role, args, explicit = a, args[1:], true
+		}
 	}
 	var err error
 	switch m.role {
 	case "serve", "api", "worker":
-		m.cfg, err = parseDaemonFlags(m.role, args, m.stderr)
+		m.cfg, err = parseDaemonFlags(m.role, args)
+		if errors.Is(err, flag.ErrHelp) {
+			m.help = daemonUsage(m.role)
+			if !explicit {
+				m.help = mainUsage()
+			}
+			return nil
+		}
 	case "redact":
-		m.redact, err = parseRedactFlags(args, m.stderr)
+		m.redact, err = parseRedactFlags(args)
+		if errors.Is(err, flag.ErrHelp) {
+			m.help = redactHelp()
+			return nil
+		}
 	case "bench":
-		m.bench, err = parseBenchFlags(args, m.stderr)
+		var out bytes.Buffer // the flag package writes bench's usage here
+		m.bench, err = parseBenchFlags(args, &out)
+		if errors.Is(err, flag.ErrHelp) {
+			m.help = out.String()
+			return nil
+		}
+		if err != nil {
+			err = flagError(err, "identityd bench")
+		}
 	case "healthcheck":
-		m.health, err = parseHealthcheckFlags(args, m.stderr)
+		m.health, err = parseHealthcheckFlags(args)
+		if errors.Is(err, flag.ErrHelp) {
+			m.help = healthcheckHelp()
+			return nil
+		}
 	case "version":
-	case "help":
-		fmt.Fprintln(m.stdout, usage)
-		m.role = "version-none"
+		err = parseFlagSet(flag.NewFlagSet("identityd version", flag.ContinueOnError), args, "identityd version")
+		if errors.Is(err, flag.ErrHelp) {
+			m.help = "usage: identityd version\n\nPrints the module version, the commit it was built from and the Go version.\n"
+			return nil
+		}
 	default:
-		return fmt.Errorf("unknown command %q\n%s", m.role, usage)
+		return fmt.Errorf("unknown command %q; see identityd --help", m.role)
 	}
 	return err
 }
 
 // Run runs the subcommand until ctx ends (daemons) or the work is done.
 func (m *Main) Run(ctx context.Context) error {
+	if m.help != "" {
+		fmt.Fprint(m.stdout, m.help)
+		return nil
+	}
 	switch m.role {
 	case "version":
-		fmt.Fprintln(m.stdout, "identityd", Version)
-		return nil
-	case "version-none":
+		fmt.Fprintln(m.stdout, "identityd", buildVersion())
 		return nil
 	case "redact":
 		return m.redact.run(ctx, m.stdout)
@@ -135,18 +170,26 @@ func (m *Main) logger() *slog.Logger {
 
 // connect opens the Redis the process uses: external, cluster, or embedded.
 func (m *Main) connect(log *slog.Logger) error {
+	quietRedisLogs()
 	cfg := m.cfg
 	switch {
 	case len(cfg.RedisCluster) > 0:
-		m.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.RedisCluster, PoolSize: m.poolSize()})
-	case cfg.RedisURL != "":
-		opt, err := redis.ParseURL(cfg.RedisURL)
+		opt, err := cfg.clusterOptions()
 		if err != nil {
-			return fmt.Errorf("invalid --redis-url: %v", err)
+			return err
+		}
+		opt.PoolSize = m.poolSize()
+		m.redisTimeouts.applyCluster(opt)
+		m.rdb = redis.NewClusterClient(opt)
+	case cfg.RedisURL != "":
+		opt, err := parseRedisURL(cfg.RedisURL)
+		if err != nil {
+			return err
 		}
 		if opt.PoolSize == 0 { // the URL may set pool_size; otherwise size it for the worker pool
 			opt.PoolSize = m.poolSize()
 		}
+		m.redisTimeouts.apply(opt)
 		m.rdb = redis.NewClient(opt)
 	default:
 		mini := miniredis.NewMiniRedis()
@@ -157,7 +200,9 @@ func (m *Main) connect(log *slog.Logger) error {
 		m.closers = append(m.closers, func() error { mini.Close(); return nil })
 		stop := advanceMiniredisClock(mini)
 		m.closers = append(m.closers, func() error { stop(); return nil })
-		m.rdb = redis.NewClient(&redis.Options{Addr: mini.Addr(), PoolSize: m.poolSize()})
+		opt := &redis.Options{Addr: mini.Addr(), PoolSize: m.poolSize()}
+		m.redisTimeouts.apply(opt)
+		m.rdb = redis.NewClient(opt)
 		log.Warn("EMBEDDED IN-MEMORY REDIS: nothing survives a restart — sessions, events, pending redactions and " +
 			"queued jobs are lost when this process exits. Set --redis-url for anything but a trial.")
 	}
@@ -166,7 +211,7 @@ func (m *Main) connect(log *slog.Logger) error {
 	pingCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		return fmt.Errorf("redis does not answer: %v", err)
+		return m.unreachable(err)
 	}
 	return nil
 }
@@ -200,31 +245,57 @@ func advanceMiniredisClock(mini *miniredis.Miniredis) (stop func()) {
 	return func() { once.Do(func() { close(done) }) }
 }
 
-// resolveKeys applies the key rules: embedded with none → generate one test key and print it once;
-// external with none → refuse to start.
-func (m *Main) resolveKeys() error {
+// resolveKeys applies the key rules: embedded with none → generate one test key (runDaemon prints it once
+// the listeners are up); external with none → refuse to start.
+func (m *Main) resolveKeys() (generated string, err error) {
 	if len(m.cfg.APIKeys) > 0 {
-		return nil
+		return "", nil
 	}
 	if !m.cfg.embedded() {
-		return errors.New("no API key configured: pass --api-key sk_test_… (or set IDENTITYD_API_KEYS) when using an external Redis")
+		return "", errors.New("no API key configured: pass --api-key sk_test_… (or set IDENTITYD_API_KEYS) when using an external Redis")
 	}
 	key, err := api.ParseAPIKey("sk_test_" + store.RandomString(24))
 	if err != nil {
-		return err
+		return "", err
 	}
 	m.cfg.APIKeys = []api.APIKey{key}
-	fmt.Fprintf(m.stdout, "identityd: no --api-key given; generated test key (shown once): %s\n", key.Secret)
-	return nil
+	return key.Secret, nil
+}
+
+// listen binds the admin listener and, unless the process is a worker, the public one, before anything
+// else starts: a busy port ends the process before it connects to Redis or prints a key.
+func (m *Main) listen() (adminLn, apiLn net.Listener, err error) {
+	admin, err := listen("admin-addr", m.cfg.AdminAddr, m.limits.AdminMaxConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.closers = append(m.closers, func() error { _ = admin.Close(); return nil })
+	m.AdminAddr = admin.Addr().String()
+	if m.role == "worker" {
+		return admin, nil, nil
+	}
+	public, err := listen("addr", m.cfg.Addr, m.limits.MaxConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.closers = append(m.closers, func() error { _ = public.Close(); return nil })
+	m.APIAddr = public.Addr().String()
+	return admin, public, nil
 }
 
 func (m *Main) runDaemon(ctx context.Context) error {
 	cfg := m.cfg
 	log := m.logger()
+	var generatedKey string
 	if m.role != "worker" {
-		if err := m.resolveKeys(); err != nil {
+		var err error
+		if generatedKey, err = m.resolveKeys(); err != nil {
 			return err
 		}
+	}
+	adminLn, apiLn, err := m.listen()
+	if err != nil {
+		return err
 	}
 	if err := m.connect(log); err != nil {
 		return err
@@ -258,15 +329,10 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	var draining atomic.Bool
 
 	var servers []*http.Server
-	apiLn, err := net.Listen("tcp", cfg.AdminAddr)
-	if err != nil {
-		return fmt.Errorf("admin listener: %w", err)
-	}
-	m.AdminAddr = apiLn.Addr().String()
-	admin := &http.Server{Handler: newAdminHandler(adminConfig{Store: st, Gatherer: reg, Dashboard: dashboard,
-		Password: cfg.AdminPassword, Draining: &draining}), ReadHeaderTimeout: 10 * time.Second}
+	admin := m.limits.newHTTPServer(newAdminHandler(adminConfig{Store: st, Gatherer: reg, Dashboard: dashboard,
+		Password: cfg.AdminPassword, Draining: &draining}))
 	servers = append(servers, admin)
-	go func() { _ = admin.Serve(apiLn) }()
+	go func() { _ = admin.Serve(adminLn) }()
 
 	if m.role != "worker" {
 		keys, err := api.NewKeyring(cfg.APIKeys)
@@ -275,17 +341,12 @@ func (m *Main) runDaemon(ctx context.Context) error {
 		}
 		srv := api.NewServer(api.Config{Store: st, Keys: keys, Queue: client, Emitter: emitter, Metrics: metrics,
 			Logger: log, RateLimit: cfg.RateLimit})
-		ln, err := net.Listen("tcp", cfg.Addr)
-		if err != nil {
-			return fmt.Errorf("api listener: %w", err)
-		}
-		m.APIAddr = ln.Addr().String()
 		if cfg.PublicURL == "" { // the bound port, when --addr asked for any (":0")
 			st.PublicURL = "http://" + m.APIAddr
 		}
-		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		hs := m.limits.newHTTPServer(srv)
 		servers = append(servers, hs)
-		go func() { _ = hs.Serve(ln) }()
+		go func() { _ = hs.Serve(apiLn) }()
 		log.Info("api listening", "addr", m.APIAddr, "keys", len(cfg.APIKeys))
 	}
 	var asynqServer *asynq.Server
@@ -321,7 +382,10 @@ func (m *Main) runDaemon(ctx context.Context) error {
 		}
 		log.Info("worker started", "concurrency", cfg.Concurrency)
 	}
-	log.Info("identityd started", "role", m.role, "admin_addr", m.AdminAddr, "version", Version)
+	log.Info("identityd started", "role", m.role, "admin_addr", m.AdminAddr, "version", buildVersion())
+	if generatedKey != "" {
+		fmt.Fprintf(m.stdout, "identityd: no --api-key given; generated test key (shown once): %s\n", generatedKey)
+	}
 	close(m.Ready)
 
 	<-ctx.Done()

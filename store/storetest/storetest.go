@@ -4,6 +4,8 @@ package storetest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"sort"
@@ -28,6 +30,9 @@ type Redis struct {
 	Mini *miniredis.Miniredis
 	// ClusterAddrs are the seed addresses when the test runs on a Redis Cluster (NewCluster); URL is empty then.
 	ClusterAddrs []string
+	// ClusterPassword and ClusterCAFile are the cluster's password and the PEM file of the CA of its TLS
+	// certificates (empty: no password, no TLS), from ClusterPasswordEnv and ClusterCAEnv.
+	ClusterPassword, ClusterCAFile string
 }
 
 // Real reports whether the tests run against a real Redis.
@@ -64,6 +69,13 @@ func New(t testing.TB) *Redis {
 // suite runs on. .ci/run starts a real 3-master cluster on loopback and sets it.
 const ClusterEnv = "TEST_REDIS_CLUSTER_ADDRS"
 
+// ClusterPasswordEnv and ClusterCAEnv name the variables holding the cluster's password and the path of the CA
+// certificate its nodes' TLS certificates are signed by; .ci/run's cluster requires both.
+const (
+	ClusterPasswordEnv = "TEST_REDIS_CLUSTER_PASSWORD"
+	ClusterCAEnv       = "TEST_REDIS_CLUSTER_CA"
+)
+
 // NewCluster returns a Redis for t on the Redis Cluster named by TEST_REDIS_CLUSTER_ADDRS, with unique
 // prefixes that are cleaned up when the test ends. Without the variable the test is skipped: CI sets it (and
 // fails when it cannot create the cluster), so the cluster suite always runs there.
@@ -79,7 +91,20 @@ func NewCluster(t testing.TB) *Redis {
 			r.ClusterAddrs = append(r.ClusterAddrs, a)
 		}
 	}
-	r.Client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: r.ClusterAddrs})
+	r.ClusterPassword, r.ClusterCAFile = os.Getenv(ClusterPasswordEnv), os.Getenv(ClusterCAEnv)
+	opt := &redis.ClusterOptions{Addrs: r.ClusterAddrs, Password: r.ClusterPassword}
+	if r.ClusterCAFile != "" {
+		pem, err := os.ReadFile(r.ClusterCAFile)
+		if err != nil {
+			t.Fatalf("%s: %v", ClusterCAEnv, err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			t.Fatalf("%s: no PEM certificate in %s", ClusterCAEnv, r.ClusterCAFile)
+		}
+		opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	}
+	r.Client = redis.NewClusterClient(opt)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
