@@ -42,13 +42,6 @@ func readExpand(f *Form, list bool, allowed ...string) (expansions, error) {
 	return ex, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
 var sessionExpandable = []string{"last_verification_report", "verified_outputs", "verified_outputs.dob", "verified_outputs.id_number"}
 
 // sessionView is a session as a response shows it: verified_outputs only when expanded (and its dob and

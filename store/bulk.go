@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Bulk redaction statuses (DESIGN §4.6).
+// Bulk redaction statuses.
 const (
 	BulkQueued    = "queued"
 	BulkRunning   = "running"
@@ -19,7 +19,7 @@ const (
 )
 
 // BulkFilter selects the sessions of a bulk redaction; empty fields match everything. The API requires at
-// least one. The values are identifiers a merchant chose (DESIGN §5 keeps them), never personal data.
+// least one. The values are identifiers a merchant chose (a redaction keeps them), never personal data.
 type BulkFilter struct {
 	ClientReferenceID string         `json:"client_reference_id,omitempty"`
 	Status            string         `json:"status,omitempty"`
@@ -64,7 +64,7 @@ type BulkSkipped struct {
 	AlreadyRedacted int64 `json:"already_redacted"`
 }
 
-// BulkRedaction is an `identity.bulk_redaction` job (DESIGN §4.6). Requested counts the sessions this job put
+// BulkRedaction is an `identity.bulk_redaction` job. Requested counts the sessions this job put
 // into redaction, Redacted those whose scrub finished, Failed those whose scrub exhausted its retries; the job is
 // completed once its walk is done and Redacted+Failed == Requested (a dry run completes when its walk is done).
 type BulkRedaction struct {

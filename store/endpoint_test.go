@@ -196,8 +196,4 @@ func TestAttempts_ListAndCount(t *testing.T) {
 
 	_, _, err = s.ListAttempts(ctx, whScope, ep.ID, "", store.Page{Limit: 10, StartingAfter: "wha_missing"})
 	require.ErrorIs(t, err, store.ErrNotFound)
-
-	n, err := s.SessionAttempts(ctx, whScope, []string{"vs_one", "vs_other", "vs_one"})
-	require.NoError(t, err)
-	require.Equal(t, []int{3, 0, 3}, n)
 }

@@ -91,7 +91,7 @@ func (s *Store) accountsKey() string { return s.prefix + ":accounts" } // set of
 // String renders the scope as "acct|mode", the form task ids and the scope registry use.
 func (sc Scope) String() string { return fmt.Sprintf("%s|%s", sc.Account, sc.mode()) }
 
-// Webhook keys (DESIGN §4.4). The endpoint's record is the only key that holds its signing secret.
+// Webhook keys. The endpoint's record is the only key that holds its signing secret.
 
 func (s *Store) endpointKey(sc Scope, id string) string { return s.base(sc) + "we:" + id } // string (JSON, with secret)
 func (s *Store) endpointIndexKey(sc Scope) string       { return s.base(sc) + "ix:we" }    // zset (lex)

@@ -31,7 +31,7 @@ func newer(a, b row) bool {
 }
 
 // model computes the page the store must return: filter, order, cursor, limit, has_more in the direction of
-// travel, data newest first. It is written from DESIGN §4, independently of the store's lex bounds.
+// travel, data newest first. It is written from Stripe's list rules (newest first by created, then id; cursors exclusive), independently of the store's lex bounds.
 func model(rows []row, f store.SessionFilter, p store.Page) ([]string, bool) {
 	var in []row
 	var cursor *row
