@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/identityd/identityd/store"
 )
@@ -82,7 +83,10 @@ func (c *call) renderLogs(ctx context.Context, logs []*store.RequestLog) ([]*req
 				v.IdempotencyKey = p.IdempotencyKey
 			}
 		}
-		if v.Response, err = c.renderStored(ctx, l.Response); err != nil {
+		switch v.Response, err = c.renderStored(ctx, l.Response); {
+		case errors.Is(err, store.ErrNotFound):
+			v.Response = json.RawMessage("null") // what it showed is gone (written by an older format, say)
+		case err != nil:
 			return nil, err
 		}
 		views[i] = v
