@@ -188,3 +188,20 @@ func TestStored_ReferencesRenderScrubbedOnceRedactionIsRequested(t *testing.T) {
 		}
 	}
 }
+
+// TestStored_LogOfSomethingGoneRendersNull: a log whose reference names a version that is not there (written by
+// an older format, say) lists with a null response instead of failing the whole listing.
+func TestStored_LogOfSomethingGoneRendersNull(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	id := b.createSession(t, keyA, "type=document")
+	require.NoError(t, b.st.SaveRequestLog(context.Background(), store.Scope{Account: "acct_alpha"}, &store.RequestLog{
+		ID: store.NewID("req"), Created: b.clock.Now().Unix(), Method: "GET", Path: "/v1/identity/verification_sessions/" + id,
+		Status: 200, Response: json.RawMessage(`{"t":"session","id":"` + id + `","v":99}`), Objects: []string{id}}))
+	logs := b.get(t, "/v1/request_logs?object="+id)
+	require.Equal(t, http.StatusOK, logs.status, logs.raw)
+	data := logs.body["data"].([]any)
+	require.Len(t, data, 2)
+	require.Nil(t, data[0].(map[string]any)["response"])
+	require.Equal(t, id, data[1].(map[string]any)["response"].(map[string]any)["id"])
+}
