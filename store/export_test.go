@@ -46,3 +46,12 @@ func ScrubDocForTest(t interface{ Fatal(...any) }, k Kind, doc []byte) []byte {
 	}
 	return out
 }
+
+// ScrubRawForTest is scrubRaw, the walk over compact JSON the redaction uses.
+func ScrubRawForTest(t interface{ Fatal(...any) }, k Kind, doc []byte) []byte {
+	out, err := scrubRaw(k, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -55,7 +55,7 @@ func (d *personalDoc) encode() []byte {
 // scrub applies the table's rules to every version and every request's personal part.
 func (d *personalDoc) scrub(id string) error {
 	for i, v := range d.Versions {
-		scrubbed, err := scrubDoc(KindSession, v)
+		scrubbed, err := scrubRaw(KindSession, v)
 		if err != nil {
 			return fmt.Errorf("personal data of %s, version %d: %w", id, i+1, err)
 		}
@@ -101,8 +101,52 @@ func versionJSON(sess *Session) []byte {
 }
 
 // diffTop returns the top-level members of next that differ from prev (members gone from next as null), as
-// a JSON object; nil when nothing differs.
+// a JSON object; nil when nothing differs. Both are compact JSON objects as json.Marshal writes them; anything
+// else goes through a full decode.
 func diffTop(prev, next []byte) ([]byte, error) {
+	old := map[string][]byte{}
+	if !EachMember(prev, func(k string, v []byte) bool { old[k] = v; return true }) {
+		return diffTopDecoded(prev, next)
+	}
+	patch := make([]byte, 0, 64)
+	patch = append(patch, '{')
+	seen := make(map[string]bool, len(old))
+	walked := EachMember(next, func(k string, v []byte) bool {
+		seen[k] = true
+		if o, ok := old[k]; ok && bytes.Equal(o, v) {
+			return true
+		}
+		patch = appendMember(patch, k, v)
+		return true
+	})
+	if !walked {
+		return diffTopDecoded(prev, next)
+	}
+	for k := range old {
+		if !seen[k] {
+			patch = appendMember(patch, k, []byte("null"))
+		}
+	}
+	if len(patch) == 1 {
+		return nil, nil
+	}
+	return append(patch, '}'), nil
+}
+
+// appendMember appends "k":v to a JSON object being written (k holds no character that needs escaping: it
+// came out of an encoded object unescaped).
+func appendMember(dst []byte, k string, v []byte) []byte {
+	if len(dst) > 1 {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, '"')
+	dst = append(dst, k...)
+	dst = append(dst, '"', ':')
+	return append(dst, v...)
+}
+
+// diffTopDecoded is diffTop through a full decode, for JSON EachMember cannot walk.
+func diffTopDecoded(prev, next []byte) ([]byte, error) {
 	var a, b map[string]json.RawMessage
 	if err := json.Unmarshal(prev, &a); err != nil {
 		return nil, err

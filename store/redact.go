@@ -263,7 +263,7 @@ func (stx *sessionTx) completeRedaction(rec *RedactionRecord, t *redactionTarget
 		if err != nil {
 			return 0, fmt.Errorf("report of %s: %w", id, err)
 		}
-		scrubbed, err := scrubDoc(KindReport, raw)
+		scrubbed, err := scrubRaw(KindReport, raw)
 		if err != nil {
 			return 0, fmt.Errorf("report of %s: %w", id, err)
 		}

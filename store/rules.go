@@ -182,13 +182,51 @@ func scrubDoc(k Kind, doc []byte) ([]byte, error) {
 	return json.Marshal(scrubValue(k, v))
 }
 
+// scrubRaw is scrubDoc for compact JSON as json.Marshal writes it: it walks the top-level members and keeps
+// the bytes of kept ones, decoding only nested personal objects. Anything it cannot walk goes to scrubDoc.
+func scrubRaw(k Kind, doc []byte) ([]byte, error) {
+	out := make([]byte, 0, len(doc))
+	out = append(out, '{')
+	var failed error
+	walked := EachMember(doc, func(field string, v []byte) bool {
+		r := ruleFor(k, field)
+		switch {
+		case r.Action == Empty:
+			out = appendMember(out, field, []byte("{}"))
+		case r.Action == Keep || string(v) == "null":
+			out = appendMember(out, field, v)
+		case r.Action == Null:
+			out = appendMember(out, field, []byte("null"))
+		case r.Action == Redact && v[0] == '"':
+			out = appendMember(out, field, []byte(`"`+Redacted+`"`))
+		default: // nested objects, arrays, values of an unexpected type: the decoded rules
+			var val any
+			if err := json.Unmarshal(v, &val); err != nil {
+				failed = err
+				return false
+			}
+			enc, err := json.Marshal(applyRule(r, val))
+			if err != nil {
+				failed = err
+				return false
+			}
+			out = appendMember(out, field, enc)
+		}
+		return true
+	})
+	if failed != nil || !walked {
+		return scrubDoc(k, doc)
+	}
+	return append(out, '}'), nil
+}
+
 // scrubTyped applies the rules of kind k to a typed object in place.
 func scrubTyped[T any](k Kind, obj *T) error {
 	body, err := json.Marshal(obj)
 	if err != nil {
 		return err
 	}
-	out, err := scrubDoc(k, body)
+	out, err := scrubRaw(k, body)
 	if err != nil {
 		return err
 	}

@@ -96,6 +96,10 @@ func TestRules_ScrubAppliesEachAction(t *testing.T) {
 		var out map[string]any
 		require.NoError(t, json.Unmarshal(store.ScrubDocForTest(t, k, raw), &out))
 		require.Equal(t, store.Redacted, out["field_nobody_declared"], "an undeclared field is personal")
+		compact, err := json.Marshal(in)
+		require.NoError(t, err)
+		require.JSONEq(t, string(store.ScrubDocForTest(t, k, raw)), string(store.ScrubRawForTest(t, k, compact)),
+			"the raw walk applies the same rules")
 		var check func(k store.Kind, in, out map[string]any)
 		check = func(k store.Kind, in, out map[string]any) {
 			for name, rule := range store.Rules[k] {
@@ -160,6 +164,8 @@ func FuzzScrubDoc(f *testing.F) {
 		once := store.ScrubDocForTest(t, store.KindSession, doc)
 		twice := store.ScrubDocForTest(t, store.KindSession, once)
 		require.JSONEq(t, string(once), string(twice), "scrubbing is idempotent")
+		require.JSONEq(t, string(once), string(store.ScrubRawForTest(t, store.KindSession, doc)),
+			"the raw walk applies the same rules as the decoded one")
 		var out map[string]any
 		require.NoError(t, json.Unmarshal(once, &out))
 		var check func(k store.Kind, obj map[string]any)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -113,10 +114,13 @@ func (stx *sessionTx) writeEvents(ctx context.Context, pipe redis.Pipeliner) err
 func (stx *sessionTx) commit(ctx context.Context, pipe redis.Pipeliner) error {
 	s, sc, id := stx.store, stx.scope, stx.sess.ID
 	stx.snapshot()
-	body, err := json.Marshal(stx.sess)
-	if err != nil {
-		return err
-	}
+	// After snapshot, base is the session's JSON without its version counter; the stored session is that with
+	// the counter as its last member (where json.Marshal puts it).
+	body := make([]byte, 0, len(stx.base)+24)
+	body = append(body, stx.base[:len(stx.base)-1]...)
+	body = append(body, `,"rev":`...)
+	body = strconv.AppendInt(body, stx.sess.Rev, 10)
+	body = append(body, '}')
 	pipe.Set(ctx, s.sessionKey(sc, id), EncodeDoc(body), 0)
 	doc := stx.personal
 	for _, v := range stx.versions {

@@ -217,7 +217,7 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 	if !c.listOnly {
 		logf("listing a %d-session account from %d clients for %s, then redacting listed and unlisted sessions", readSessions,
 			c.readClients, c.readDuration)
-		if reads, err = env.measureReadCost(ctx, readKey, c.readClients, c.readDuration, c.concurrency); err != nil {
+		if reads, err = env.measureReadCost(ctx, readKey, c.readClients, c.readDuration); err != nil {
 			return err
 		}
 	}
@@ -230,7 +230,7 @@ func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
 		rows = append(rows,
 			benchRow{"(e) Redis bytes per list call", fmt.Sprintf("%.0f", reads.bytesPerCall), fmt.Sprintf("limit=10, %d calls from %d clients", reads.calls, c.readClients)},
 			benchRow{"(e) redaction read ÷ unread", fmt.Sprintf("%.2f", float64(reads.read)/float64(reads.unread)),
-				fmt.Sprintf("median of %d each: %s for a session on all %d pages, %s for one on none", reads.redactedPairs, ms(reads.read), reads.calls, ms(reads.unread))})
+				fmt.Sprintf("the worker's redaction, median of %d each: %s for a session on all %d pages, %s for one on none", reads.redactedPairs, ms(reads.read), reads.calls, ms(reads.unread))})
 	}
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "measure\tvalue\tnote")
