@@ -21,9 +21,8 @@ import (
 // Why S2 and not DEFLATE: identityd's documents are small (0.5–6 KB) and mostly field names, enums and shapes
 // the dictionary already holds, so an LZ77 block with no entropy stage keeps most of the gain (a verified
 // session's documents shrink about 4×) while encoding in about 1.3 µs instead of the 9–16 µs a DEFLATE
-// encoder spends resetting its tables and priming them with the dictionary for every document — on the
-// redaction cascade, which rewrites every document of a session, that difference was a third of all CPU
-// (BenchmarkDocCodec).
+// encoder spends resetting its tables and priming them with the dictionary for every document — when
+// redactions rewrote every document of a session, that difference was a third of their CPU (BenchmarkDocCodec).
 
 // docS2V1 marks an S2 block made with docDict. It cannot start a JSON text.
 const docS2V1 = 0x01

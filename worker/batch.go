@@ -50,8 +50,7 @@ func (w *Worker) HandleRedactBatch(ctx context.Context, t *asynq.Task) error {
 	return w.RedactBatch(ctx, p.scope(), p.SessionIDs)
 }
 
-// RedactBatch scrubs many sessions of one scope: one pipelined cascade over all of them, then one transaction
-// that completes them all (store.CompleteRedactions). Sessions gone, never requested or already redacted are
+// RedactBatch scrubs and completes many sessions of one scope in one transaction (store.CompleteRedactions). Sessions gone, never requested or already redacted are
 // skipped. When the batch transaction keeps losing races, the sessions go through the single path one by one.
 func (w *Worker) RedactBatch(ctx context.Context, sc store.Scope, ids []string) error {
 	states, err := w.Store.RedactionStatuses(ctx, sc, ids)
@@ -68,7 +67,7 @@ func (w *Worker) RedactBatch(ctx context.Context, sc store.Scope, ids []string) 
 }
 
 // redactEach is Redact for many sessions of one scope at once, with one outcome per id: sessions whose
-// redaction is processing share one batched cascade and transaction; the rest (already redacted, never
+// redaction is processing share one batched transaction; the rest (already redacted, never
 // requested, missing) get exactly the single path's answer. ids may repeat.
 func (w *Worker) redactEach(ctx context.Context, sc store.Scope, ids []string) []error {
 	errs := make([]error, len(ids))

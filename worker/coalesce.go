@@ -10,8 +10,8 @@ import (
 
 // Single-session redaction tasks that run at the same time in one worker process share their Redis work: each
 // handler puts its session on its scope's waiting list and waits; a few drain goroutines per scope take
-// everything waiting (up to coalesceMaxBatch) and scrub it with the batched path (RedactBatch's pipelined
-// cascade and one transaction). Under load, the batches grow to the number of handlers waiting; alone, a
+// everything waiting (up to coalesceMaxBatch) and scrub it with the batched path (RedactBatch's one
+// transaction). Under load, the batches grow to the number of handlers waiting; alone, a
 // session is scrubbed at once in a batch of one. Every handler still returns only after its own session's
 // outcome is known, so asynq acknowledges a task only once its session is redacted, and a process that dies
 // mid-batch leaves every task unacknowledged for a retry. Nothing crosses processes.

@@ -13,7 +13,7 @@ import (
 )
 
 // HandleRedact is idempotent: running it twice, or concurrently, leaves the same state and emits one event.
-// Handlers running at the same time share one batched cascade (coalesce.go). When its last retry fails, the
+// Handlers running at the same time share one batched transaction (coalesce.go). When its last retry fails, the
 // failure is recorded in identityd's own keys and counted.
 func (w *Worker) HandleRedact(ctx context.Context, t *asynq.Task) error {
 	var p RedactPayload
