@@ -257,9 +257,10 @@ func TestHostedPage_Browser(t *testing.T) {
 			if c.consent {
 				tb.do(chromedp.Click(chromedp.ID("consent"), chromedp.NodeVisible))
 			}
-			tb.do(chromedp.Click(chromedp.CSS(`button[value="`+c.code+`"]`), chromedp.NodeVisible),
-				chromedp.WaitVisible(chromedp.CSS("h1")))
-			require.True(t, strings.HasSuffix(tb.location(), "/complete"), tb.location())
+			tb.do(chromedp.Click(chromedp.CSS(`button[value="`+c.code+`"]`), chromedp.NodeVisible))
+			// The form page has an h1 too: wait for the navigation to the completion page itself.
+			eventually(t, whWait, "the completion page", func() bool { return strings.HasSuffix(tb.location(), "/complete") })
+			tb.do(chromedp.WaitVisible(chromedp.CSS("h1")))
 			require.Contains(t, tb.text(), "your information was submitted")
 			if c.code == "selfie_face_mismatch" {
 				tb.shot("complete")
