@@ -149,6 +149,21 @@ type Origin struct {
 	Personal *RequestPersonal
 }
 
+// personal is the request's personal part as recorded: Personal, with the Idempotency-Key the event's
+// `request` names (an event renders it from the record).
+func (o Origin) personal() *RequestPersonal {
+	if o.IdempotencyKey == "" || (o.Personal != nil && o.Personal.IdempotencyKey != nil) {
+		return o.Personal
+	}
+	p := &RequestPersonal{}
+	if o.Personal != nil {
+		*p = *o.Personal
+	}
+	key := o.IdempotencyKey
+	p.IdempotencyKey = &key
+	return p
+}
+
 // SessionFilter selects sessions in a list. Empty fields match everything.
 type SessionFilter struct {
 	ClientReferenceID string

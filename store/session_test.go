@@ -36,6 +36,10 @@ func TestSessions_Create(t *testing.T) {
 	require.Equal(t, store.APIVersion, ev.APIVersion)
 	require.Equal(t, "req_1", *ev.Request.ID)
 	require.Equal(t, "k1", *ev.Request.IdempotencyKey)
+	stored, err := b.st.GetEvent(ctx, b.sc, ev.ID)
+	require.NoError(t, err)
+	require.Equal(t, "k1", *stored.Request.IdempotencyKey, "rendered from the personal-data record")
+	require.Equal(t, "req_1", *stored.Request.ID)
 	require.Equal(t, sess.ID, ev.ObjectID())
 	var snap map[string]any
 	require.NoError(t, json.Unmarshal(ev.Data.Object, &snap))

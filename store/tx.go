@@ -126,11 +126,11 @@ func (stx *sessionTx) commit(ctx context.Context, pipe redis.Pipeliner) error {
 	for _, v := range stx.versions {
 		doc.Versions = append(doc.Versions, v)
 	}
-	if o := stx.origin; o.RequestID != "" && !o.Personal.empty() {
+	if p := stx.origin.personal(); stx.origin.RequestID != "" && !p.empty() {
 		if doc.Requests == nil {
 			doc.Requests = map[string]*RequestPersonal{}
 		}
-		doc.Requests[o.RequestID] = o.Personal
+		doc.Requests[stx.origin.RequestID] = p
 		stx.personalChanged = true
 	}
 	if len(stx.versions) > 0 || stx.personalChanged {
