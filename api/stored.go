@@ -89,27 +89,24 @@ func refFor(out any) *storedBody {
 	case *store.Report:
 		return &storedBody{T: storedReport, ID: v.ID}
 	case *listResponse[*store.Report]:
-		doc := &storedBody{T: storedReports, URL: v.URL, HasMore: v.HasMore, IDs: make([]string, len(v.Data))}
-		for i, r := range v.Data {
-			doc.IDs[i] = r.ID
-		}
-		return doc
+		return listRef(storedReports, v, func(r *store.Report) string { return r.ID })
 	case *store.Event:
 		return &storedBody{T: storedEvent, ID: v.ID}
 	case *listResponse[*store.Event]:
-		doc := &storedBody{T: storedEvents, URL: v.URL, HasMore: v.HasMore, IDs: make([]string, len(v.Data))}
-		for i, e := range v.Data {
-			doc.IDs[i] = e.ID
-		}
-		return doc
+		return listRef(storedEvents, v, func(e *store.Event) string { return e.ID })
 	case *listResponse[*requestLogView]:
-		doc := &storedBody{T: storedLogs, URL: v.URL, HasMore: v.HasMore, IDs: make([]string, len(v.Data))}
-		for i, l := range v.Data {
-			doc.IDs[i] = l.ID
-		}
-		return doc
+		return listRef(storedLogs, v, func(l *requestLogView) string { return l.ID })
 	}
 	return nil
+}
+
+// listRef is the reference document of a list page of objects stored by id.
+func listRef[T any](typ string, page *listResponse[T], id func(T) string) *storedBody {
+	doc := &storedBody{T: typ, URL: page.URL, HasMore: page.HasMore, IDs: make([]string, len(page.Data))}
+	for i, x := range page.Data {
+		doc.IDs[i] = id(x)
+	}
+	return doc
 }
 
 // storedDoc returns the document to store for a response: the handler's reference, the body itself when the
