@@ -93,23 +93,8 @@ const (
 	bfSkippedProcessing, bfSkippedAlreadyRedacted, bfError = "skipped_processing", "skipped_already_redacted", "error"
 )
 
-func (s *Store) bulkKey(sc Scope, id string) string { return s.base(sc) + "br:" + id } // hash
-func (s *Store) bulkIndexKey(sc Scope) string       { return s.base(sc) + "ix:br" }    // zset (lex)
-
-// bulkCursorKey holds the walk's saved cursor: the index member of the last session walked, or
-// walkDoneCursor. It is apart from the job hash so that the walk's optimistic transaction watches only it,
-// not the counters that completing redactions keep moving.
-func (s *Store) bulkCursorKey(sc Scope, id string) string { return s.base(sc) + "br:" + id + ":cursor" } // string
-
 // walkDoneCursor marks a finished walk (index members start with digits, so it is never one).
 const walkDoneCursor = "~done"
-
-// bulkWalkingKey lists the jobs whose walk has not finished, for the reconciler.
-func (s *Store) bulkWalkingKey(sc Scope) string { return s.base(sc) + "br:walking" } // set of job ids
-
-// batchedRedactionsKey maps a pending session to the batch that scrubs it, so the reconciler leaves sessions
-// covered by a live batch task alone.
-func (s *Store) batchedRedactionsKey(sc Scope) string { return s.base(sc) + "redactions:batched" } // hash id → batch id
 
 // CreateBulkRedaction stores a new queued job. The caller enqueues its task.
 func (s *Store) CreateBulkRedaction(ctx context.Context, sc Scope, f BulkFilter, dryRun bool) (*BulkRedaction, error) {

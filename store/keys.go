@@ -111,3 +111,39 @@ func (s *Store) endpointAttemptsKey(sc Scope, endpointID string) string {
 func (s *Store) sessionAttemptsKey(sc Scope, sessionID string) string {
 	return s.base(sc) + "ix:wha:vs:" + sessionID // set of attempt ids
 }
+
+// Bulk redaction jobs, retention and the hosted page's links.
+
+func (s *Store) bulkKey(sc Scope, id string) string { return s.base(sc) + "br:" + id } // hash
+func (s *Store) bulkIndexKey(sc Scope) string       { return s.base(sc) + "ix:br" }    // zset (lex)
+
+// bulkCursorKey holds the walk's saved cursor: the index member of the last session walked, or
+// walkDoneCursor. It is apart from the job hash so that the walk's optimistic transaction watches only it,
+// not the counters that completing redactions keep moving.
+func (s *Store) bulkCursorKey(sc Scope, id string) string { return s.base(sc) + "br:" + id + ":cursor" } // string
+
+// bulkWalkingKey lists the jobs whose walk has not finished, for the reconciler.
+func (s *Store) bulkWalkingKey(sc Scope) string { return s.base(sc) + "br:walking" } // set of job ids
+
+// batchedRedactionsKey maps a pending session to the batch that scrubs it, so the reconciler leaves sessions
+// covered by a live batch task alone.
+func (s *Store) batchedRedactionsKey(sc Scope) string { return s.base(sc) + "redactions:batched" } // hash id → batch id
+
+// retentionWatermarkKey is the index member up to which every session of the scope is known to be in
+// redaction, so a retention run does not re-read what earlier runs finished.
+func (s *Store) retentionWatermarkKey(sc Scope) string { return s.base(sc) + "retention:watermark" } // string
+
+// verifyTokenKey maps a link token's SHA-256 to "acct|mode|vs_id"; the token itself is never a key name.
+func (s *Store) verifyTokenKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return s.prefix + ":vt:" + hex.EncodeToString(sum[:]) // string
+}
+
+// verifyPageSecretKey holds the hosted page's form-signing key (hex).
+func (s *Store) verifyPageSecretKey() string { return s.prefix + ":vt-secret" } // string
+
+// returnURLKey holds the return_url of a session while its link lives. It is personal data (a merchant may put
+// anything in it): a redaction request deletes it.
+func (s *Store) returnURLKey(sc Scope, id string) string {
+	return s.base(sc) + "vs:" + id + ":return_url"
+} // string

@@ -8,10 +8,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// retentionWatermarkKey is the index member up to which every session of the scope is known to be in
-// redaction, so a retention run does not re-read what earlier runs finished.
-func (s *Store) retentionWatermarkKey(sc Scope) string { return s.base(sc) + "retention:watermark" } // string
-
 // RetentionStep is what one page of a retention run did.
 type RetentionStep struct {
 	// Requested lists the sessions this page put into redaction.

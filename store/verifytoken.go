@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -128,18 +127,3 @@ func (s *Store) VerifyPageSecret(ctx context.Context) ([]byte, error) {
 	}
 	return secret, nil
 }
-
-// verifyTokenKey maps a link token's SHA-256 to "acct|mode|vs_id"; the token itself is never a key name.
-func (s *Store) verifyTokenKey(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return s.prefix + ":vt:" + hex.EncodeToString(sum[:]) // string
-}
-
-// verifyPageSecretKey holds the hosted page's form-signing key (hex).
-func (s *Store) verifyPageSecretKey() string { return s.prefix + ":vt-secret" } // string
-
-// returnURLKey holds the return_url of a session while its link lives. It is personal data (a merchant may put
-// anything in it): a redaction request deletes it.
-func (s *Store) returnURLKey(sc Scope, id string) string {
-	return s.base(sc) + "vs:" + id + ":return_url"
-} // string
