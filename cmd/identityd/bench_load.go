@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/identityd/identityd/store"
 	"github.com/identityd/identityd/worker"
@@ -45,32 +46,20 @@ func seedSessions(ctx context.Context, env *benchEnv, from, to, redactions int) 
 	return parallelRange(from, to, 32, func(i int) error { return seedOne(ctx, env, i, benchRef(i, redactions)) })
 }
 
-// parallelRange calls fn for every i in [from, to) from workers goroutines and returns the first error; a
-// worker stops at its first error, the others finish what they took.
+// parallelRange calls fn for every i in [from, to) on at most workers goroutines and returns the first error;
+// once one call failed, the calls not started yet are skipped.
 func parallelRange(from, to, workers int, fn func(i int) error) error {
-	var next atomic.Int64
-	next.Store(int64(from))
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for g := 0; g < workers; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= to {
-					return
-				}
-				if err := fn(i); err != nil {
-					errs <- err
-					return
-				}
+	g, ctx := errgroup.WithContext(context.Background())
+	g.SetLimit(workers)
+	for i := from; i < to && ctx.Err() == nil; i++ {
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				return nil
 			}
-		}()
+			return fn(i)
+		})
 	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return g.Wait()
 }
 
 func seedOne(ctx context.Context, env *benchEnv, i int, ref string) error {

@@ -131,30 +131,6 @@ func crashKind(i int) string {
 	return "requires_input"
 }
 
-// inParallel runs fn(0..n-1) on workers goroutines and returns the first error.
-func inParallel(n, workers int, fn func(i int) error) error {
-	var (
-		next  atomic.Int64
-		once  sync.Once
-		first error
-		wg    sync.WaitGroup
-	)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				if err := fn(i); err != nil {
-					once.Do(func() { first = err })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return first
-}
-
 // createCrashSessions creates n sessions over HTTP and brings each to its kind.
 func (c *crashCluster) createCrashSessions(n int) []string {
 	c.t.Helper()
@@ -166,7 +142,7 @@ func (c *crashCluster) createCrashSessions(n int) []string {
 		}
 		return out, err
 	}
-	err := inParallel(n, 8, func(i int) error {
+	err := parallelRange(0, n, 8, func(i int) error {
 		out, err := post("/v1/identity/verification_sessions", url.Values{"type": {"document"},
 			"client_reference_id": {fmt.Sprintf("crash-%d", i)}, "metadata[n]": {strconv.Itoa(i)},
 			"provided_details[email]": {fmt.Sprintf("person%d@example.com", i)}})

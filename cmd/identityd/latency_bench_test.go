@@ -31,7 +31,7 @@ func BenchmarkRedactionLatency(b *testing.B) {
 	n := b.N
 
 	ids := make([]string, n)
-	err := inParallel(n, 8, func(i int) error {
+	err := parallelRange(0, n, 8, func(i int) error {
 		code, out, err := client.do(http.MethodPost, "/v1/identity/verification_sessions", url.Values{
 			"type": {"document"}, "metadata[order]": {fmt.Sprint(i)}, "provided_details[email]": {fmt.Sprintf("p%d@example.com", i)}})
 		if err != nil || code != http.StatusOK {
