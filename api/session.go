@@ -102,6 +102,9 @@ func (s *Server) createSession(c *call) (any, error) {
 	if p.RelatedCustomer, err = f.NonEmpty("related_customer"); err != nil {
 		return nil, err
 	}
+	if p.RelatedCustomerAccount, err = f.NonEmpty("related_customer_account"); err != nil {
+		return nil, err
+	}
 	if f.Has("related_person") {
 		acct, err := f.NonEmpty("related_person[account]")
 		if err != nil {
