@@ -24,8 +24,9 @@ func readOptions(f *Form) (opts *store.Options, unset bool, err error) {
 		unset = true
 	}
 	const p = "options[document]"
-	if !f.Has(p) {
-		return nil, unset, nil
+	if !f.Has(p+"[allowed_types]") && !f.Has(p+"[require_id_number]") && !f.Has(p+"[require_live_capture]") &&
+		!f.Has(p+"[require_matching_selfie]") {
+		return nil, unset, nil // an unknown options[document][…] is left unread and rejected as unknown
 	}
 	doc := &store.DocumentOptions{}
 	types, found, err := f.Values(p + "[allowed_types]")

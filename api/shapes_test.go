@@ -79,3 +79,23 @@ func TestShapes_RelatedCustomerAccount(t *testing.T) {
 	require.Equal(t, "related_customer_account", bad.errField("param"))
 	requireUnchanged(t, before, b.snapshot(t), "an empty related_customer_account")
 }
+
+func TestShapes_EmptyOptionsDocumentUnsets(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	const sessions = "/v1/identity/verification_sessions/"
+	id := b.createSession(t, keyA, "type=document&options[document][require_matching_selfie]=true")
+	res := b.post(t, sessions+id, "options[document]=")
+	require.Equal(t, http.StatusOK, res.status, res.raw)
+	requireMember(t, res.raw, `{}`, "options")
+
+	created := b.post(t, "/v1/identity/verification_sessions", "type=document&options[document]=")
+	require.Equal(t, http.StatusOK, created.status, created.raw)
+	requireMember(t, created.raw, `{}`, "options")
+
+	before := b.snapshot(t)
+	unknown := b.post(t, sessions+id, "options[document][require_everything]=true")
+	require.Equal(t, http.StatusBadRequest, unknown.status, unknown.raw)
+	require.Equal(t, "parameter_unknown", unknown.errField("code"))
+	requireUnchanged(t, before, b.snapshot(t), "an unknown options[document] field")
+}
