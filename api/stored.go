@@ -142,7 +142,7 @@ const Redacted = store.Redacted
 // the parameter it names when that is a parameter identityd knows, and the message with anything the client
 // chose (an unknown parameter's name, the value of the parameter it names, any personal value) replaced.
 func storableError(e *Error, f *Form) *Error {
-	out := *e
+	out := *e.bounded()
 	if out.Param != "" && !store.KnownParam(out.Param) && out.Param != "id" && out.Param != "Idempotency-Key" {
 		out.Message = strings.ReplaceAll(out.Message, out.Param, Redacted)
 		out.Param = Redacted
