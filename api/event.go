@@ -1,6 +1,8 @@
 package api
 
 import (
+	"strings"
+
 	"github.com/identityd/identityd/store"
 )
 
@@ -22,9 +24,15 @@ func (s *Server) retrieveEvent(c *call) (any, error) {
 func (s *Server) listEvents(c *call) (any, error) {
 	f := c.form
 	var filter store.EventFilter
-	typ, err := f.Enum("type", store.EventTypes...)
+	typ, err := f.NonEmpty("type")
 	if err != nil {
 		return nil, err
+	}
+	var matched []string
+	if typ != nil {
+		if matched = matchTypes(*typ); len(matched) == 0 {
+			return nil, invalidParam("type", "parameter_invalid", "Invalid type: no event type matches it.")
+		}
 	}
 	types, _, err := f.Values("types")
 	if err != nil {
@@ -40,7 +48,10 @@ func (s *Server) listEvents(c *call) (any, error) {
 	}
 	filter.Types = types
 	if typ != nil {
-		filter.Types = []string{*typ}
+		filter.Types = matched
+	}
+	if filter.DeliverySuccess, err = f.Bool("delivery_success"); err != nil {
+		return nil, err
 	}
 	page, err := c.readListPage()
 	if err != nil {
@@ -54,6 +65,39 @@ func (s *Server) listEvents(c *call) (any, error) {
 		c.touch(ev.ID, ev.ObjectID())
 	}
 	return newList("/v1/events", evs, hasMore), nil
+}
+
+// matchTypes returns the event types a type filter names: the type itself, or with * wildcards (each
+// matching any run of characters, as in identity.verification_session.*) every type it matches.
+func matchTypes(pattern string) []string {
+	var out []string
+	for _, t := range store.EventTypes {
+		if wildcardMatch(pattern, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// wildcardMatch reports whether s matches pattern, where * matches any run of characters and nothing else
+// is special.
+func wildcardMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, parts[len(parts)-1])
 }
 
 func contains(list []string, v string) bool {

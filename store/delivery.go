@@ -98,6 +98,30 @@ func (s *Store) DeliveryState(ctx context.Context, sc Scope, eventID, endpointID
 	return st, nil
 }
 
+// markUndelivered adds to undelivered every event among ids with a pending or failed delivery to one of the
+// endpoints, reading every (event, endpoint) state in one MGET.
+func (s *Store) markUndelivered(ctx context.Context, sc Scope, ids, endpoints []string, undelivered map[string]bool) error {
+	if len(ids) == 0 || len(endpoints) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(ids)*len(endpoints))
+	for _, id := range ids {
+		for _, ep := range endpoints {
+			keys = append(keys, s.deliveryKey(sc, id, ep))
+		}
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return fmt.Errorf("delivery states: %w", err)
+	}
+	for i, v := range vals {
+		if state, ok := v.(string); ok && (state == DeliveryPending || state == DeliveryFailed) {
+			undelivered[ids[i/len(endpoints)]] = true
+		}
+	}
+	return nil
+}
+
 // withPendingWebhooks sets each event's pending_webhooks from the counters the deliveries keep (one HMGET).
 // The stored event JSON is never rewritten for it, so a delivery can never race a redaction's scrub.
 func (s *Store) withPendingWebhooks(ctx context.Context, sc Scope, evs []*Event) error {
