@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/identityd/identityd/store"
@@ -19,6 +20,43 @@ func (s *Server) retrieveEvent(c *call) (any, error) {
 	}
 	c.touch(ev.ID, ev.ObjectID())
 	return ev, nil
+}
+
+// retryEvent resends one event to one webhook endpoint now (the Stripe CLI's `events resend`): a new delivery
+// with the whole retry schedule, whatever became of the earlier one.
+func (s *Server) retryEvent(c *call) (any, error) {
+	epID, err := c.form.ObjectID("webhook_endpoint")
+	if err != nil {
+		return nil, err
+	}
+	if epID == nil {
+		return nil, missingParam("webhook_endpoint")
+	}
+	if _, err := readExpand(c.form, false); err != nil {
+		return nil, err
+	}
+	if err := c.checkUnknown(); err != nil {
+		return nil, err
+	}
+	ev, err := s.cfg.Store.GetEvent(c.ctx, c.scope, c.r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	ep, err := s.cfg.Store.GetEndpoint(c.ctx, c.scope, *epID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, resourceMissing("webhook endpoint", "webhook_endpoint")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ep.Status != store.EndpointEnabled {
+		return nil, invalidParam("webhook_endpoint", "parameter_invalid", "The webhook endpoint is disabled; enable it before resending to it.")
+	}
+	c.touch(ev.ID, ev.ObjectID(), ep.ID)
+	if err := s.cfg.Emitter.Resend(c.ctx, c.scope, ev.ID, ep.ID); err != nil {
+		return nil, err
+	}
+	return s.cfg.Store.GetEvent(c.ctx, c.scope, ev.ID) // pending_webhooks counts the resend
 }
 
 func (s *Server) listEvents(c *call) (any, error) {

@@ -120,3 +120,44 @@ func TestEvents_DeliverySuccess(t *testing.T) {
 	other := b.do(t, request{method: http.MethodGet, path: "/v1/events?delivery_success=false", key: keyB})
 	require.Empty(t, dataIDs(t, other))
 }
+
+func TestEvents_RetryRejections(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	b.createSession(t, keyA, "type=document")
+	evs := dataIDs(t, b.get(t, "/v1/events"))
+	require.Len(t, evs, 1)
+	ep := b.post(t, "/v1/webhook_endpoints", "url=https://one.example.com/hook&enabled_events[]=*")
+	require.Equal(t, http.StatusOK, ep.status, ep.raw)
+	epID := ep.str("id")
+	other := b.do(t, request{method: http.MethodPost, path: "/v1/webhook_endpoints", key: keyB,
+		body: "url=https://two.example.com/hook&enabled_events[]=*"})
+	require.Equal(t, http.StatusOK, other.status, other.raw)
+
+	before := b.snapshot(t)
+	for _, tc := range []struct {
+		path, form string
+		status     int
+		code       string
+		param      string
+	}{
+		{"/v1/events/evt_0000000000000000000000000/retry", "webhook_endpoint=" + epID, http.StatusNotFound, "resource_missing", "id"},
+		{"/v1/events/" + evs[0] + "/retry", "webhook_endpoint=we_0000000000000000000000000", http.StatusNotFound, "resource_missing", "webhook_endpoint"},
+		{"/v1/events/" + evs[0] + "/retry", "webhook_endpoint=" + other.str("id"), http.StatusNotFound, "resource_missing", "webhook_endpoint"},
+		{"/v1/events/" + evs[0] + "/retry", "", http.StatusBadRequest, "parameter_missing", "webhook_endpoint"},
+		{"/v1/events/" + evs[0] + "/retry", "webhook_endpoint=not-an-id", http.StatusBadRequest, "parameter_invalid", "webhook_endpoint"},
+		{"/v1/events/" + evs[0] + "/retry", "webhook_endpoint=" + epID + "&extra=1", http.StatusBadRequest, "parameter_unknown", "extra"},
+	} {
+		res := b.post(t, tc.path, tc.form)
+		require.Equal(t, tc.status, res.status, "%s %s: %s", tc.path, tc.form, res.raw)
+		require.Equal(t, tc.code, res.errField("code"), tc.form)
+		require.Equal(t, tc.param, res.errField("param"), tc.form)
+	}
+	requireUnchanged(t, before, b.snapshot(t), "rejected resends")
+	require.Equal(t, http.StatusOK, b.post(t, "/v1/webhook_endpoints/"+epID, "disabled=true").status)
+	before = b.snapshot(t)
+	res := b.post(t, "/v1/events/"+evs[0]+"/retry", "webhook_endpoint="+epID)
+	require.Equal(t, http.StatusBadRequest, res.status, res.raw)
+	require.Equal(t, "webhook_endpoint", res.errField("param"))
+	requireUnchanged(t, before, b.snapshot(t), "a resend to a disabled endpoint")
+}

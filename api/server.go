@@ -80,6 +80,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/identity/verification_reports/{id}", "verification report", s.retrieveReport)
 	s.handle("GET /v1/events", "event", s.listEvents)
 	s.handle("GET /v1/events/{id}", "event", s.retrieveEvent)
+	s.handle("POST /v1/events/{id}/retry", "event", s.retryEvent)
 	s.handle("GET /v1/request_logs", "request log", s.listRequestLogs)
 	s.handle("POST /v1/webhook_endpoints", "webhook endpoint", s.createWebhookEndpoint)
 	s.handle("GET /v1/webhook_endpoints", "webhook endpoint", s.listWebhookEndpoints)
