@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/identityd/identityd/store"
 )
@@ -18,6 +20,37 @@ type Error struct {
 
 // Error implements error.
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// maxEcho bounds, in characters, how much of a client's parameter name an error repeats.
+const maxEcho = 100
+
+// clip cuts s to maxEcho characters, marking the cut with an ellipsis.
+func clip(s string) string {
+	if len(s) <= maxEcho || utf8.RuneCountInString(s) <= maxEcho {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == maxEcho {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
+}
+
+// bounded returns e with the parameter it names cut to maxEcho characters, in param and in the message, so
+// an error never grows with a client's parameter name.
+func (e *Error) bounded() *Error {
+	short := clip(e.Param)
+	if short == e.Param {
+		return e
+	}
+	out := *e
+	out.Message = strings.ReplaceAll(out.Message, e.Param, short)
+	out.Param = short
+	return &out
+}
 
 func invalidParam(param, code, msg string) *Error {
 	return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: code, Message: msg, Param: param}

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"errors"
+	"strings"
+
 	"github.com/identityd/identityd/store"
 )
 
@@ -19,12 +22,55 @@ func (s *Server) retrieveEvent(c *call) (any, error) {
 	return ev, nil
 }
 
+// retryEvent resends one event to one webhook endpoint now (the Stripe CLI's `events resend`): a new delivery
+// with the whole retry schedule, whatever became of the earlier one.
+func (s *Server) retryEvent(c *call) (any, error) {
+	epID, err := c.form.ObjectID("webhook_endpoint")
+	if err != nil {
+		return nil, err
+	}
+	if epID == nil {
+		return nil, missingParam("webhook_endpoint")
+	}
+	if _, err := readExpand(c.form, false); err != nil {
+		return nil, err
+	}
+	if err := c.checkUnknown(); err != nil {
+		return nil, err
+	}
+	ev, err := s.cfg.Store.GetEvent(c.ctx, c.scope, c.r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	ep, err := s.cfg.Store.GetEndpoint(c.ctx, c.scope, *epID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, resourceMissing("webhook endpoint", "webhook_endpoint")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ep.Status != store.EndpointEnabled {
+		return nil, invalidParam("webhook_endpoint", "parameter_invalid", "The webhook endpoint is disabled; enable it before resending to it.")
+	}
+	c.touch(ev.ID, ev.ObjectID(), ep.ID)
+	if err := s.cfg.Emitter.Resend(c.ctx, c.scope, ev.ID, ep.ID); err != nil {
+		return nil, err
+	}
+	return s.cfg.Store.GetEvent(c.ctx, c.scope, ev.ID) // pending_webhooks counts the resend
+}
+
 func (s *Server) listEvents(c *call) (any, error) {
 	f := c.form
 	var filter store.EventFilter
-	typ, err := f.Enum("type", store.EventTypes...)
+	typ, err := f.NonEmpty("type")
 	if err != nil {
 		return nil, err
+	}
+	var matched []string
+	if typ != nil {
+		if matched = matchTypes(*typ); len(matched) == 0 {
+			return nil, invalidParam("type", "parameter_invalid", "Invalid type: no event type matches it.")
+		}
 	}
 	types, _, err := f.Values("types")
 	if err != nil {
@@ -40,7 +86,10 @@ func (s *Server) listEvents(c *call) (any, error) {
 	}
 	filter.Types = types
 	if typ != nil {
-		filter.Types = []string{*typ}
+		filter.Types = matched
+	}
+	if filter.DeliverySuccess, err = f.Bool("delivery_success"); err != nil {
+		return nil, err
 	}
 	page, err := c.readListPage()
 	if err != nil {
@@ -54,6 +103,39 @@ func (s *Server) listEvents(c *call) (any, error) {
 		c.touch(ev.ID, ev.ObjectID())
 	}
 	return newList("/v1/events", evs, hasMore), nil
+}
+
+// matchTypes returns the event types a type filter names: the type itself, or with * wildcards (each
+// matching any run of characters, as in identity.verification_session.*) every type it matches.
+func matchTypes(pattern string) []string {
+	var out []string
+	for _, t := range store.EventTypes {
+		if wildcardMatch(pattern, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// wildcardMatch reports whether s matches pattern, where * matches any run of characters and nothing else
+// is special.
+func wildcardMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, parts[len(parts)-1])
 }
 
 func contains(list []string, v string) bool {

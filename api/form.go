@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/identityd/identityd/store"
 )
@@ -30,14 +31,20 @@ func ParseForm(raw string) (*Form, error) {
 		k, v, _ := strings.Cut(part, "=")
 		key, err := url.QueryUnescape(k)
 		if err != nil {
-			return nil, invalidParam(k, "parameter_invalid", "Invalid URL encoding in a parameter name.")
+			return nil, invalidParam(printable(k), "parameter_invalid", "Invalid URL encoding in a parameter name.")
+		}
+		if key == "" {
+			return nil, invalidParam("", "parameter_invalid", "A parameter has an empty name.")
+		}
+		if !validText(key) {
+			return nil, invalidParam(printable(key), "parameter_invalid", "Invalid parameter name: names must be valid UTF-8 without NUL bytes.")
 		}
 		val, err := url.QueryUnescape(v)
 		if err != nil {
 			return nil, invalidParam(key, "parameter_invalid", "Invalid URL encoding in the value of "+key+".")
 		}
-		if key == "" {
-			return nil, invalidParam("", "parameter_invalid", "A parameter has an empty name.")
+		if !validText(val) {
+			return nil, invalidParam(key, "parameter_invalid", "Invalid value of "+key+": values must be valid UTF-8 without NUL bytes.")
 		}
 		if !balancedBrackets(key) {
 			return nil, invalidParam(key, "parameter_invalid", "Malformed parameter name "+key+".")
@@ -46,6 +53,18 @@ func ParseForm(raw string) (*Form, error) {
 	}
 	f.used = make([]bool, len(f.params))
 	return f, nil
+}
+
+// validText reports whether s is valid UTF-8 without NUL bytes: anything else would be changed on its way
+// into JSON (an invalid byte becomes U+FFFD, so two different keys could become one) or cut by a C consumer.
+func validText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// printable is s with every invalid byte and NUL replaced by U+FFFD, to name a rejected parameter without
+// echoing the bytes that made it invalid.
+func printable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // balancedBrackets accepts name, name[a], name[a][b], name[] …: a bare head followed by bracket groups.
@@ -178,7 +197,7 @@ func (f *Form) String(key string) (*string, error) {
 	if !ok {
 		return nil, nil
 	}
-	if len(v) > maxString {
+	if utf8.RuneCountInString(v) > maxString {
 		return nil, invalidParam(key, "parameter_invalid", "Invalid "+key+": must be at most 5000 characters.")
 	}
 	return &v, nil
@@ -237,6 +256,7 @@ func (f *Form) Bool(key string) (*bool, error) {
 	return nil, invalidParam(key, "parameter_invalid", "Invalid boolean: "+key+" must be true or false.")
 }
 
+// Limits count characters (runes), as Stripe does, not bytes.
 const (
 	maxString        = 5000
 	maxMetadataKeys  = 50
@@ -254,10 +274,10 @@ func (f *Form) Metadata() (m map[string]string, cleared bool, err error) {
 		return nil, false, invalidParam("metadata", "parameter_invalid", "Invalid metadata: at most 50 keys.")
 	}
 	for k, v := range m {
-		if len(k) > maxMetadataKey {
+		if utf8.RuneCountInString(k) > maxMetadataKey {
 			return nil, false, invalidParam("metadata", "parameter_invalid", "Invalid metadata: keys must be at most 40 characters.")
 		}
-		if len(v) > maxMetadataValue {
+		if utf8.RuneCountInString(v) > maxMetadataValue {
 			return nil, false, invalidParam("metadata["+k+"]", "parameter_invalid", "Invalid metadata value: at most 500 characters.")
 		}
 	}

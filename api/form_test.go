@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -361,6 +362,38 @@ func keyIsBalanced(key string) bool {
 	return depth == 0 && headLen > 0
 }
 
+func TestParseForm_RejectsInvalidText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ raw, param string }{
+		{"metadata[%FF]=one&metadata[%FE]=two", "metadata[\uFFFD]"},
+		{"metadata[a]=%FF", "metadata[a]"},
+		{"metadata[a%00b]=1", "metadata[a\uFFFDb]"},
+		{"client_reference_id=a%00b", "client_reference_id"},
+		{"type=\xff", "type"},
+		{"\xffkey=1", "\uFFFDkey"},
+	} {
+		_, err := ParseForm(tc.raw)
+		var e *Error
+		require.ErrorAs(t, err, &e, tc.raw)
+		require.Equal(t, "parameter_invalid", e.Code, tc.raw)
+		require.Equal(t, tc.param, e.Param, tc.raw)
+		require.True(t, validText(e.Message), tc.raw)
+	}
+	form, err := ParseForm("metadata[%C3%A9]=%E2%9C%93")
+	require.NoError(t, err)
+	require.Equal(t, []store.Param{{Key: "metadata[é]", Value: "✓"}}, form.Params())
+}
+
+func TestError_BoundedEcho(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", 1000)
+	e := unknownParam(long).bounded()
+	require.Equal(t, strings.Repeat("é", maxEcho)+"…", e.Param)
+	require.Equal(t, "Received unknown parameter: "+e.Param, e.Message)
+	short := unknownParam("abc")
+	require.Same(t, short, short.bounded())
+}
+
 func TestKeyIsBalanced(t *testing.T) {
 	t.Parallel()
 	for _, k := range []string{"a", "a[b]", "a[]", "a[b][c]", "options[document][allowed_types][0]"} {
@@ -400,6 +433,7 @@ func FuzzParseForm(f *testing.F) {
 		"a]=1", "[a=1", "a[b=1", "a[]]=1", "a[b]c=1", "=", "&&", "%", "%zz=1", "a=%", "a=%e2%82",
 		"metadata[%5B]=1", "metadata[%5D]=1", "a[%00]=\x00",
 		"0][]", // found by this fuzzer: a ']' in the head was accepted
+		"metadata[%FF]=one&metadata[%FE]=two", "a=%C3", "a%00=1", "a=\xff", "\xc3\xa9=%C3%A9",
 	} {
 		f.Add(seed)
 	}
@@ -410,11 +444,21 @@ func FuzzParseForm(f *testing.F) {
 			if !errors.As(err, &e) || e.Status != 400 || e.Type != "invalid_request_error" || e.Code == "" {
 				t.Fatalf("ParseForm(%q) returned a non-Stripe error %#v", raw, err)
 			}
+			b := e.bounded()
+			if !validText(b.Param) || !validText(b.Message) {
+				t.Fatalf("ParseForm(%q): the error echoes invalid text: %#v", raw, b)
+			}
+			if utf8.RuneCountInString(b.Param) > maxEcho+1 {
+				t.Fatalf("ParseForm(%q): the error names a parameter of %d characters", raw, utf8.RuneCountInString(b.Param))
+			}
 			return
 		}
 		for _, p := range form.Params() {
 			if !keyIsBalanced(p.Key) {
 				t.Fatalf("ParseForm(%q) accepted unbalanced key %q", raw, p.Key)
+			}
+			if !validText(p.Key) || !validText(p.Value) {
+				t.Fatalf("ParseForm(%q) accepted invalid text %q=%q", raw, p.Key, p.Value)
 			}
 		}
 		// The readers handlers use must not panic either, whatever arrived.

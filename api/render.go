@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -42,23 +43,117 @@ func readExpand(f *Form, list bool, allowed ...string) (expansions, error) {
 	return ex, nil
 }
 
-var sessionExpandable = []string{"last_verification_report", "verified_outputs", "verified_outputs.dob", "verified_outputs.id_number"}
+// reportExpandable are a report's sensitive fields: shown only when expanded, as on Stripe.
+var reportExpandable = []string{"document.dob", "document.number", "id_number.dob", "id_number.id_number"}
 
-// sessionView is a session as a response shows it: verified_outputs only when expanded (and its dob and
-// id_number only when those are expanded too), last_verification_report as an id or, expanded, the report.
+// sessionExpandable are the session's expansions: its report (and that report's sensitive fields), and
+// verified_outputs with its sensitive fields. Expanding a nested path shows what contains it.
+var sessionExpandable = append([]string{"last_verification_report", "verified_outputs", "verified_outputs.dob",
+	"verified_outputs.id_number"}, prefixed("last_verification_report.", reportExpandable)...)
+
+func prefixed(prefix string, paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = prefix + p
+	}
+	return out
+}
+
+// under returns the expansions below prefix, with the prefix cut.
+func (ex expansions) under(prefix string) expansions {
+	out := expansions{}
+	for p := range ex {
+		if rest, ok := strings.CutPrefix(p, prefix); ok {
+			out[rest] = true
+		}
+	}
+	return out
+}
+
+// shown is a field a response shows only on request: absent when not shown, null when shown with no value.
+// Use it with the omitzero option.
+type shown[T any] struct {
+	on bool
+	v  *T
+}
+
+func show[T any](v *T) shown[T] { return shown[T]{on: true, v: v} }
+
+// IsZero reports whether the field is left out.
+func (s shown[T]) IsZero() bool { return !s.on }
+
+// MarshalJSON renders the value, or null.
+func (s shown[T]) MarshalJSON() ([]byte, error) { return json.Marshal(s.v) }
+
+// sessionView is a session as a response shows it: verified_outputs only when expanded (null when the
+// session has none; its dob and id_number only when those are expanded too), last_verification_report as an
+// id or, expanded, the report.
 type sessionView struct {
 	*store.Session
-	LastVerificationReport any                  `json:"last_verification_report"`
-	VerifiedOutputs        *verifiedOutputsView `json:"verified_outputs,omitempty"`
-	Rev                    *struct{}            `json:"rev,omitempty"` // the store's version counter: never shown
+	LastVerificationReport any                        `json:"last_verification_report"`
+	VerifiedOutputs        shown[verifiedOutputsView] `json:"verified_outputs,omitzero"`
+	Rev                    *struct{}                  `json:"rev,omitempty"` // the store's version counter: never shown
 	// ex are the expansions it was rendered with, for its stored reference (stored.go).
 	ex expansions
 }
 
 type verifiedOutputsView struct {
 	store.VerifiedOutputs
-	Dob      *store.Date `json:"dob,omitempty"`
-	IDNumber *string     `json:"id_number,omitempty"`
+	Dob      shown[store.Date] `json:"dob,omitzero"`
+	IDNumber shown[string]     `json:"id_number,omitzero"`
+}
+
+// reportView is a report as a response shows it: its sensitive fields only when expanded.
+type reportView struct {
+	*store.Report
+	Document *documentView `json:"document,omitempty"`
+	IDNumber *idNumberView `json:"id_number,omitempty"`
+	// ex are the expansions it was rendered with, for its stored reference (stored.go).
+	ex expansions
+}
+
+type documentView struct {
+	store.DocumentReport
+	Dob    shown[store.Date] `json:"dob,omitzero"`
+	Number shown[string]     `json:"number,omitzero"`
+}
+
+type idNumberView struct {
+	store.IDNumberReport
+	Dob      shown[store.Date] `json:"dob,omitzero"`
+	IDNumber shown[string]     `json:"id_number,omitzero"`
+}
+
+// viewReport renders a report with the expansions of its sensitive fields.
+func viewReport(r *store.Report, ex expansions) *reportView {
+	v := &reportView{Report: r, ex: ex}
+	if d := r.Document; d != nil {
+		v.Document = &documentView{DocumentReport: *d}
+		if ex["document.dob"] {
+			v.Document.Dob = show(d.Dob)
+		}
+		if ex["document.number"] {
+			v.Document.Number = show(d.Number)
+		}
+	}
+	if n := r.IDNumber; n != nil {
+		v.IDNumber = &idNumberView{IDNumberReport: *n}
+		if ex["id_number.dob"] {
+			v.IDNumber.Dob = show(n.Dob)
+		}
+		if ex["id_number.id_number"] {
+			v.IDNumber.IDNumber = show(n.IDNumber)
+		}
+	}
+	return v
+}
+
+func viewReports(reports []*store.Report, ex expansions) []*reportView {
+	out := make([]*reportView, len(reports))
+	for i, r := range reports {
+		out[i] = viewReport(r, ex)
+	}
+	return out
 }
 
 // renderSessions renders sessions with the requested expansions, loading expanded reports in one MGET.
@@ -72,19 +167,22 @@ func (c *call) renderSessions(ctx context.Context, sessions []*store.Session, ex
 			v.LastVerificationReport = *s.LastVerificationReport
 			reportIDs = append(reportIDs, *s.LastVerificationReport)
 		}
-		if s.VerifiedOutputs != nil && (ex["verified_outputs"] || ex["verified_outputs.dob"] || ex["verified_outputs.id_number"]) {
-			vo := &verifiedOutputsView{VerifiedOutputs: *s.VerifiedOutputs}
-			if ex["verified_outputs.dob"] {
-				vo.Dob = s.VerifiedOutputs.Dob
+		if ex["verified_outputs"] || ex["verified_outputs.dob"] || ex["verified_outputs.id_number"] {
+			var vo *verifiedOutputsView
+			if s.VerifiedOutputs != nil {
+				vo = &verifiedOutputsView{VerifiedOutputs: *s.VerifiedOutputs}
+				if ex["verified_outputs.dob"] {
+					vo.Dob = show(s.VerifiedOutputs.Dob)
+				}
+				if ex["verified_outputs.id_number"] {
+					vo.IDNumber = show(s.VerifiedOutputs.IDNumber)
+				}
 			}
-			if ex["verified_outputs.id_number"] {
-				vo.IDNumber = s.VerifiedOutputs.IDNumber
-			}
-			v.VerifiedOutputs = vo
+			v.VerifiedOutputs = show(vo)
 		}
 		views[i] = v
 	}
-	if ex["last_verification_report"] && len(reportIDs) > 0 {
+	if len(reportIDs) > 0 && ex.expandsReport() {
 		reports, err := c.srv.cfg.Store.GetReports(ctx, c.scope, reportIDs)
 		if err != nil {
 			return nil, err
@@ -99,12 +197,22 @@ func (c *call) renderSessions(ctx context.Context, sessions []*store.Session, ex
 		for _, v := range views {
 			if v.Session.LastVerificationReport != nil {
 				if r, ok := byID[*v.Session.LastVerificationReport]; ok {
-					v.LastVerificationReport = r
+					v.LastVerificationReport = viewReport(r, ex.under("last_verification_report."))
 				}
 			}
 		}
 	}
 	return views, nil
+}
+
+// expandsReport reports whether last_verification_report is expanded, itself or through a nested path.
+func (ex expansions) expandsReport() bool {
+	for p := range ex {
+		if p == "last_verification_report" || strings.HasPrefix(p, "last_verification_report.") {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *call) renderSession(s *store.Session, ex expansions) (*sessionView, error) {

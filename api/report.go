@@ -5,7 +5,8 @@ import (
 )
 
 func (s *Server) retrieveReport(c *call) (any, error) {
-	if _, err := readExpand(c.form, false); err != nil {
+	ex, err := readExpand(c.form, false, reportExpandable...)
+	if err != nil {
 		return nil, err
 	}
 	if err := c.checkUnknown(); err != nil {
@@ -16,7 +17,7 @@ func (s *Server) retrieveReport(c *call) (any, error) {
 		return nil, err
 	}
 	c.touchReport(r)
-	return r, nil
+	return viewReport(r, ex), nil
 }
 
 func (c *call) touchReport(r *store.Report) {
@@ -50,8 +51,15 @@ func (s *Server) listReports(c *call) (any, error) {
 	if typ != nil {
 		filter.Type = *typ
 	}
-	page, err := c.readListPage()
+	page, err := readPage(f)
 	if err != nil {
+		return nil, err
+	}
+	ex, err := readExpand(f, true, reportExpandable...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkUnknown(); err != nil {
 		return nil, err
 	}
 	reports, hasMore, err := s.cfg.Store.ListReports(c.ctx, c.scope, filter, page)
@@ -61,5 +69,5 @@ func (s *Server) listReports(c *call) (any, error) {
 	for _, r := range reports {
 		c.touchReport(r)
 	}
-	return newList("/v1/identity/verification_reports", reports, hasMore), nil
+	return newList("/v1/identity/verification_reports", viewReports(reports, ex), hasMore), nil
 }

@@ -80,6 +80,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/identity/verification_reports/{id}", "verification report", s.retrieveReport)
 	s.handle("GET /v1/events", "event", s.listEvents)
 	s.handle("GET /v1/events/{id}", "event", s.retrieveEvent)
+	s.handle("POST /v1/events/{id}/retry", "event", s.retryEvent)
 	s.handle("GET /v1/request_logs", "request log", s.listRequestLogs)
 	s.handle("POST /v1/webhook_endpoints", "webhook endpoint", s.createWebhookEndpoint)
 	s.handle("GET /v1/webhook_endpoints", "webhook endpoint", s.listWebhookEndpoints)
@@ -253,11 +254,11 @@ func (s *Server) serve(c *call, method, kind string, h handlerFunc) ([]byte, int
 	c.form = form
 	if method == http.MethodPost {
 		if key := strings.TrimSpace(c.r.Header.Get("Idempotency-Key")); key != "" {
-			c.w.Header().Set("Idempotency-Key", key)
-			if len(key) > 255 {
+			if len(key) > 255 { // rejected, and never echoed: a header does not grow with what a client sent
 				e := invalidParam("Idempotency-Key", "parameter_invalid", "Idempotency-Key must be at most 255 characters.")
 				return errorBody(e), e.Status, false
 			}
+			c.w.Header().Set("Idempotency-Key", key)
 			c.idemKey = key
 			return s.serveIdempotent(c, kind, h)
 		}
@@ -446,7 +447,7 @@ func authSecret(r *http.Request) string {
 }
 
 func errorBody(e *Error) []byte {
-	body, _ := json.Marshal(map[string]any{"error": e})
+	body, _ := json.Marshal(map[string]any{"error": e.bounded()})
 	return body
 }
 

@@ -24,8 +24,9 @@ func readOptions(f *Form) (opts *store.Options, unset bool, err error) {
 		unset = true
 	}
 	const p = "options[document]"
-	if !f.Has(p) {
-		return nil, unset, nil
+	if !f.Has(p+"[allowed_types]") && !f.Has(p+"[require_id_number]") && !f.Has(p+"[require_live_capture]") &&
+		!f.Has(p+"[require_matching_selfie]") {
+		return nil, unset, nil // an unknown options[document][…] is left unread and rejected as unknown
 	}
 	doc := &store.DocumentOptions{}
 	types, found, err := f.Values(p + "[allowed_types]")
@@ -100,6 +101,9 @@ func (s *Server) createSession(c *call) (any, error) {
 		return nil, err
 	}
 	if p.RelatedCustomer, err = f.NonEmpty("related_customer"); err != nil {
+		return nil, err
+	}
+	if p.RelatedCustomerAccount, err = f.NonEmpty("related_customer_account"); err != nil {
 		return nil, err
 	}
 	if f.Has("related_person") {

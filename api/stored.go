@@ -21,8 +21,8 @@ import (
 const (
 	storedSession  = "session"  // ID, Rev, Expand
 	storedSessions = "sessions" // Items ("id.rev"), Expand, URL, HasMore
-	storedReport   = "report"   // ID
-	storedReports  = "reports"  // IDs, URL, HasMore
+	storedReport   = "report"   // ID, Expand
+	storedReports  = "reports"  // IDs, Expand, URL, HasMore
 	storedEvent    = "event"    // ID
 	storedEvents   = "events"   // IDs, URL, HasMore
 	storedLogs     = "logs"     // IDs, URL, HasMore: other logs by id, never their content
@@ -48,9 +48,11 @@ type storedBody struct {
 
 func (ex expansions) list() []string {
 	out := make([]string, 0, len(ex))
-	for _, p := range sessionExpandable {
-		if ex[p] {
-			out = append(out, p)
+	for _, paths := range [][]string{sessionExpandable, reportExpandable} {
+		for _, p := range paths {
+			if ex[p] {
+				out = append(out, p)
+			}
 		}
 	}
 	return out
@@ -86,10 +88,17 @@ func refFor(out any) *storedBody {
 			}
 		}
 		return doc
-	case *store.Report:
-		return &storedBody{T: storedReport, ID: v.ID}
-	case *listResponse[*store.Report]:
-		return listRef(storedReports, v, func(r *store.Report) string { return r.ID })
+	case *reportView:
+		return &storedBody{T: storedReport, ID: v.ID, Expand: v.ex.list()}
+	case *listResponse[*reportView]:
+		doc := &storedBody{T: storedReports, URL: v.URL, HasMore: v.HasMore, IDs: make([]string, len(v.Data))}
+		for i, r := range v.Data {
+			doc.IDs[i] = r.ID
+			if i == 0 {
+				doc.Expand = r.ex.list()
+			}
+		}
+		return doc
 	case *store.Event:
 		return &storedBody{T: storedEvent, ID: v.ID}
 	case *listResponse[*store.Event]:
@@ -134,7 +143,7 @@ const Redacted = store.Redacted
 // the parameter it names when that is a parameter identityd knows, and the message with anything the client
 // chose (an unknown parameter's name, the value of the parameter it names, any personal value) replaced.
 func storableError(e *Error, f *Form) *Error {
-	out := *e
+	out := *e.bounded()
 	if out.Param != "" && !store.KnownParam(out.Param) && out.Param != "id" && out.Param != "Idempotency-Key" {
 		out.Message = strings.ReplaceAll(out.Message, out.Param, Redacted)
 		out.Param = Redacted
@@ -205,13 +214,13 @@ func (c *call) renderStored(ctx context.Context, raw []byte) ([]byte, error) {
 		if len(reports) == 0 {
 			return nil, fmt.Errorf("stored response: report %s: %w", doc.ID, store.ErrNotFound)
 		}
-		return json.Marshal(reports[0])
+		return json.Marshal(viewReport(reports[0], expansionsOf(doc.Expand)))
 	case storedReports:
 		reports, err := c.storedReports(ctx, doc.IDs)
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(newList(doc.URL, reports, doc.HasMore))
+		return json.Marshal(newList(doc.URL, viewReports(reports, expansionsOf(doc.Expand)), doc.HasMore))
 	case storedEvent:
 		ev, err := st.GetEvent(ctx, c.scope, doc.ID)
 		if err != nil {
@@ -246,7 +255,7 @@ func (c *call) renderStored(ctx context.Context, raw []byte) ([]byte, error) {
 // a session whose redaction was requested is scrubbed like the session (SessionVersions scrubbed that already).
 func (c *call) renderStoredSessions(ctx context.Context, sessions []*store.Session, ex expansions) ([]*sessionView, error) {
 	views, err := c.renderSessions(ctx, sessions, ex)
-	if err != nil || !ex["last_verification_report"] {
+	if err != nil || !ex.expandsReport() {
 		return views, err
 	}
 	ids := make([]string, len(sessions))
@@ -258,12 +267,12 @@ func (c *call) renderStoredSessions(ctx context.Context, sessions []*store.Sessi
 		return nil, err
 	}
 	for i, v := range views {
-		if r, ok := v.LastVerificationReport.(*store.Report); ok && statuses[i] != "" {
-			scrubbed := *r
+		if r, ok := v.LastVerificationReport.(*reportView); ok && statuses[i] != "" {
+			scrubbed := *r.Report
 			if err := store.ScrubReport(&scrubbed); err != nil {
 				return nil, err
 			}
-			v.LastVerificationReport = &scrubbed
+			v.LastVerificationReport = viewReport(&scrubbed, r.ex)
 		}
 	}
 	return views, nil

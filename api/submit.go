@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/identityd/identityd/store"
 )
@@ -161,7 +162,7 @@ func readSubmission(f *Form) (*store.Submission, error) {
 		return nil, err
 	}
 	for _, file := range files {
-		if file == "" || len(file) > maxString {
+		if file == "" || utf8.RuneCountInString(file) > maxString {
 			return nil, invalidParam("document[files]", "parameter_invalid", "Invalid document[files]: file ids must be 1 to 5000 characters.")
 		}
 	}

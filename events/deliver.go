@@ -151,10 +151,36 @@ func (w *Webhooks) Fanout(ctx context.Context, sc store.Scope, evs []*store.Even
 	return errors.Join(errs...)
 }
 
+// Resend delivers one event to one endpoint again now, as a new delivery with the whole retry schedule,
+// whatever happened to the earlier one (delivered, failed for good, canceled, or none: the endpoint need not
+// be subscribed to the event's type). The endpoint must exist; the caller checks that it is enabled.
+func (w *Webhooks) Resend(ctx context.Context, sc store.Scope, eventID, endpointID string) error {
+	ctx = context.WithoutCancel(ctx)
+	reopened, err := w.Store.ReopenDelivery(ctx, sc, eventID, endpointID, w.deliveryTTL())
+	if err != nil {
+		return err
+	}
+	// Its own task id: a delivery still pending keeps its task, and this one sends now beside it.
+	taskID := deliverTaskID(sc, eventID, endpointID) + ":resend:" + store.NewAttemptID(w.Store.Now())
+	if err := w.enqueueTask(ctx, sc, eventID, endpointID, taskID); err != nil {
+		if reopened { // without a task the delivery would stay pending for ever
+			if _, ferr := w.Store.FinishDelivery(ctx, sc, eventID, endpointID, store.DeliveryCanceled); ferr != nil {
+				err = errors.Join(err, ferr)
+			}
+		}
+		return err
+	}
+	return nil
+}
+
 func (w *Webhooks) enqueue(ctx context.Context, sc store.Scope, eventID, endpointID string) error {
+	return w.enqueueTask(ctx, sc, eventID, endpointID, deliverTaskID(sc, eventID, endpointID))
+}
+
+func (w *Webhooks) enqueueTask(ctx context.Context, sc store.Scope, eventID, endpointID, taskID string) error {
 	payload, _ := json.Marshal(DeliverPayload{Account: sc.Account, Livemode: sc.Livemode, EventID: eventID, EndpointID: endpointID})
 	_, err := w.Asynq.EnqueueContext(ctx, asynq.NewTask(TypeDeliverWebhook, payload),
-		asynq.TaskID(deliverTaskID(sc, eventID, endpointID)), asynq.Queue(w.Queue),
+		asynq.TaskID(taskID), asynq.Queue(w.Queue),
 		asynq.MaxRetry(len(w.schedule())), asynq.Timeout(AttemptTimeout+20*time.Second))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 
 	"github.com/identityd/identityd/store"
 )
@@ -16,6 +17,29 @@ type Fanout interface {
 type Emitter struct {
 	Metrics *Metrics
 	Fanout  Fanout
+}
+
+// Resender resends one event to one endpoint (Webhooks does).
+type Resender interface {
+	Resend(ctx context.Context, sc store.Scope, eventID, endpointID string) error
+}
+
+// ErrNoDelivery is returned by Resend when this process has no webhook delivery.
+var ErrNoDelivery = errors.New("webhook delivery is not configured")
+
+// Resend hands a resend of one event to one endpoint to the fan-out.
+func (e *Emitter) Resend(ctx context.Context, sc store.Scope, eventID, endpointID string) error {
+	if r, ok := e.fanout().(Resender); ok {
+		return r.Resend(ctx, sc, eventID, endpointID)
+	}
+	return ErrNoDelivery
+}
+
+func (e *Emitter) fanout() Fanout {
+	if e == nil {
+		return nil
+	}
+	return e.Fanout
 }
 
 // Published is called after a store transaction that emitted evs committed. A fan-out failure is returned

@@ -51,6 +51,28 @@ if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS
 return 1
 `)
 
+// reopenDelivery makes one delivery pending again, whatever state it was in (or none), counting it in the
+// event's pending_webhooks unless it was pending already; it returns 1 when it reopened it.
+// KEYS[1] delivery key, KEYS[2] pending-webhooks hash; ARGV[1] event id, ARGV[2] ttl in seconds.
+var reopenDelivery = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == 'pending' then return 0 end
+redis.call('SET', KEYS[1], 'pending', 'EX', ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+return 1
+`)
+
+// ReopenDelivery makes the delivery of eventID to endpointID pending again — after it was delivered, failed
+// or canceled, or when it never existed — so a resend is counted and finished like any delivery. It reports
+// whether the delivery was not pending already.
+func (s *Store) ReopenDelivery(ctx context.Context, sc Scope, eventID, endpointID string, ttl time.Duration) (bool, error) {
+	n, err := reopenDelivery.Run(ctx, s.rdb, []string{s.deliveryKey(sc, eventID, endpointID), s.pendingWebhooksKey(sc)},
+		eventID, int64(max(ttl, time.Second)/time.Second)).Int()
+	if err != nil {
+		return false, fmt.Errorf("reopen delivery: %w", err)
+	}
+	return n == 1, nil
+}
+
 // CreateDeliveries records that eventID is to be delivered to each endpoint, counting them in the event's
 // pending_webhooks in the same step. It returns the endpoints whose delivery this call created (a second
 // call for the same pair creates nothing). ttl bounds how long the delivery state is kept.
@@ -96,6 +118,30 @@ func (s *Store) DeliveryState(ctx context.Context, sc Scope, eventID, endpointID
 		return "", fmt.Errorf("delivery state: %w", err)
 	}
 	return st, nil
+}
+
+// markUndelivered adds to undelivered every event among ids with a pending or failed delivery to one of the
+// endpoints, reading every (event, endpoint) state in one MGET.
+func (s *Store) markUndelivered(ctx context.Context, sc Scope, ids, endpoints []string, undelivered map[string]bool) error {
+	if len(ids) == 0 || len(endpoints) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(ids)*len(endpoints))
+	for _, id := range ids {
+		for _, ep := range endpoints {
+			keys = append(keys, s.deliveryKey(sc, id, ep))
+		}
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return fmt.Errorf("delivery states: %w", err)
+	}
+	for i, v := range vals {
+		if state, ok := v.(string); ok && (state == DeliveryPending || state == DeliveryFailed) {
+			undelivered[ids[i/len(endpoints)]] = true
+		}
+	}
+	return nil
 }
 
 // withPendingWebhooks sets each event's pending_webhooks from the counters the deliveries keep (one HMGET).

@@ -207,6 +207,19 @@ func (s *Store) Endpoints(ctx context.Context, sc Scope) ([]*WebhookEndpoint, er
 	return out, nil
 }
 
+// endpointIDs returns the ids of every endpoint of the scope.
+func (s *Store) endpointIDs(ctx context.Context, sc Scope) ([]string, error) {
+	members, err := s.rdb.ZRange(ctx, s.endpointIndexKey(sc), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list webhook endpoints: %w", err)
+	}
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = memberID(m)
+	}
+	return ids, nil
+}
+
 // CountEndpoints returns how many endpoints the scope has.
 func (s *Store) CountEndpoints(ctx context.Context, sc Scope) (int, error) {
 	n, err := s.rdb.ZCard(ctx, s.endpointIndexKey(sc)).Result()

@@ -168,6 +168,44 @@ func TestDeliveries_PendingWebhooks(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
+func TestDeliveries_Reopen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := whSetup(t)
+	a := whCreateEndpoint(t, s, "*")
+	_, evs, err := s.Create(ctx, whScope, store.SessionCreate{Type: "document"}, store.Origin{})
+	require.NoError(t, err)
+	evID := evs[0].ID
+	pending := func() int {
+		ev, err := s.GetEvent(ctx, whScope, evID)
+		require.NoError(t, err)
+		return ev.PendingWebhooks
+	}
+
+	ok, err := s.ReopenDelivery(ctx, whScope, evID, a.ID, time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok, "a delivery that never existed is opened")
+	require.Equal(t, 1, pending())
+	ok, err = s.ReopenDelivery(ctx, whScope, evID, a.ID, time.Hour)
+	require.NoError(t, err)
+	require.False(t, ok, "a pending delivery is counted once")
+	require.Equal(t, 1, pending())
+
+	for _, final := range []string{store.DeliveryFailed, store.DeliveryDelivered, store.DeliveryCanceled} {
+		ok, err = s.FinishDelivery(ctx, whScope, evID, a.ID, final)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, 0, pending())
+		ok, err = s.ReopenDelivery(ctx, whScope, evID, a.ID, time.Hour)
+		require.NoError(t, err)
+		require.True(t, ok, "a %s delivery is reopened", final)
+		require.Equal(t, 1, pending())
+		st, err := s.DeliveryState(ctx, whScope, evID, a.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.DeliveryPending, st)
+	}
+}
+
 func TestAttempts_ListAndCount(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -203,6 +203,10 @@ func (s *Store) renderEvents(ctx context.Context, sc Scope, stored []*storedEven
 // EventFilter selects events; Types empty means all.
 type EventFilter struct {
 	Types []string
+	// DeliverySuccess, when set, keeps the events whose deliveries to the scope's endpoints all succeeded
+	// (true), or those with a delivery to one of them still pending or failed (false). A deleted endpoint's
+	// deliveries no longer count, and neither does a delivery whose state expired (its TTL outlives the retries by 30 days).
+	DeliverySuccess *bool
 }
 
 // ListEvents returns a page of events, newest first.
@@ -232,9 +236,22 @@ func (s *Store) ListEvents(ctx context.Context, sc Scope, f EventFilter, p Page)
 		}
 		return false
 	}
+	var endpoints []string
+	if f.DeliverySuccess != nil {
+		if endpoints, err = s.endpointIDs(ctx, sc); err != nil {
+			return nil, false, err
+		}
+	}
+	undelivered := map[string]bool{} // filled by each stretch's load, read by match right after it
 	stored, hasMore, err := listFiltered(ctx, s, key, p, cursor, func(ctx context.Context, ids []string) ([]*storedEvent, error) {
-		return mget[storedEvent](ctx, s, ids, func(id string) string { return s.eventKey(sc, id) })
-	}, func(se *storedEvent) bool { return match(&Event{Type: se.Type}) })
+		evs, err := mget[storedEvent](ctx, s, ids, func(id string) string { return s.eventKey(sc, id) })
+		if err == nil && f.DeliverySuccess != nil {
+			err = s.markUndelivered(ctx, sc, ids, endpoints, undelivered)
+		}
+		return evs, err
+	}, func(se *storedEvent) bool {
+		return match(&Event{Type: se.Type}) && (f.DeliverySuccess == nil || undelivered[se.ID] != *f.DeliverySuccess)
+	})
 	if err != nil {
 		return nil, false, err
 	}

@@ -79,7 +79,7 @@ var Rules = map[Kind]map[string]Rule{
 		"id": keep, "object": keep, "client_reference_id": keep, "client_secret": null, "created": keep,
 		"last_error": nested(KindLastError), "last_verification_report": nested(KindReport), "livemode": keep,
 		"metadata": empty, "options": keep, "provided_details": nested(KindProvidedDetails), "redaction": keep,
-		"related_customer": keep, "related_person": keep, "status": keep, "type": keep, "url": null,
+		"related_customer": keep, "related_customer_account": keep, "related_person": keep, "status": keep, "type": keep, "url": null,
 		"verified_outputs": nested(KindVerifiedOutputs), "rev": keep,
 	},
 	KindLastError:       {"code": keep, "reason": keep},
@@ -250,7 +250,8 @@ func ScrubReport(r *Report) error { return scrubTyped(KindReport, r) }
 
 // keptParams are the exact request parameters that never hold personal data.
 var keptParams = map[string]bool{"type": true, "client_reference_id": true, "related_customer": true,
-	"related_person[account]": true, "related_person[person]": true, "limit": true, "starting_after": true,
+	"related_customer_account": true,
+	"related_person[account]":  true, "related_person[person]": true, "limit": true, "starting_after": true,
 	"ending_before": true, "status": true, "created": true, "created[gt]": true, "created[gte]": true,
 	"created[lt]": true, "created[lte]": true, "outcome": true, "last_error[code]": true, "options": true,
 	"options[document]": true, "options[document][require_id_number]": true,

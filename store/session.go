@@ -39,6 +39,7 @@ type Session struct {
 	ProvidedDetails        *ProvidedDetails  `json:"provided_details"`
 	Redaction              *Redaction        `json:"redaction"`
 	RelatedCustomer        *string           `json:"related_customer"`
+	RelatedCustomerAccount *string           `json:"related_customer_account"`
 	RelatedPerson          *RelatedPerson    `json:"related_person,omitempty"`
 	Status                 string            `json:"status"`
 	Type                   string            `json:"type"`
@@ -124,7 +125,9 @@ type SessionCreate struct {
 	Options           *Options
 	ProvidedDetails   *ProvidedDetails
 	RelatedCustomer   *string
-	RelatedPerson     *RelatedPerson
+	// RelatedCustomerAccount is the id of an Account that represents the customer.
+	RelatedCustomerAccount *string
+	RelatedPerson          *RelatedPerson
 	// ReturnURL is where the hosted page sends the user after a submission; it is kept beside the session
 	// while the link lives (verifytoken.go), not in the session's document.
 	ReturnURL *string
@@ -193,7 +196,8 @@ func (s *Store) Create(ctx context.Context, sc Scope, p SessionCreate, o Origin)
 	sess := &Session{
 		ID: id, Object: "identity.verification_session", ClientReferenceID: p.ClientReferenceID,
 		ClientSecret: &secret, Created: now, Livemode: sc.Livemode, Metadata: meta, Options: p.Options,
-		ProvidedDetails: p.ProvidedDetails, RelatedCustomer: p.RelatedCustomer, RelatedPerson: p.RelatedPerson,
+		ProvidedDetails: p.ProvidedDetails, RelatedCustomer: p.RelatedCustomer,
+		RelatedCustomerAccount: p.RelatedCustomerAccount, RelatedPerson: p.RelatedPerson,
 		Status: StatusRequiresInput, Type: p.Type, URL: &url,
 	}
 	if sess.Options == nil {

@@ -118,8 +118,11 @@ func TestStripeGo_VerificationFlow(t *testing.T) {
 	t.Run("ReportsNewestFirst", func(t *testing.T) {
 		vs, err := sc.V1IdentityVerificationSessions.Retrieve(ctx, id, nil)
 		require.NoError(t, err)
-		list := sc.V1IdentityVerificationReports.List(ctx, &stripe.IdentityVerificationReportListParams{
-			VerificationSession: stripe.String(id)})
+		lp := &stripe.IdentityVerificationReportListParams{VerificationSession: stripe.String(id)}
+		for _, e := range []string{"document.number", "document.dob", "id_number.id_number", "id_number.dob"} {
+			lp.AddExpand("data." + e) // sensitive fields are shown only when expanded
+		}
+		list := sc.V1IdentityVerificationReports.List(ctx, lp)
 		var reports []*stripe.IdentityVerificationReport
 		for r, err := range list.All(ctx) {
 			require.NoError(t, err)
@@ -152,7 +155,16 @@ func TestStripeGo_VerificationFlow(t *testing.T) {
 
 		one, err := sc.V1IdentityVerificationReports.Retrieve(ctx, oldest.ID, nil)
 		require.NoError(t, err)
+		require.Empty(t, one.Document.Number, "document.number needs its expand")
+		require.Nil(t, one.Document.DOB, "document.dob needs its expand")
+		require.Empty(t, one.IDNumber.IDNumber, "id_number.id_number needs its expand")
+		require.Nil(t, one.IDNumber.DOB, "id_number.dob needs its expand")
+		rp := &stripe.IdentityVerificationReportRetrieveParams{}
+		rp.AddExpand("document.number")
+		one, err = sc.V1IdentityVerificationReports.Retrieve(ctx, oldest.ID, rp)
+		require.NoError(t, err)
 		require.Equal(t, oldest.Document.Number, one.Document.Number)
+		require.Nil(t, one.Document.DOB)
 	})
 
 	t.Run("WithoutExpandNoOutputs", func(t *testing.T) {
@@ -204,6 +216,11 @@ func TestStripeGo_VerificationFlow(t *testing.T) {
 		require.NoError(t, err)
 		r := vs.LastVerificationReport
 		require.NotNil(t, r.Document)
+		require.Empty(t, r.Document.Number, "document.number needs its expand")
+		p.AddExpand("last_verification_report.document.number")
+		vs, err = sc.V1IdentityVerificationSessions.Retrieve(ctx, id, p)
+		require.NoError(t, err)
+		r = vs.LastVerificationReport
 		require.Equal(t, "P1234567", r.Document.Number)
 		require.Equal(t, id, r.VerificationSession)
 	})
@@ -211,7 +228,7 @@ func TestStripeGo_VerificationFlow(t *testing.T) {
 	t.Run("ExpandInLists", func(t *testing.T) {
 		p := &stripe.IdentityVerificationSessionListParams{}
 		p.AddExpand("data.verified_outputs")
-		p.AddExpand("data.last_verification_report")
+		p.AddExpand("data.last_verification_report.document.number")
 		list := sc.V1IdentityVerificationSessions.List(ctx, p)
 		found := false
 		for vs, err := range list.All(ctx) {
@@ -307,7 +324,9 @@ func TestStripeGo_RedactionLifecycle(t *testing.T) {
 	})
 
 	p := &stripe.IdentityVerificationSessionRetrieveParams{}
-	for _, e := range []string{"verified_outputs", "verified_outputs.dob", "verified_outputs.id_number", "last_verification_report"} {
+	for _, e := range []string{"verified_outputs", "verified_outputs.dob", "verified_outputs.id_number", "last_verification_report",
+		"last_verification_report.document.number", "last_verification_report.document.dob",
+		"last_verification_report.id_number.id_number"} {
 		p.AddExpand(e)
 	}
 	got, err := sc.V1IdentityVerificationSessions.Retrieve(ctx, id, p)
@@ -339,7 +358,9 @@ func TestStripeGo_RedactionLifecycle(t *testing.T) {
 	require.Equal(t, "[redacted]", got.LastVerificationReport.Selfie.Selfie)
 	require.Equal(t, "[redacted]", got.LastVerificationReport.IDNumber.IDNumber)
 
-	reports := sc.V1IdentityVerificationReports.List(ctx, &stripe.IdentityVerificationReportListParams{VerificationSession: stripe.String(id)})
+	rlp := &stripe.IdentityVerificationReportListParams{VerificationSession: stripe.String(id)}
+	rlp.AddExpand("data.document.number")
+	reports := sc.V1IdentityVerificationReports.List(ctx, rlp)
 	n := 0
 	for r, err := range reports.All(ctx) {
 		require.NoError(t, err)

@@ -240,3 +240,22 @@ func TestBasicAuth(t *testing.T) {
 	require.Equal(t, "invalid_request_error", body["error"].(map[string]any)["type"])
 	require.Regexp(t, `^req_`, header.Get("Request-Id"))
 }
+
+func TestStripeGo_RelatedCustomerAccount(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, storetest.New(t), "serve")
+	sc := d.client(testKeyA)
+	ctx := context.Background()
+	vs, err := sc.V1IdentityVerificationSessions.Create(ctx, &stripe.IdentityVerificationSessionCreateParams{
+		Type: stripe.String("document"), RelatedCustomerAccount: stripe.String("acct_customer1")})
+	require.NoError(t, err)
+	require.Equal(t, "acct_customer1", vs.RelatedCustomerAccount)
+	got, err := sc.V1IdentityVerificationSessions.Retrieve(ctx, vs.ID, nil)
+	require.NoError(t, err)
+	require.Equal(t, "acct_customer1", got.RelatedCustomerAccount)
+	canceled, err := sc.V1IdentityVerificationSessions.Cancel(ctx, vs.ID, nil)
+	require.NoError(t, err)
+	require.Equal(t, "acct_customer1", canceled.RelatedCustomerAccount)
+	raw := d.form(testKeyA).get(t, "/v1/identity/verification_sessions/"+vs.ID, nil)
+	require.Contains(t, raw.Raw, `"related_customer_account":"acct_customer1"`)
+}
