@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/identityd/identityd/cmd/identityd/bench"
 	"github.com/identityd/identityd/store"
 	"github.com/identityd/identityd/worker"
 )
@@ -142,7 +143,7 @@ func (c *crashCluster) createCrashSessions(n int) []string {
 		}
 		return out, err
 	}
-	err := parallelRange(0, n, 8, func(i int) error {
+	err := bench.ParallelRange(0, n, 8, func(i int) error {
 		out, err := post("/v1/identity/verification_sessions", url.Values{"type": {"document"},
 			"client_reference_id": {fmt.Sprintf("crash-%d", i)}, "metadata[n]": {strconv.Itoa(i)},
 			"provided_details[email]": {fmt.Sprintf("person%d@example.com", i)}})

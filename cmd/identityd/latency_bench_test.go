@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/identityd/identityd/cmd/identityd/bench"
 	"github.com/identityd/identityd/store"
 	"github.com/identityd/identityd/store/storetest"
 )
@@ -31,7 +32,7 @@ func BenchmarkRedactionLatency(b *testing.B) {
 	n := b.N
 
 	ids := make([]string, n)
-	err := parallelRange(0, n, 8, func(i int) error {
+	err := bench.ParallelRange(0, n, 8, func(i int) error {
 		code, out, err := client.do(http.MethodPost, "/v1/identity/verification_sessions", url.Values{
 			"type": {"document"}, "metadata[order]": {fmt.Sprint(i)}, "provided_details[email]": {fmt.Sprintf("p%d@example.com", i)}})
 		if err != nil || code != http.StatusOK {

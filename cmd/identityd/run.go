@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/identityd/identityd/api"
+	"github.com/identityd/identityd/cmd/identityd/bench"
 	"github.com/identityd/identityd/events"
 	"github.com/identityd/identityd/store"
 	"github.com/identityd/identityd/worker"
@@ -41,7 +42,7 @@ type Main struct {
 	role           string
 	cfg            *Config
 	redact         *redactCommand
-	bench          *benchCommand
+	bench          *bench.Command
 	health         *healthcheckCommand
 	help           string // set when the user asked for help: Run prints it
 
@@ -103,7 +104,7 @@ func (m *Main) ParseFlags(args []string) error {
 		}
 	case "bench":
 		var out bytes.Buffer // the flag package writes bench's usage here
-		m.bench, err = parseBenchFlags(args, &out)
+		m.bench, err = bench.ParseFlags(args, &out)
 		if errors.Is(err, flag.ErrHelp) {
 			m.help = out.String()
 			return nil
@@ -142,7 +143,7 @@ func (m *Main) Run(ctx context.Context) error {
 	case "redact":
 		return m.redact.run(ctx, m.stdout)
 	case "bench":
-		return m.bench.run(ctx, m.stdout)
+		return m.bench.Run(ctx, m.stdout)
 	case "healthcheck":
 		return m.health.run(ctx, m.stdout)
 	}

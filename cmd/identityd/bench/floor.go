@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func (env *benchEnv) redactionIOFloor(ctx context.Context, n, concurrency int) (
 	scratch := env.tag + ":floor:"
 	batches := (len(ids) + floorBatch - 1) / floorBatch
 	start := time.Now()
-	err = parallelRange(0, batches, concurrency, func(b int) error {
+	err = ParallelRange(0, batches, concurrency, func(b int) error {
 		return env.rewriteUnchanged(ctx, ids[b*floorBatch:min((b+1)*floorBatch, len(ids))], scratch)
 	})
 	if err != nil {

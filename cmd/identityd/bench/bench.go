@@ -1,4 +1,6 @@
-package main
+// Package bench is `identityd bench`: a load generator that seeds sessions into a Redis and measures, in one
+// run on that Redis, the queue's own ceiling and identityd's redaction, list and memory figures.
+package bench
 
 import (
 	"context"
@@ -25,9 +27,9 @@ import (
 	"github.com/identityd/identityd/worker"
 )
 
-// benchCommand is `identityd bench`: it seeds sessions into a Redis and measures, in the same run on the same
+// Command is `identityd bench`: it seeds sessions into a Redis and measures, in the same run on the same
 // Redis, the queue's own ceiling and identityd's redaction and list throughput.
-type benchCommand struct {
+type Command struct {
 	redisURL     string
 	sessions     int
 	redactions   int
@@ -43,11 +45,12 @@ type benchCommand struct {
 	readDuration time.Duration
 }
 
-func parseBenchFlags(args []string, stderr io.Writer) (*benchCommand, error) {
+// ParseFlags reads bench's flags; the flag package writes usage to stderr.
+func ParseFlags(args []string, stderr io.Writer) (*Command, error) {
 	fs := flag.NewFlagSet("identityd bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	c := &benchCommand{}
-	fs.StringVar(&c.redisURL, "redis-url", env("REDIS_URL", ""), "Redis to measure (required; use a database you can spare)")
+	c := &Command{}
+	fs.StringVar(&c.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis to measure (required; use a database you can spare)")
 	fs.IntVar(&c.sessions, "sessions", 20000, "sessions to seed (each verified, with a report, events and request logs)")
 	fs.IntVar(&c.redactions, "redactions", 5000, "sessions redacted one call at a time for (b), and again as many by one bulk job for (c)")
 	fs.IntVar(&c.concurrency, "concurrency", 20, "worker goroutines, for the no-op baseline and the redaction runs alike")
@@ -117,7 +120,8 @@ func (c countRedacted) Fanout(_ context.Context, _ store.Scope, evs []*store.Eve
 
 type benchRow struct{ name, value, note string }
 
-func (c *benchCommand) run(ctx context.Context, stdout io.Writer) error {
+// Run seeds, measures and prints the table to stdout; with --hold it then serves until ctx ends.
+func (c *Command) Run(ctx context.Context, stdout io.Writer) error {
 	opt, _ := redis.ParseURL(c.redisURL)
 	opt.PoolSize = max(64, c.listClients*2)
 	rdb := redis.NewClient(opt)

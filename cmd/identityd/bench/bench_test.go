@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -19,14 +19,14 @@ import (
 func TestBench_SmallRun(t *testing.T) {
 	r := storetest.New(t)
 	var stderr bytes.Buffer
-	c, err := parseBenchFlags([]string{"--redis-url", r.URL, "--sessions", "200", "--redactions", "40",
+	c, err := ParseFlags([]string{"--redis-url", r.URL, "--sessions", "200", "--redactions", "40",
 		"--noop-tasks", "200", "--concurrency", "4", "--list-clients", "4", "--list-duration", "300ms",
 		"--read-clients", "2", "--read-duration", "300ms"}, &stderr)
 	require.NoError(t, err, stderr.String())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	require.NoError(t, c.run(ctx, &out))
+	require.NoError(t, c.Run(ctx, &out))
 	table := out.String()
 	for _, row := range []string{`\(a\) asynq no-op tasks/s`, `\(b\) single-session redactions/s`,
 		`\(c\) bulk redaction sessions/s`, `\(c\) Redis I/O floor sessions/s`, `\(d\) list req/s at 20 sessions`,

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -43,12 +43,12 @@ func benchRef(i, redactions int) string {
 // and the worker would: created, submitted, verified (a report), read once — three events and three request
 // logs each.
 func seedSessions(ctx context.Context, env *benchEnv, from, to, redactions int) error {
-	return parallelRange(from, to, 32, func(i int) error { return seedOne(ctx, env, i, benchRef(i, redactions)) })
+	return ParallelRange(from, to, 32, func(i int) error { return seedOne(ctx, env, i, benchRef(i, redactions)) })
 }
 
-// parallelRange calls fn for every i in [from, to) on at most workers goroutines and returns the first error;
+// ParallelRange calls fn for every i in [from, to) on at most workers goroutines and returns the first error;
 // once one call failed, the calls not started yet are skipped.
-func parallelRange(from, to, workers int, fn func(i int) error) error {
+func ParallelRange(from, to, workers int, fn func(i int) error) error {
 	g, ctx := errgroup.WithContext(context.Background())
 	g.SetLimit(workers)
 	for i := from; i < to && ctx.Err() == nil; i++ {
