@@ -17,6 +17,7 @@ check:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	go vet ./...
+	golangci-lint run ./...   # go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
 fuzz:
 	go test -run='^$$' -fuzz='^FuzzParseForm$$' -fuzztime=30s ./api

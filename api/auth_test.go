@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -22,7 +23,7 @@ func TestKeyring_Authenticate(t *testing.T) {
 	require.NoError(t, err)
 
 	auth := func(header string) (string, bool, bool) {
-		r := httptest.NewRequest("GET", "/v1/identity/verification_sessions", nil)
+		r := httptest.NewRequest(http.MethodGet, "/v1/identity/verification_sessions", nil)
 		if header != "" {
 			r.Header.Set("Authorization", header)
 		}
@@ -46,7 +47,7 @@ func TestKeyring_Authenticate(t *testing.T) {
 		require.Equal(t, tc.account, account, tc.header)
 		require.Equal(t, tc.live, live, tc.header)
 	}
-	r := httptest.NewRequest("GET", "/", nil)
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.SetBasicAuth(keyB, "")
 	sc, ok := ring.Authenticate(r)
 	require.True(t, ok)

@@ -14,13 +14,12 @@ import (
 
 // badCase is one request that must be rejected: a 4xx with a Stripe-shaped error and no change to the store.
 type badCase struct {
-	name     string
-	rq       request
-	status   int
-	typ      string // default invalid_request_error
-	code     string
-	param    string
-	anyParam bool // the param depends on map order; only its presence is checked
+	name   string
+	rq     request
+	status int
+	typ    string // default invalid_request_error
+	code   string
+	param  string
 }
 
 func metadataKeys(n int) string {

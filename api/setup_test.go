@@ -166,7 +166,7 @@ func (b *apiBundle) tryDo(rq request) (*response, error) {
 	}
 	out := &response{status: res.StatusCode, header: res.Header, raw: string(raw)}
 	if err := json.Unmarshal(raw, &out.body); err != nil {
-		return nil, fmt.Errorf("answer is not JSON (%v): %s", err, raw)
+		return nil, fmt.Errorf("answer is not JSON (%w): %s", err, raw)
 	}
 	return out, nil
 }

@@ -323,8 +323,11 @@ func pageCookieValue(w http.ResponseWriter, r *http.Request, secure bool) string
 func (s *Server) checkFormToken(ctx context.Context, r *http.Request, token string, f *Form) (bool, error) {
 	got, _ := f.Value("csrf")
 	c, err := r.Cookie(pageCookie)
-	if err != nil || got == "" {
-		return false, nil
+	if errors.Is(err, http.ErrNoCookie) || got == "" {
+		return false, nil // no cookie or no token: a refused form, not a failure
+	}
+	if err != nil {
+		return false, err
 	}
 	secret, err := s.page.get(ctx, s.cfg.Store)
 	if err != nil {

@@ -272,7 +272,8 @@ func TestKubernetes(t *testing.T) {
 		labels := dig(t, pod, "metadata", "labels").(obj)
 		require.Equal(t, dig(t, d, "spec", "selector", "matchLabels"), labels, "%s: selector matches its pods", name)
 		require.Equal(t, true, dig(t, pod, "spec", "securityContext", "runAsNonRoot"), name)
-		grace := time.Duration(dig(t, pod, "spec", "terminationGracePeriodSeconds").(int)) * time.Second
+		graceSeconds := dig(t, pod, "spec", "terminationGracePeriodSeconds").(int)
+		grace := time.Second * time.Duration(graceSeconds)
 
 		containers := list(t, pod, "spec", "containers")
 		require.Len(t, containers, 1, name)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,7 +186,7 @@ func BenchmarkSaveRequestLog(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logs/s")
 	rtts.report(b, "rtt/op")
 	logs, _, err := st.ListRequestLogs(ctx, sc, ids[0], store.Page{Limit: 1})
-	if err != nil || len(logs) != 1 || logs[0].Method != "POST" {
+	if err != nil || len(logs) != 1 || logs[0].Method != http.MethodPost {
 		b.Fatalf("request log not stored: %v", err)
 	}
 }
@@ -195,14 +196,13 @@ func BenchmarkSaveRequestLog(b *testing.B) {
 func BenchmarkSaveRequestLog_List(b *testing.B) {
 	st, sc, rtts := benchStore(b)
 	ctx := context.Background()
-	var ids []string
 	var sessions []*store.Session
 	for range 10 {
 		sess, _, err := st.Create(ctx, sc, createParams(), store.Origin{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		ids, sessions = append(ids, sess.ID), append(sessions, sess)
+		sessions = append(sessions, sess)
 	}
 	items := make([]string, len(sessions))
 	for i, sess := range sessions {
@@ -227,7 +227,7 @@ func BenchmarkSaveRequestLog_List(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logs/s")
 	rtts.report(b, "rtt/op")
 	logs, _, err := st.ListRequestLogs(ctx, sc, "", store.Page{Limit: 1})
-	if err != nil || len(logs) != 1 || logs[0].Method != "GET" {
+	if err != nil || len(logs) != 1 || logs[0].Method != http.MethodGet {
 		b.Fatalf("request log not stored: %v", err)
 	}
 }

@@ -162,7 +162,7 @@ func decodeBulk(m map[string]string) (*BulkRedaction, error) {
 
 // ListBulkRedactions returns a page of jobs, newest first.
 func (s *Store) ListBulkRedactions(ctx context.Context, sc Scope, p Page) ([]*BulkRedaction, bool, error) {
-	cursor, err := s.cursorMember(ctx, "", p, func(id string) (int64, error) {
+	cursor, err := s.cursorMember(p, func(id string) (int64, error) {
 		b, err := s.GetBulkRedaction(ctx, sc, id)
 		if err != nil {
 			return 0, err

@@ -241,7 +241,7 @@ func (s *Store) ListAttempts(ctx context.Context, sc Scope, endpointID, eventID 
 	load := func(ctx context.Context, ids []string) ([]*WebhookAttempt, error) {
 		return mget[WebhookAttempt](ctx, s, ids, func(id string) string { return s.attemptKey(sc, id) })
 	}
-	cursor, err := s.cursorMember(ctx, "", p, func(id string) (int64, error) {
+	cursor, err := s.cursorMember(p, func(id string) (int64, error) {
 		as, err := load(ctx, []string{id})
 		if err != nil {
 			return 0, err

@@ -169,7 +169,7 @@ func (s *Store) loadEndpoints(ctx context.Context, sc Scope, ids []string) ([]*W
 
 // ListEndpoints returns a page of endpoints, newest first.
 func (s *Store) ListEndpoints(ctx context.Context, sc Scope, p Page) ([]*WebhookEndpoint, bool, error) {
-	cursor, err := s.cursorMember(ctx, "", p, func(id string) (int64, error) {
+	cursor, err := s.cursorMember(p, func(id string) (int64, error) {
 		ep, err := s.GetEndpoint(ctx, sc, id)
 		if err != nil {
 			return 0, err

@@ -211,7 +211,7 @@ type EventFilter struct {
 
 // ListEvents returns a page of events, newest first.
 func (s *Store) ListEvents(ctx context.Context, sc Scope, f EventFilter, p Page) ([]*Event, bool, error) {
-	cursor, err := s.cursorMember(ctx, "", p, func(id string) (int64, error) {
+	cursor, err := s.cursorMember(p, func(id string) (int64, error) {
 		ev, err := s.GetEvent(ctx, sc, id)
 		if err != nil {
 			return 0, err

@@ -321,10 +321,8 @@ func TestListEvents_Pagination(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	var created []string
 	for i := 0; i < 7; i++ {
 		s := b.create(t, store.SessionCreate{})
-		created = append(created, s.ID)
 		if i%2 == 0 {
 			_, _, err := b.st.Cancel(ctx, b.sc, s.ID, store.Origin{})
 			require.NoError(t, err)

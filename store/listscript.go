@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -56,7 +57,7 @@ func (s *Store) rangeDocs(ctx context.Context, key, docPrefix string, p Page, cu
 		dir = "fwd"
 	}
 	vals, err := rangeDocsScript.Run(ctx, s.rdb, []string{key}, dir, min, max, offset, count, docPrefix).Slice()
-	if err != nil && err != redis.Nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, nil, fmt.Errorf("read index: %w", err)
 	}
 	if len(vals)%2 != 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -276,7 +277,7 @@ func (s *Store) histories(ctx context.Context, sc Scope, want map[string]*histor
 		}
 		return nil
 	})
-	if err != nil && err != redis.Nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read personal data: %w", err)
 	}
 	for id, c := range all {

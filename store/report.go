@@ -126,7 +126,7 @@ func (s *Store) GetReports(ctx context.Context, sc Scope, ids []string) ([]*Repo
 
 // ListReports returns a page of reports, newest first.
 func (s *Store) ListReports(ctx context.Context, sc Scope, f ReportFilter, p Page) ([]*Report, bool, error) {
-	cursor, err := s.cursorMember(ctx, "", p, func(id string) (int64, error) {
+	cursor, err := s.cursorMember(p, func(id string) (int64, error) {
 		r, err := s.GetReport(ctx, sc, id)
 		if err != nil {
 			return 0, err

@@ -64,7 +64,7 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 // ListRequestLogs returns a page of the request logs that named object (every log of the scope when object is
 // empty), newest first.
 func (s *Store) ListRequestLogs(ctx context.Context, sc Scope, object string, p Page) ([]*RequestLog, bool, error) {
-	cursor, err := s.cursorMember(ctx, "", p, func(id string) (int64, error) {
+	cursor, err := s.cursorMember(p, func(id string) (int64, error) {
 		logs, err := mget[RequestLog](ctx, s, []string{id}, func(id string) string { return s.requestLogKey(sc, id) })
 		if err != nil {
 			return 0, err

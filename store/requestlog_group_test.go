@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -24,7 +25,7 @@ func (h *scriptRuns) DialHook(next redis.DialHook) redis.DialHook { return next 
 func (h *scriptRuns) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if isScript(cmd) && (err == nil || err == redis.Nil) {
+		if isScript(cmd) && (err == nil || errors.Is(err, redis.Nil)) {
 			h.n.Add(1)
 		}
 		return err
@@ -62,7 +63,7 @@ func holdFirstLogBatch(t *testing.T, b *testBundle, total int) {
 func storedLog(t *testing.T, b *testBundle, id string) string {
 	t.Helper()
 	raw, err := b.redis.Client.Get(context.Background(), b.key("req:"+id)).Bytes()
-	if err == redis.Nil {
+	if errors.Is(err, redis.Nil) {
 		return ""
 	}
 	require.NoError(t, err)

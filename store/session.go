@@ -320,7 +320,7 @@ func (s *Store) List(ctx context.Context, sc Scope, f SessionFilter, p Page) ([]
 // listStart resolves a session list's cursor to its index member and picks the index to read: the most
 // selective one; the remaining filters are checked on the loaded objects.
 func (s *Store) listStart(ctx context.Context, sc Scope, f SessionFilter, p Page) (cursor, key string, err error) {
-	cursor, err = s.cursorMember(ctx, s.sessionIndexKey(sc), p, func(id string) (int64, error) {
+	cursor, err = s.cursorMember(p, func(id string) (int64, error) {
 		sess, err := s.Get(ctx, sc, id)
 		if err != nil {
 			return 0, err
@@ -343,7 +343,7 @@ func (s *Store) listStart(ctx context.Context, sc Scope, f SessionFilter, p Page
 }
 
 // cursorMember resolves the page's cursor id to its index member; an unknown cursor is ErrNotFound.
-func (s *Store) cursorMember(ctx context.Context, _ string, p Page, created func(id string) (int64, error)) (string, error) {
+func (s *Store) cursorMember(p Page, created func(id string) (int64, error)) (string, error) {
 	id := p.StartingAfter
 	if id == "" {
 		id = p.EndingBefore

@@ -45,7 +45,7 @@ func (c *Client) EnqueueRedactBatch(ctx context.Context, sc store.Scope, b store
 func (w *Worker) HandleRedactBatch(ctx context.Context, t *asynq.Task) error {
 	var p RedactBatchPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("decode redact batch payload: %v: %w", err, asynq.SkipRetry)
+		return fmt.Errorf("decode redact batch payload: %w: %w", err, asynq.SkipRetry)
 	}
 	return w.RedactBatch(ctx, p.scope(), p.SessionIDs)
 }

@@ -42,7 +42,7 @@ func (c *Client) EnqueueBulkRedaction(ctx context.Context, sc store.Scope, id st
 func (w *Worker) HandleBulkRedaction(ctx context.Context, t *asynq.Task) error {
 	var p BulkPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("decode bulk payload: %v: %w", err, asynq.SkipRetry)
+		return fmt.Errorf("decode bulk payload: %w: %w", err, asynq.SkipRetry)
 	}
 	err := w.RunBulkRedaction(ctx, p.scope(), p.BulkRedactionID)
 	if errors.Is(err, store.ErrNotFound) {

@@ -18,7 +18,7 @@ import (
 func (w *Worker) HandleRedact(ctx context.Context, t *asynq.Task) error {
 	var p RedactPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("decode redact payload: %v: %w", err, asynq.SkipRetry)
+		return fmt.Errorf("decode redact payload: %w: %w", err, asynq.SkipRetry)
 	}
 	err := w.redactShared(ctx, p.scope(), p.SessionID)
 	if err != nil && !errors.Is(err, asynq.SkipRetry) {

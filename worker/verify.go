@@ -15,7 +15,7 @@ import (
 func (w *Worker) HandleVerify(ctx context.Context, t *asynq.Task) error {
 	var p VerifyPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("decode verify payload: %v: %w", err, asynq.SkipRetry)
+		return fmt.Errorf("decode verify payload: %w: %w", err, asynq.SkipRetry)
 	}
 	return w.verify(ctx, p.scope(), p.SessionID, p.SubmissionID)
 }

@@ -16,7 +16,7 @@ import (
 func (w *Worker) HandleDeliverWebhook(ctx context.Context, t *asynq.Task) error {
 	var p events.DeliverPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("decode webhook payload: %v: %w", err, asynq.SkipRetry)
+		return fmt.Errorf("decode webhook payload: %w: %w", err, asynq.SkipRetry)
 	}
 	if w.Webhooks == nil {
 		return fmt.Errorf("webhook delivery is not configured in this process: %w", asynq.SkipRetry)

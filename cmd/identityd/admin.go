@@ -89,7 +89,7 @@ func newAdminHandler(c adminConfig) http.Handler {
 	}
 	mux.Handle("GET "+pathFailedRedactions, failed)
 	if c.Dashboard != nil {
-		var h http.Handler = c.Dashboard
+		h := c.Dashboard
 		if c.Password != "" {
 			h = basicAuth(adminUser, c.Password, h)
 		}

@@ -156,7 +156,7 @@ func parseDaemonFlags(name string, args []string) (*Config, error) {
 		{"reconcile-interval", &cfg.ReconcileInterval}}
 	for _, d := range durations {
 		if *d.dst, err = parseDuration(*raw[d.flag]); err != nil {
-			return nil, fmt.Errorf("invalid --%s %q: %v", d.flag, *raw[d.flag], err)
+			return nil, fmt.Errorf("invalid --%s %q: %w", d.flag, *raw[d.flag], err)
 		}
 	}
 	if cfg.RequestLogTTL <= 0 {
@@ -231,10 +231,10 @@ func (c *Config) Validate() error {
 	for _, raw := range c.rawKeys {
 		k, err := api.ParseAPIKey(raw)
 		if err != nil {
-			return fmt.Errorf("invalid --api-key: %v", err)
+			return fmt.Errorf("invalid --api-key: %w", err)
 		}
 		if err := checkKeyStrength(raw, k); err != nil {
-			return fmt.Errorf("invalid --api-key: %v", err)
+			return fmt.Errorf("invalid --api-key: %w", err)
 		}
 		if seen[k.Secret] {
 			return fmt.Errorf("invalid --api-key: the same key is configured twice")

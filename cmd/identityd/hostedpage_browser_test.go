@@ -226,7 +226,7 @@ func TestHostedPage_Browser(t *testing.T) {
 		ev := rcv.acked()["identity.verification_session.verified"][0].event
 		require.Equal(t, vs.ID, ev.Data.Object["id"])
 		got, err := sc.V1IdentityVerificationSessions.Retrieve(ctx, vs.ID, &stripe.IdentityVerificationSessionRetrieveParams{
-			Params: stripe.Params{Expand: []*string{stripe.String("verified_outputs")}}})
+			Expand: []*string{stripe.String("verified_outputs")}})
 		require.NoError(t, err)
 		require.Equal(t, stripe.IdentityVerificationSessionStatusVerified, got.Status)
 		require.Equal(t, "Ada", got.VerifiedOutputs.FirstName, "the value typed in the page")

@@ -41,7 +41,7 @@ func listen(flag, addr string, maxConns int) (net.Listener, error) {
 		return nil, fmt.Errorf("--%s %s: the address is already in use (another identityd?)", flag, addr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("--%s %s: %v", flag, addr, err)
+		return nil, fmt.Errorf("--%s %s: %w", flag, addr, err)
 	}
 	return newLimitListener(ln, maxConns), nil
 }

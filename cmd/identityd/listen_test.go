@@ -66,6 +66,7 @@ func TestHTTPLimits_SlowClientsAreCut(t *testing.T) {
 		require.NoError(t, err)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		require.NoError(t, err)
+		defer resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		requireCut(t, conn, "an idle keep-alive connection")

@@ -20,7 +20,7 @@ func main() {
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "identityd:", err)
-		m.Close()
+		_ = m.Close() // the run's error is the one to report
 		os.Exit(1)
 	}
 	if err := m.Close(); err != nil {

@@ -101,7 +101,7 @@ func parseRedactFlags(args []string) (*redactCommand, error) {
 		if strings.HasPrefix(p.name, "created") {
 			t, err := parseTime(v)
 			if err != nil {
-				return nil, fmt.Errorf("invalid --%s %q: %v", p.flag, v, err)
+				return nil, fmt.Errorf("invalid --%s %q: %w", p.flag, v, err)
 			}
 			v = strconv.FormatInt(t, 10)
 		}

@@ -52,7 +52,7 @@ func parseRedisURL(raw string) (*redis.Options, error) {
 	case err != nil && slashes:
 		var ue *url.Error
 		if errors.As(err, &ue) && strings.HasPrefix(ue.Err.Error(), "invalid port") {
-			return nil, fmt.Errorf("invalid --redis-url: %v; %s", ue.Err, want) // the port only, never the password
+			return nil, fmt.Errorf("invalid --redis-url: %w; %s", ue.Err, want) // the port only, never the password
 		}
 		return nil, fmt.Errorf("invalid --redis-url: not a URL; %s", want)
 	case err != nil || u.Scheme == "":
@@ -86,9 +86,9 @@ func (m *Main) unreachable(err error) error {
 		err = errors.New("no answer within the deadline")
 	}
 	if len(m.cfg.RedisCluster) > 0 {
-		return fmt.Errorf("--redis-cluster %s: Redis does not answer: %v", strings.Join(m.cfg.RedisCluster, ","), err)
+		return fmt.Errorf("--redis-cluster %s: Redis does not answer: %w", strings.Join(m.cfg.RedisCluster, ","), err)
 	}
-	return fmt.Errorf("--redis-url: Redis does not answer: %v", err)
+	return fmt.Errorf("--redis-url: Redis does not answer: %w", err)
 }
 
 // clusterOptions describes the --redis-cluster connection (nil without one): seeds, password and TLS. Its
@@ -103,7 +103,7 @@ func (c *Config) clusterOptions() (*redis.ClusterOptions, error) {
 		if c.RedisClusterCAFile != "" {
 			pem, err := os.ReadFile(c.RedisClusterCAFile)
 			if err != nil {
-				return nil, fmt.Errorf("--redis-cluster-ca-file: %v", err)
+				return nil, fmt.Errorf("--redis-cluster-ca-file: %w", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {

@@ -58,12 +58,12 @@ func secretValue(set map[string]bool, raw map[string]*string, name string) (stri
 func readSecretFile(flagName, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("--%s: %v", flagName, err)
+		return "", fmt.Errorf("--%s: %w", flagName, err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
-		return "", fmt.Errorf("--%s: %v", flagName, err)
+		return "", fmt.Errorf("--%s: %w", flagName, err)
 	}
 	if len(b) > maxSecretFile {
 		return "", fmt.Errorf("--%s %s: the file is larger than %d bytes", flagName, path, maxSecretFile)

@@ -150,6 +150,7 @@ func TestSplit_APIAndTwoWorkers_Drain(t *testing.T) {
 	rd := bufio.NewReader(conn)
 	cont, err := http.ReadResponse(rd, nil)
 	require.NoError(t, err)
+	_ = cont.Body.Close() // a 100 Continue has no body
 	require.Equal(t, http.StatusContinue, cont.StatusCode)
 
 	stopped := make(chan struct{})
@@ -173,6 +174,7 @@ func TestSplit_APIAndTwoWorkers_Drain(t *testing.T) {
 	require.NoError(t, err)
 	resp, err := http.ReadResponse(rd, nil)
 	require.NoError(t, err)
+	defer resp.Body.Close()
 	respBody, _ := io.ReadAll(resp.Body)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "in-flight request drained: %s", respBody)
 	require.Contains(t, string(respBody), `"client_reference_id":"inflight"`)

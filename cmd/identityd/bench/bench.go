@@ -70,7 +70,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Command, error) {
 		return nil, errors.New("bench needs --redis-url (or REDIS_URL): it measures a real Redis")
 	}
 	if _, err := redis.ParseURL(c.redisURL); err != nil {
-		return nil, fmt.Errorf("invalid --redis-url: %v", err)
+		return nil, errors.New("invalid --redis-url: want redis://[:password@]host:port/db") // never echo the URL: it may hold a password
 	}
 	if c.listOnly {
 		c.redactions = 1 // unused; keeps the check below honest for the flags that are used

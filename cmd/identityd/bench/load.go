@@ -53,10 +53,10 @@ func ParallelRange(from, to, workers int, fn func(i int) error) error {
 	g.SetLimit(workers)
 	for i := from; i < to && ctx.Err() == nil; i++ {
 		g.Go(func() error {
-			if ctx.Err() != nil {
-				return nil
+			if ctx.Err() == nil {
+				return fn(i)
 			}
-			return fn(i)
+			return nil // another call failed: this one is skipped, and Wait returns that call's error
 		})
 	}
 	return g.Wait()
@@ -293,7 +293,7 @@ func (env *benchEnv) bulkRedaction(ctx context.Context, n, concurrency int) (flo
 	err = json.NewDecoder(resp.Body).Decode(&job)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("start bulk redaction: status %d: %v", resp.StatusCode, err)
+		return 0, fmt.Errorf("start bulk redaction: status %d: %w", resp.StatusCode, err)
 	}
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
