@@ -261,11 +261,11 @@ func seedSessions(tb testing.TB, st *store.Store, sc store.Scope, n int) {
 			defer wg.Done()
 			ref, email := "user_42", "jenny.rosen@example.com"
 			for i := next.Add(1); i <= int64(n) && failed.Load() == nil; i = next.Add(1) {
-				sess, _, err := st.Create(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
+				sess, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
 					Metadata:        map[string]string{"customer_name": "Jenny Rosen", "order_id": "6735"},
 					ProvidedDetails: &store.ProvidedDetails{Email: &email}}, store.Origin{RequestID: "req_seed"})
 				if err == nil && i%4 == 0 {
-					_, _, err = st.Cancel(ctx, sc, sess.ID, store.Origin{RequestID: "req_seed"})
+					_, _, err = st.CancelSession(ctx, sc, sess.ID, store.Origin{RequestID: "req_seed"})
 				}
 				if err != nil {
 					failed.CompareAndSwap(nil, &err)

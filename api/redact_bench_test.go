@@ -24,10 +24,10 @@ func BenchmarkServer_Redact(b *testing.B) {
 	ids := make([]string, b.N)
 	for i := range ids {
 		email := fmt.Sprintf("person%d@example.com", i)
-		sess, _, err := bench.st.Create(ctx, sc, store.SessionCreate{Type: "document",
+		sess, _, err := bench.st.CreateSession(ctx, sc, store.SessionCreate{Type: "document",
 			ProvidedDetails: &store.ProvidedDetails{Email: &email}}, store.Origin{RequestID: "req_seed"})
 		if err == nil {
-			_, _, err = bench.st.Cancel(ctx, sc, sess.ID, store.Origin{RequestID: "req_seed"})
+			_, _, err = bench.st.CancelSession(ctx, sc, sess.ID, store.Origin{RequestID: "req_seed"})
 		}
 		if err != nil {
 			b.Fatal(err)
@@ -67,7 +67,7 @@ func BenchmarkServer_Redact(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 	b.ReportMetric(float64(rtts.n.Load())/float64(b.N), "rtt/req")
 	for _, id := range []string{ids[0], ids[len(ids)-1]} {
-		sess, err := bench.st.Get(ctx, sc, id)
+		sess, err := bench.st.GetSession(ctx, sc, id)
 		if err != nil || sess.Redaction == nil || sess.Redaction.Status != store.RedactionProcessing {
 			b.Fatalf("session %s: redaction not requested (%v)", id, err)
 		}

@@ -39,7 +39,7 @@ func (s *Server) redactionRecord(c *call) (any, error) {
 		return nil, err
 	}
 	id := c.r.PathValue("id")
-	if _, err := s.cfg.Store.Get(c.ctx, c.scope, id); err != nil {
+	if _, err := s.cfg.Store.GetSession(c.ctx, c.scope, id); err != nil {
 		return nil, err
 	}
 	rec, err := s.cfg.Store.RedactionRecord(c.ctx, c.scope, id)

@@ -310,7 +310,7 @@ func (c *call) readListPage() (store.Page, error) {
 // rendered is a response body the handler already rendered as JSON; run sends it as is.
 type rendered []byte
 
-// appendSessionView appends a stored session (compact JSON, store.ListJSON) as a response shows it without
+// appendSessionView appends a stored session (compact JSON, store.ListSessionsJSON) as a response shows it without
 // expansions — what json.Marshal(&sessionView{…}) renders, spliced from the stored bytes: every member in
 // stored order but verified_outputs (shown only when expanded) and last_verification_report, which a
 // sessionView renders last. ok is false when raw is not a session this can splice; dst is then unchanged.

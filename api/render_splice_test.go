@@ -22,7 +22,7 @@ func TestRenderSessionList_MatchesMarshal(t *testing.T) {
 	str := func(s string) *string { return &s }
 	yes := true
 	create := func(p store.SessionCreate) *store.Session {
-		sess, _, err := st.Create(ctx, sc, p, store.Origin{})
+		sess, _, err := st.CreateSession(ctx, sc, p, store.Origin{})
 		require.NoError(t, err)
 		return sess
 	}
@@ -33,10 +33,10 @@ func TestRenderSessionList_MatchesMarshal(t *testing.T) {
 			RequireIDNumber: &yes, RequireLiveCapture: &yes, RequireMatchingSelfie: &yes}},
 		ProvidedDetails: &store.ProvidedDetails{Email: str("jenny@example.com"), Phone: str("+15555550123")},
 		RelatedCustomer: str("cus_1"), RelatedPerson: &store.RelatedPerson{Account: "acct_1", Person: "person_1"}})
-	_, _, err := st.Update(ctx, sc, full.ID, store.SessionUpdate{Metadata: map[string]string{"b": "added > 1"}}, store.Origin{})
+	_, _, err := st.UpdateSession(ctx, sc, full.ID, store.SessionUpdate{Metadata: map[string]string{"b": "added > 1"}}, store.Origin{})
 	require.NoError(t, err)
 	canceled := create(store.SessionCreate{Type: "document"})
-	_, _, err = st.Cancel(ctx, sc, canceled.ID, store.Origin{})
+	_, _, err = st.CancelSession(ctx, sc, canceled.ID, store.Origin{})
 	require.NoError(t, err)
 	verify := func(id string) {
 		day, month, year := int64(1), int64(2), int64(1990)
@@ -72,9 +72,9 @@ func TestRenderSessionList_MatchesMarshal(t *testing.T) {
 	for _, f := range []store.SessionFilter{{}, {Status: store.StatusVerified}, {Status: store.StatusCanceled},
 		{ClientReferenceID: *full.ClientReferenceID}, {RelatedCustomer: "cus_1"}, {Status: store.StatusProcessing}} {
 		for _, p := range []store.Page{{Limit: 100}, {Limit: 2}, {Limit: 3, StartingAfter: full.ID}, {Limit: 2, EndingBefore: canceled.ID}} {
-			decoded, more, err := st.List(ctx, sc, f, p)
+			decoded, more, err := st.ListSessions(ctx, sc, f, p)
 			require.NoError(t, err)
-			raw, rawMore, err := st.ListJSON(ctx, sc, f, p)
+			raw, rawMore, err := st.ListSessionsJSON(ctx, sc, f, p)
 			require.NoError(t, err)
 			require.Equal(t, more, rawMore)
 			require.Len(t, raw, len(decoded))
@@ -98,7 +98,7 @@ func TestListJSON_ReadsJSONItCannotWalk(t *testing.T) {
 	r := storetest.New(t)
 	st := r.Store(storetest.NewFakeClock(time.Unix(1_700_000_000, 0)))
 	sc := store.Scope{Account: "acct_splice"}
-	sess, _, err := st.Create(ctx, sc, store.SessionCreate{Type: "document", Metadata: map[string]string{"a": "b"}}, store.Origin{})
+	sess, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document", Metadata: map[string]string{"a": "b"}}, store.Origin{})
 	require.NoError(t, err)
 	key := r.KeyPrefix + ":{acct_splice}:test:vs:" + sess.ID
 	stored, err := r.Client.Get(ctx, key).Bytes()
@@ -111,13 +111,13 @@ func TestListJSON_ReadsJSONItCannotWalk(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, r.Client.Set(ctx, key, spaced, 0).Err())
 
-	raw, _, err := st.ListJSON(ctx, sc, store.SessionFilter{Status: store.StatusRequiresInput}, store.Page{Limit: 10})
+	raw, _, err := st.ListSessionsJSON(ctx, sc, store.SessionFilter{Status: store.StatusRequiresInput}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, raw, 1)
 	c := &call{ctx: ctx, scope: sc}
 	got, err := c.renderSessionList("/v1/identity/verification_sessions", raw, false)
 	require.NoError(t, err)
-	decoded, _, err := st.List(ctx, sc, store.SessionFilter{Status: store.StatusRequiresInput}, store.Page{Limit: 10})
+	decoded, _, err := st.ListSessions(ctx, sc, store.SessionFilter{Status: store.StatusRequiresInput}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	views, err := c.renderSessions(ctx, decoded, expansions{})
 	require.NoError(t, err)

@@ -132,7 +132,7 @@ func (s *Server) createSession(c *call) (any, error) {
 	if err := c.checkUnknown(); err != nil {
 		return nil, err
 	}
-	sess, evs, err := s.cfg.Store.Create(c.ctx, c.scope, p, c.origin())
+	sess, evs, err := s.cfg.Store.CreateSession(c.ctx, c.scope, p, c.origin())
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (s *Server) retrieveSession(c *call) (any, error) {
 	if err := c.checkUnknown(); err != nil {
 		return nil, err
 	}
-	sess, err := s.cfg.Store.Get(c.ctx, c.scope, c.r.PathValue("id"))
+	sess, err := s.cfg.Store.GetSession(c.ctx, c.scope, c.r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,7 @@ func (s *Server) updateSession(c *call) (any, error) {
 	if err := c.checkUnknown(); err != nil {
 		return nil, err
 	}
-	sess, evs, err := s.cfg.Store.Update(c.ctx, c.scope, c.r.PathValue("id"), p, c.origin())
+	sess, evs, err := s.cfg.Store.UpdateSession(c.ctx, c.scope, c.r.PathValue("id"), p, c.origin())
 	if err != nil {
 		return nil, sessionStateError(err, "update", "requires_input")
 	}
@@ -195,7 +195,7 @@ func (s *Server) cancelSession(c *call) (any, error) {
 	if err := c.checkUnknown(); err != nil {
 		return nil, err
 	}
-	sess, evs, err := s.cfg.Store.Cancel(c.ctx, c.scope, c.r.PathValue("id"), c.origin())
+	sess, evs, err := s.cfg.Store.CancelSession(c.ctx, c.scope, c.r.PathValue("id"), c.origin())
 	if err != nil {
 		return nil, sessionStateError(err, "cancel", "requires_input")
 	}
@@ -239,13 +239,13 @@ func (s *Server) listSessions(c *call) (any, error) {
 	}
 	const url = "/v1/identity/verification_sessions"
 	if len(ex) == 0 { // nothing to expand: splice the stored JSON instead of decoding and re-encoding it
-		sessions, hasMore, err := s.cfg.Store.ListJSON(c.ctx, c.scope, filter, page)
+		sessions, hasMore, err := s.cfg.Store.ListSessionsJSON(c.ctx, c.scope, filter, page)
 		if err != nil {
 			return nil, listError(err, "verification session", page)
 		}
 		return c.renderSessionList(url, sessions, hasMore)
 	}
-	sessions, hasMore, err := s.cfg.Store.List(c.ctx, c.scope, filter, page)
+	sessions, hasMore, err := s.cfg.Store.ListSessions(c.ctx, c.scope, filter, page)
 	if err != nil {
 		return nil, listError(err, "verification session", page)
 	}

@@ -172,7 +172,7 @@ func (s *Server) resolveLink(ctx context.Context, token string) (store.VerifyLin
 	if err != nil {
 		return link, nil, linkUnknown, err
 	}
-	sess, err := s.cfg.Store.Get(ctx, link.Scope, link.SessionID)
+	sess, err := s.cfg.Store.GetSession(ctx, link.Scope, link.SessionID)
 	if errors.Is(err, store.ErrNotFound) { // a create whose transaction failed after the token was written
 		return link, nil, linkUnknown, nil
 	}

@@ -20,7 +20,7 @@ import (
 func BenchmarkVerifyPage_Render(b *testing.B) {
 	pb := setupPage(b)
 	yes := true
-	sess, _, err := pb.st.Create(context.Background(), store.Scope{Account: "acct_alpha"}, store.SessionCreate{
+	sess, _, err := pb.st.CreateSession(context.Background(), store.Scope{Account: "acct_alpha"}, store.SessionCreate{
 		Type: "document", ReturnURL: ptrTo("https://shop.example/done?order=7"),
 		Options: &store.Options{Document: &store.DocumentOptions{AllowedTypes: []string{"passport", "id_card"},
 			RequireIDNumber: &yes, RequireMatchingSelfie: &yes}},

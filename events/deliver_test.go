@@ -95,7 +95,7 @@ func newEndpoint(t *testing.T, st *store.Store, url string, enabled ...string) (
 func newSession(t *testing.T, st *store.Store, eps ...*store.WebhookEndpoint) (*store.Session, *store.Event) {
 	t.Helper()
 	email := "deliver.person@example.com"
-	sess, evs, err := st.Create(context.Background(), scope, store.SessionCreate{Type: "document",
+	sess, evs, err := st.CreateSession(context.Background(), scope, store.SessionCreate{Type: "document",
 		Metadata: map[string]string{"customer_name": "Jenny Rosen"}, ProvidedDetails: &store.ProvidedDetails{Email: &email}},
 		store.Origin{})
 	require.NoError(t, err)
@@ -302,9 +302,9 @@ func TestFanout(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	sess, created, err := b.store.Create(ctx, scope, store.SessionCreate{Type: "document"}, store.Origin{})
+	sess, created, err := b.store.CreateSession(ctx, scope, store.SessionCreate{Type: "document"}, store.Origin{})
 	require.NoError(t, err)
-	_, canceled, err := b.store.Cancel(ctx, scope, sess.ID, store.Origin{})
+	_, canceled, err := b.store.CancelSession(ctx, scope, sess.ID, store.Origin{})
 	require.NoError(t, err)
 	evs := append(created, canceled...)
 	require.NoError(t, w.Fanout(ctx, scope, evs))

@@ -83,8 +83,8 @@ func parallelSeed(b *testing.B, from, to int, fn func(i int) error) {
 }
 
 // BenchmarkList times one page of 10 with a status filter, at 1,000 and 10,000 sessions in the account (a
-// quarter canceled; the list asks for requires_input): "Decoded" is store.List (sessions decoded, for
-// expansions), "JSON" is store.ListJSON (stored JSON, what an unexpanded list answers). The index walk is by
+// quarter canceled; the list asks for requires_input): "Decoded" is store.ListSessions (sessions decoded, for
+// expansions), "JSON" is store.ListSessionsJSON (stored JSON, what an unexpanded list answers). The index walk is by
 // lex range, so the time per page should not grow with the store.
 func BenchmarkList(b *testing.B) {
 	st, sc, rtts := benchStore(b)
@@ -93,9 +93,9 @@ func BenchmarkList(b *testing.B) {
 	filter, page := store.SessionFilter{Status: store.StatusRequiresInput}, store.Page{Limit: 10}
 	for _, size := range []int{1000, 10000} {
 		parallelSeed(b, seeded, size, func(i int) error {
-			sess, _, err := st.Create(ctx, sc, createParams(), store.Origin{RequestID: "req_seed"})
+			sess, _, err := st.CreateSession(ctx, sc, createParams(), store.Origin{RequestID: "req_seed"})
 			if err == nil && i%4 == 3 {
-				_, _, err = st.Cancel(ctx, sc, sess.ID, store.Origin{RequestID: "req_seed"})
+				_, _, err = st.CancelSession(ctx, sc, sess.ID, store.Origin{RequestID: "req_seed"})
 			}
 			return err
 		})
@@ -104,7 +104,7 @@ func BenchmarkList(b *testing.B) {
 			b.ReportAllocs()
 			rtts.n.Store(0)
 			for b.Loop() {
-				page, more, err := st.List(ctx, sc, filter, page)
+				page, more, err := st.ListSessions(ctx, sc, filter, page)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -118,7 +118,7 @@ func BenchmarkList(b *testing.B) {
 			b.ReportAllocs()
 			rtts.n.Store(0)
 			for b.Loop() {
-				page, more, err := st.ListJSON(ctx, sc, filter, page)
+				page, more, err := st.ListSessionsJSON(ctx, sc, filter, page)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -137,13 +137,13 @@ func BenchmarkCreate(b *testing.B) {
 	st, sc, rtts := benchStore(b)
 	ctx := context.Background()
 	p := createParams()
-	if _, _, err := st.Create(ctx, sc, p, store.Origin{}); err != nil { // registers the account once
+	if _, _, err := st.CreateSession(ctx, sc, p, store.Origin{}); err != nil { // registers the account once
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	rtts.n.Store(0)
 	for b.Loop() {
-		if _, evs, err := st.Create(ctx, sc, p, store.Origin{RequestID: "req_bench"}); err != nil || len(evs) != 1 {
+		if _, evs, err := st.CreateSession(ctx, sc, p, store.Origin{RequestID: "req_bench"}); err != nil || len(evs) != 1 {
 			b.Fatalf("create: %v (%d events)", err, len(evs))
 		}
 	}
@@ -160,7 +160,7 @@ func BenchmarkSaveRequestLog(b *testing.B) {
 	var ids []string
 	var bodies [][]byte
 	for range 16 {
-		sess, _, err := st.Create(ctx, sc, createParams(), store.Origin{})
+		sess, _, err := st.CreateSession(ctx, sc, createParams(), store.Origin{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -198,7 +198,7 @@ func BenchmarkSaveRequestLog_List(b *testing.B) {
 	ctx := context.Background()
 	var sessions []*store.Session
 	for range 10 {
-		sess, _, err := st.Create(ctx, sc, createParams(), store.Origin{})
+		sess, _, err := st.CreateSession(ctx, sc, createParams(), store.Origin{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -33,7 +33,7 @@ func (b *bulkBundle) create(t *testing.T, n int, ref string) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		email := "person@example.com"
-		sess, _, err := b.st.Create(b.ctx, b.sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
+		sess, _, err := b.st.CreateSession(b.ctx, b.sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
 			Metadata: map[string]string{"name": "Jane Roe"}, ProvidedDetails: &store.ProvidedDetails{Email: &email}}, store.Origin{})
 		require.NoError(t, err)
 		ids[i] = sess.ID
@@ -74,7 +74,7 @@ func (b *bulkBundle) finish(t *testing.T, steps []*store.BulkStep) []*store.Even
 
 func (b *bulkBundle) snapshot(t *testing.T, ids []string) []string {
 	t.Helper()
-	sessions, err := b.st.GetMany(b.ctx, b.sc, ids)
+	sessions, err := b.st.GetSessions(b.ctx, b.sc, ids)
 	require.NoError(t, err)
 	out := make([]string, len(sessions))
 	for i, s := range sessions {
@@ -146,7 +146,7 @@ func TestBulkRedaction_DryRunThenRealRun(t *testing.T) {
 	require.NotNil(t, got.CompletedAt)
 
 	for _, id := range alpha[5:] {
-		sess, err := b.st.Get(b.ctx, b.sc, id)
+		sess, err := b.st.GetSession(b.ctx, b.sc, id)
 		require.NoError(t, err)
 		require.Equal(t, store.RedactionRedacted, sess.Redaction.Status)
 		require.Empty(t, sess.Metadata)
@@ -167,7 +167,7 @@ func TestBulkRedaction_CreatedAndStatusFilters(t *testing.T) {
 	b.clock.Advance(time.Hour)
 	cut := b.clock.Now().Unix()
 	young := b.create(t, 7, "r")
-	_, _, err := b.st.Cancel(b.ctx, b.sc, young[0], store.Origin{})
+	_, _, err := b.st.CancelSession(b.ctx, b.sc, young[0], store.Origin{})
 	require.NoError(t, err)
 
 	job, err := b.st.CreateBulkRedaction(b.ctx, b.sc, store.BulkFilter{Created: &store.CreatedBounds{LT: &cut}}, true)
@@ -185,7 +185,7 @@ func TestBulkRedaction_CreatedAndStatusFilters(t *testing.T) {
 	require.Equal(t, int64(6), job.Requested, "walking the status index while redaction empties it")
 	require.Equal(t, store.BulkCompleted, job.Status)
 	for _, id := range old {
-		sess, err := b.st.Get(b.ctx, b.sc, id)
+		sess, err := b.st.GetSession(b.ctx, b.sc, id)
 		require.NoError(t, err)
 		require.Nil(t, sess.Redaction)
 	}
@@ -283,13 +283,13 @@ func TestRetention_RedactsOldSessionsOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.Requester{Type: store.RequestedByRetention, ID: "ret_1"}, rec.RequestedBy)
 	for _, id := range young {
-		sess, err := b.st.Get(b.ctx, b.sc, id)
+		sess, err := b.st.GetSession(b.ctx, b.sc, id)
 		require.NoError(t, err)
 		require.Nil(t, sess.Redaction)
 	}
 
 	// The verification finishes; the next run picks the session up, and nothing else.
-	sess, err := b.st.Get(b.ctx, b.sc, old[4])
+	sess, err := b.st.GetSession(b.ctx, b.sc, old[4])
 	require.NoError(t, err)
 	pending, err := b.st.PendingVerifications(b.ctx, b.sc, b.clock.Now().UnixMilli()+1, 10)
 	require.NoError(t, err)

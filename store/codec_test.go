@@ -84,7 +84,7 @@ func TestStoredDocumentsAreCompressed(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, json.Valid(plain))
 	require.NoError(t, b.redis.Client.Set(ctx, b.key("vs:"+sess.ID), plain, 0).Err())
-	got, err := b.st.Get(ctx, b.sc, sess.ID)
+	got, err := b.st.GetSession(ctx, b.sc, sess.ID)
 	require.NoError(t, err)
 	require.Equal(t, sess, got)
 

@@ -121,7 +121,7 @@ func TestDeliveries_PendingWebhooks(t *testing.T) {
 	ctx := context.Background()
 	s, _ := whSetup(t)
 	a, b := whCreateEndpoint(t, s, "*"), whCreateEndpoint(t, s, "*")
-	_, evs, err := s.Create(ctx, whScope, store.SessionCreate{Type: "document"}, store.Origin{})
+	_, evs, err := s.CreateSession(ctx, whScope, store.SessionCreate{Type: "document"}, store.Origin{})
 	require.NoError(t, err)
 	evID := evs[0].ID
 
@@ -173,7 +173,7 @@ func TestDeliveries_Reopen(t *testing.T) {
 	ctx := context.Background()
 	s, _ := whSetup(t)
 	a := whCreateEndpoint(t, s, "*")
-	_, evs, err := s.Create(ctx, whScope, store.SessionCreate{Type: "document"}, store.Origin{})
+	_, evs, err := s.CreateSession(ctx, whScope, store.SessionCreate{Type: "document"}, store.Origin{})
 	require.NoError(t, err)
 	evID := evs[0].ID
 	pending := func() int {

@@ -105,7 +105,7 @@ func seedTies(t *testing.T, b *testBundle, bursts []int) []row {
 			sess := b.create(t, p)
 			status := store.StatusRequiresInput
 			if j%4 == 1 {
-				_, _, err := b.st.Cancel(ctx, b.sc, sess.ID, store.Origin{})
+				_, _, err := b.st.CancelSession(ctx, b.sc, sess.ID, store.Origin{})
 				require.NoError(t, err)
 				status = store.StatusCanceled
 			}
@@ -116,7 +116,7 @@ func seedTies(t *testing.T, b *testBundle, bursts []int) []row {
 	return rows
 }
 
-// jsonIDs is ids for a store.ListJSON page.
+// jsonIDs is ids for a store.ListSessionsJSON page.
 func jsonIDs(sessions []*store.SessionJSON) []string {
 	out := []string{}
 	for _, s := range sessions {
@@ -170,12 +170,12 @@ func TestList_MatchesModel(t *testing.T) {
 							p.EndingBefore = cur
 						}
 						wantIDs, wantMore := model(rows, f, p)
-						got, more, err := b.st.List(ctx, b.sc, f, p)
+						got, more, err := b.st.ListSessions(ctx, b.sc, f, p)
 						require.NoError(t, err)
 						what := fmt.Sprintf("range %s filter %+v limit %d %s=%q", rname, f, limit, dir, cur)
 						require.Equal(t, wantIDs, ids(got), what)
 						require.Equal(t, wantMore, more, what)
-						raw, rawMore, err := b.st.ListJSON(ctx, b.sc, f, p)
+						raw, rawMore, err := b.st.ListSessionsJSON(ctx, b.sc, f, p)
 						require.NoError(t, err)
 						require.Equal(t, wantIDs, jsonIDs(raw), what+" (JSON)")
 						require.Equal(t, wantMore, rawMore, what+" (JSON)")
@@ -204,7 +204,7 @@ func TestList_TiesOnOneSecond(t *testing.T) {
 		var mores []bool
 		p := store.Page{Limit: 10}
 		for {
-			got, more, err := b.st.List(ctx, b.sc, store.SessionFilter{}, p)
+			got, more, err := b.st.ListSessions(ctx, b.sc, store.SessionFilter{}, p)
 			require.NoError(t, err)
 			walked = append(walked, ids(got)...)
 			mores = append(mores, more)
@@ -222,7 +222,7 @@ func TestList_TiesOnOneSecond(t *testing.T) {
 		var mores []bool
 		p := store.Page{Limit: 10, EndingBefore: all[len(all)-1]}
 		for {
-			got, more, err := b.st.List(ctx, b.sc, store.SessionFilter{}, p)
+			got, more, err := b.st.ListSessions(ctx, b.sc, store.SessionFilter{}, p)
 			require.NoError(t, err)
 			require.True(t, sort.IsSorted(sort.Reverse(sort.StringSlice(ids(got)))), "data is newest first")
 			pages = append(pages, ids(got))
@@ -256,7 +256,7 @@ func TestList_TiesOnOneSecond(t *testing.T) {
 			{store.Page{Limit: 1, EndingBefore: all[1]}, all[:1], false},
 			{store.Page{Limit: 2, EndingBefore: all[3]}, all[1:3], true},
 		} {
-			got, more, err := b.st.List(ctx, b.sc, store.SessionFilter{}, tc.p)
+			got, more, err := b.st.ListSessions(ctx, b.sc, store.SessionFilter{}, tc.p)
 			require.NoError(t, err)
 			require.Equal(t, tc.want, ids(got), "%+v", tc.p)
 			require.Equal(t, tc.more, more, "%+v", tc.p)
@@ -273,15 +273,15 @@ func TestList_UnknownCursor(t *testing.T) {
 	other := b.create(t, store.SessionCreate{}) // made in b.sc, then looked for from other scopes
 	for _, sc := range []store.Scope{{Account: "acct_other"}, {Account: b.sc.Account, Livemode: true}} {
 		for _, p := range []store.Page{{StartingAfter: other.ID}, {EndingBefore: other.ID}} {
-			_, _, err := b.st.List(ctx, sc, store.SessionFilter{}, p)
+			_, _, err := b.st.ListSessions(ctx, sc, store.SessionFilter{}, p)
 			require.ErrorIs(t, err, store.ErrNotFound, "a cursor from another account or mode is unknown")
 		}
 	}
 	for _, p := range []store.Page{{StartingAfter: "vs_nope"}, {EndingBefore: "vs_nope"}, {StartingAfter: "vs_nope", Created: store.CreatedRange{GTE: ptr(int64(0))}}} {
-		_, _, err := b.st.List(ctx, b.sc, store.SessionFilter{Status: store.StatusCanceled}, p)
+		_, _, err := b.st.ListSessions(ctx, b.sc, store.SessionFilter{Status: store.StatusCanceled}, p)
 		require.ErrorIs(t, err, store.ErrNotFound)
 	}
-	got, _, err := b.st.List(ctx, b.sc, store.SessionFilter{}, store.Page{StartingAfter: other.ID})
+	got, _, err := b.st.ListSessions(ctx, b.sc, store.SessionFilter{}, store.Page{StartingAfter: other.ID})
 	require.NoError(t, err)
 	require.Equal(t, []string{own.ID}, ids(got))
 }
@@ -310,7 +310,7 @@ func TestList_CreatedBoundsAtTheEdges(t *testing.T) {
 		{"LteBeyondTwelveDigits", store.CreatedRange{LTE: ptr(int64(1e13))}, []string{s.ID}},
 		{"Inverted", store.CreatedRange{GTE: ptr(t0.Unix() + 1), LTE: ptr(t0.Unix() - 1)}, []string{}},
 	} {
-		got, more, err := b.st.List(ctx, b.sc, store.SessionFilter{}, store.Page{Limit: 10, Created: tc.r})
+		got, more, err := b.st.ListSessions(ctx, b.sc, store.SessionFilter{}, store.Page{Limit: 10, Created: tc.r})
 		require.NoError(t, err, tc.name)
 		require.Equal(t, tc.want, ids(got), tc.name)
 		require.False(t, more, tc.name)
@@ -324,7 +324,7 @@ func TestListEvents_Pagination(t *testing.T) {
 	for i := 0; i < 7; i++ {
 		s := b.create(t, store.SessionCreate{})
 		if i%2 == 0 {
-			_, _, err := b.st.Cancel(ctx, b.sc, s.ID, store.Origin{})
+			_, _, err := b.st.CancelSession(ctx, b.sc, s.ID, store.Origin{})
 			require.NoError(t, err)
 		}
 	}
@@ -389,11 +389,11 @@ func TestList_SkipsMissingDocuments(t *testing.T) {
 		{store.Page{Limit: 5, EndingBefore: kept[11]}, kept[6:11], true},
 		{store.Page{Limit: 5, EndingBefore: kept[5]}, kept[:5], false},
 	} {
-		got, more, err := b.st.List(ctx, b.sc, store.SessionFilter{}, tc.p)
+		got, more, err := b.st.ListSessions(ctx, b.sc, store.SessionFilter{}, tc.p)
 		require.NoError(t, err)
 		require.Equal(t, tc.want, ids(got), "%+v", tc.p)
 		require.Equal(t, tc.more, more, "%+v", tc.p)
-		raw, rawMore, err := b.st.ListJSON(ctx, b.sc, store.SessionFilter{}, tc.p)
+		raw, rawMore, err := b.st.ListSessionsJSON(ctx, b.sc, store.SessionFilter{}, tc.p)
 		require.NoError(t, err)
 		require.Equal(t, tc.want, jsonIDs(raw), "JSON %+v", tc.p)
 		require.Equal(t, tc.more, rawMore, "JSON %+v", tc.p)

@@ -23,13 +23,13 @@ func TestList_SameSecondIsNewestFirst(t *testing.T) {
 	sc := store.Scope{Account: "acct_order"}
 	var made []string
 	for i := 0; i < 20; i++ {
-		sess, _, err := st.Create(ctx, sc, store.SessionCreate{Type: "document"}, store.Origin{})
+		sess, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document"}, store.Origin{})
 		require.NoError(t, err)
 		made = append(made, sess.ID)
 	}
 	slices.Reverse(made)
 
-	page, _, err := st.List(ctx, sc, store.SessionFilter{}, store.Page{Limit: 100})
+	page, _, err := st.ListSessions(ctx, sc, store.SessionFilter{}, store.Page{Limit: 100})
 	require.NoError(t, err)
 	var listed []string
 	for _, s := range page {

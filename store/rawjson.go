@@ -155,10 +155,10 @@ type SessionJSON struct {
 	status, clientReferenceID, relatedCustomer []byte
 }
 
-// ListJSON is List with the sessions as stored JSON, for callers that render them without decoding. It reads
-// each stretch of the index together with its sessions (rangeDocs), so an unfiltered page costs one round
-// trip where List's costs two.
-func (s *Store) ListJSON(ctx context.Context, sc Scope, f SessionFilter, p Page) ([]*SessionJSON, bool, error) {
+// ListSessionsJSON is ListSessions with the sessions as stored JSON, for callers that render them without
+// decoding. It reads each stretch of the index together with its sessions (rangeDocs), so an unfiltered page
+// costs one round trip where ListSessions' costs two.
+func (s *Store) ListSessionsJSON(ctx context.Context, sc Scope, f SessionFilter, p Page) ([]*SessionJSON, bool, error) {
 	cursor, key, err := s.listStart(ctx, sc, f, p)
 	if err != nil {
 		return nil, false, err

@@ -177,8 +177,8 @@ type SessionFilter struct {
 // Redacting reports whether redaction was requested (processing or done).
 func (s *Session) Redacting() bool { return s.Redaction != nil }
 
-// Create stores a new session in requires_input and records its `.created` event.
-func (s *Store) Create(ctx context.Context, sc Scope, p SessionCreate, o Origin) (*Session, []*Event, error) {
+// CreateSession stores a new session in requires_input and records its `.created` event.
+func (s *Store) CreateSession(ctx context.Context, sc Scope, p SessionCreate, o Origin) (*Session, []*Event, error) {
 	if err := s.registerCreator(ctx, sc); err != nil {
 		return nil, nil, err
 	}
@@ -223,8 +223,8 @@ func (s *Store) Create(ctx context.Context, sc Scope, p SessionCreate, o Origin)
 	return sess, stx.events, nil
 }
 
-// Get loads one session.
-func (s *Store) Get(ctx context.Context, sc Scope, id string) (*Session, error) {
+// GetSession loads one session.
+func (s *Store) GetSession(ctx context.Context, sc Scope, id string) (*Session, error) {
 	if !safeID(id) {
 		return nil, ErrNotFound
 	}
@@ -251,8 +251,8 @@ func decodeSession(id, stored string) (*Session, error) {
 	return &sess, nil
 }
 
-// GetMany loads sessions by id with one MGET; missing ones are nil.
-func (s *Store) GetMany(ctx context.Context, sc Scope, ids []string) ([]*Session, error) {
+// GetSessions loads sessions by id with one MGET; missing ones are nil.
+func (s *Store) GetSessions(ctx context.Context, sc Scope, ids []string) ([]*Session, error) {
 	return mget[Session](ctx, s, ids, func(id string) string { return s.sessionKey(sc, id) })
 }
 
@@ -301,8 +301,8 @@ func (s *Store) mgetDocs(ctx context.Context, ids []string, key func(string) str
 	return out, nil
 }
 
-// List returns one page of sessions, newest first, and whether more exist in the direction of travel.
-func (s *Store) List(ctx context.Context, sc Scope, f SessionFilter, p Page) ([]*Session, bool, error) {
+// ListSessions returns one page of sessions, newest first, and whether more exist in the direction of travel.
+func (s *Store) ListSessions(ctx context.Context, sc Scope, f SessionFilter, p Page) ([]*Session, bool, error) {
 	cursor, key, err := s.listStart(ctx, sc, f, p)
 	if err != nil {
 		return nil, false, err
@@ -313,7 +313,7 @@ func (s *Store) List(ctx context.Context, sc Scope, f SessionFilter, p Page) ([]
 			(f.Status == "" || x.Status == f.Status)
 	}
 	return listFiltered(ctx, s, key, p, cursor, func(ctx context.Context, ids []string) ([]*Session, error) {
-		return s.GetMany(ctx, sc, ids)
+		return s.GetSessions(ctx, sc, ids)
 	}, match)
 }
 
@@ -321,7 +321,7 @@ func (s *Store) List(ctx context.Context, sc Scope, f SessionFilter, p Page) ([]
 // selective one; the remaining filters are checked on the loaded objects.
 func (s *Store) listStart(ctx context.Context, sc Scope, f SessionFilter, p Page) (cursor, key string, err error) {
 	cursor, err = s.cursorMember(p, func(id string) (int64, error) {
-		sess, err := s.Get(ctx, sc, id)
+		sess, err := s.GetSession(ctx, sc, id)
 		if err != nil {
 			return 0, err
 		}
@@ -358,8 +358,8 @@ func (s *Store) cursorMember(p Page, created func(id string) (int64, error)) (st
 	return indexMember(c, id), nil
 }
 
-// Update changes a session in requires_input (never once redaction was requested).
-func (s *Store) Update(ctx context.Context, sc Scope, id string, p SessionUpdate, o Origin) (*Session, []*Event, error) {
+// UpdateSession changes a session in requires_input (never once redaction was requested).
+func (s *Store) UpdateSession(ctx context.Context, sc Scope, id string, p SessionUpdate, o Origin) (*Session, []*Event, error) {
 	return s.mutate(ctx, sc, id, o, func(stx *sessionTx) error {
 		sess := stx.sess
 		if sess.Redacting() || sess.Status != StatusRequiresInput {
@@ -402,8 +402,8 @@ func (s *Store) Update(ctx context.Context, sc Scope, id string, p SessionUpdate
 	})
 }
 
-// Cancel moves a session from requires_input to canceled; it is irreversible.
-func (s *Store) Cancel(ctx context.Context, sc Scope, id string, o Origin) (*Session, []*Event, error) {
+// CancelSession moves a session from requires_input to canceled; it is irreversible.
+func (s *Store) CancelSession(ctx context.Context, sc Scope, id string, o Origin) (*Session, []*Event, error) {
 	return s.mutate(ctx, sc, id, o, func(stx *sessionTx) error {
 		if stx.sess.Redacting() || stx.sess.Status != StatusRequiresInput {
 			return ErrInvalidTransition

@@ -18,7 +18,7 @@ func TestSessions_Create(t *testing.T) {
 	ctx := context.Background()
 	p := store.SessionCreate{Type: "id_number", ClientReferenceID: ptr("user_1"), Metadata: map[string]string{"order": "42"},
 		ProvidedDetails: &store.ProvidedDetails{Email: ptr("jenny@example.com")}, RelatedCustomer: ptr("cus_1")}
-	sess, evs, err := b.st.Create(ctx, b.sc, p, store.Origin{RequestID: "req_1", IdempotencyKey: "k1"})
+	sess, evs, err := b.st.CreateSession(ctx, b.sc, p, store.Origin{RequestID: "req_1", IdempotencyKey: "k1"})
 	require.NoError(t, err)
 	require.Regexp(t, `^vs_[0-9A-Za-z]{24}$`, sess.ID)
 	require.Equal(t, "identity.verification_session", sess.Object)
@@ -46,7 +46,7 @@ func TestSessions_Create(t *testing.T) {
 	require.Equal(t, "requires_input", snap["status"])
 	require.NotContains(t, snap, "verified_outputs", "events show the default shape, without expandable outputs")
 
-	got, err := b.st.Get(ctx, b.sc, sess.ID)
+	got, err := b.st.GetSession(ctx, b.sc, sess.ID)
 	require.NoError(t, err)
 	require.Equal(t, sess, got)
 	require.Equal(t, []string{store.EventSessionCreated}, b.eventTypes(t, sess.ID))
@@ -62,14 +62,14 @@ func TestSessions_Create(t *testing.T) {
 	t.Run("LiveModeIsApart", func(t *testing.T) {
 		t.Parallel()
 		live := store.Scope{Account: b.sc.Account, Livemode: true}
-		s, _, err := b.st.Create(ctx, live, store.SessionCreate{Type: "document"}, store.Origin{})
+		s, _, err := b.st.CreateSession(ctx, live, store.SessionCreate{Type: "document"}, store.Origin{})
 		require.NoError(t, err)
 		require.True(t, s.Livemode)
-		_, err = b.st.Get(ctx, b.sc, s.ID)
+		_, err = b.st.GetSession(ctx, b.sc, s.ID)
 		require.ErrorIs(t, err, store.ErrNotFound)
-		_, err = b.st.Get(ctx, store.Scope{Account: "acct_other", Livemode: true}, s.ID)
+		_, err = b.st.GetSession(ctx, store.Scope{Account: "acct_other", Livemode: true}, s.ID)
 		require.ErrorIs(t, err, store.ErrNotFound)
-		got, err := b.st.Get(ctx, live, s.ID)
+		got, err := b.st.GetSession(ctx, live, s.ID)
 		require.NoError(t, err)
 		require.Equal(t, s.ID, got.ID)
 	})
@@ -82,11 +82,11 @@ func TestSessions_Update(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		s := b.create(t, store.SessionCreate{Metadata: map[string]string{"a": "1", "b": "2", "c": "3"}})
-		got, evs, err := b.st.Update(ctx, b.sc, s.ID, store.SessionUpdate{Metadata: map[string]string{"b": "20", "c": "", "d": "4"}}, store.Origin{})
+		got, evs, err := b.st.UpdateSession(ctx, b.sc, s.ID, store.SessionUpdate{Metadata: map[string]string{"b": "20", "c": "", "d": "4"}}, store.Origin{})
 		require.NoError(t, err)
 		require.Empty(t, evs, "an update emits no event")
 		require.Equal(t, map[string]string{"a": "1", "b": "20", "d": "4"}, got.Metadata)
-		stored, err := b.st.Get(ctx, b.sc, s.ID)
+		stored, err := b.st.GetSession(ctx, b.sc, s.ID)
 		require.NoError(t, err)
 		require.Equal(t, got, stored)
 		require.Equal(t, []string{store.EventSessionCreated}, b.eventTypes(t, s.ID))
@@ -95,10 +95,10 @@ func TestSessions_Update(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		s := b.create(t, store.SessionCreate{Metadata: map[string]string{"a": "1"}})
-		got, _, err := b.st.Update(ctx, b.sc, s.ID, store.SessionUpdate{ClearMetadata: true}, store.Origin{})
+		got, _, err := b.st.UpdateSession(ctx, b.sc, s.ID, store.SessionUpdate{ClearMetadata: true}, store.Origin{})
 		require.NoError(t, err)
 		require.Equal(t, map[string]string{}, got.Metadata)
-		got, _, err = b.st.Update(ctx, b.sc, s.ID, store.SessionUpdate{ClearMetadata: true, Metadata: map[string]string{"n": "1"}}, store.Origin{})
+		got, _, err = b.st.UpdateSession(ctx, b.sc, s.ID, store.SessionUpdate{ClearMetadata: true, Metadata: map[string]string{"n": "1"}}, store.Origin{})
 		require.NoError(t, err)
 		require.Equal(t, map[string]string{"n": "1"}, got.Metadata)
 	})
@@ -107,7 +107,7 @@ func TestSessions_Update(t *testing.T) {
 		b := setup(t)
 		s := b.create(t, store.SessionCreate{ProvidedDetails: &store.ProvidedDetails{Email: ptr("a@example.com")},
 			Options: &store.Options{Document: &store.DocumentOptions{RequireLiveCapture: ptr(true)}}})
-		got, _, err := b.st.Update(ctx, b.sc, s.ID, store.SessionUpdate{Type: ptr("id_number"),
+		got, _, err := b.st.UpdateSession(ctx, b.sc, s.ID, store.SessionUpdate{Type: ptr("id_number"),
 			ProvidedDetails: &store.ProvidedDetails{Phone: ptr("+15555550100")},
 			Options:         &store.Options{Document: &store.DocumentOptions{AllowedTypes: []string{"passport"}}}}, store.Origin{})
 		require.NoError(t, err)
@@ -116,7 +116,7 @@ func TestSessions_Update(t *testing.T) {
 		require.Equal(t, "+15555550100", *got.ProvidedDetails.Phone)
 		require.Equal(t, []string{"passport"}, got.Options.Document.AllowedTypes)
 		require.Nil(t, got.Options.Document.RequireLiveCapture, "options are replaced as a whole")
-		got, _, err = b.st.Update(ctx, b.sc, s.ID, store.SessionUpdate{UnsetOptions: true}, store.Origin{})
+		got, _, err = b.st.UpdateSession(ctx, b.sc, s.ID, store.SessionUpdate{UnsetOptions: true}, store.Origin{})
 		require.NoError(t, err)
 		require.Equal(t, &store.Options{}, got.Options)
 	})
@@ -124,9 +124,9 @@ func TestSessions_Update(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		s := b.create(t, store.SessionCreate{})
-		_, _, err := b.st.Update(ctx, b.sc, "vs_nope", store.SessionUpdate{Type: ptr("document")}, store.Origin{})
+		_, _, err := b.st.UpdateSession(ctx, b.sc, "vs_nope", store.SessionUpdate{Type: ptr("document")}, store.Origin{})
 		require.ErrorIs(t, err, store.ErrNotFound)
-		_, _, err = b.st.Update(ctx, store.Scope{Account: "acct_other"}, s.ID, store.SessionUpdate{Type: ptr("id_number")}, store.Origin{})
+		_, _, err = b.st.UpdateSession(ctx, store.Scope{Account: "acct_other"}, s.ID, store.SessionUpdate{Type: ptr("id_number")}, store.Origin{})
 		require.ErrorIs(t, err, store.ErrNotFound)
 	})
 	for _, tc := range []struct {
@@ -134,7 +134,7 @@ func TestSessions_Update(t *testing.T) {
 		into func(t *testing.T, b *testBundle, id string)
 	}{
 		{"Canceled", func(t *testing.T, b *testBundle, id string) {
-			_, _, err := b.st.Cancel(ctx, b.sc, id, store.Origin{})
+			_, _, err := b.st.CancelSession(ctx, b.sc, id, store.Origin{})
 			require.NoError(t, err)
 		}},
 		{"Processing", func(t *testing.T, b *testBundle, id string) {
@@ -157,13 +157,13 @@ func TestSessions_Update(t *testing.T) {
 			b := setup(t)
 			s := b.create(t, store.SessionCreate{Metadata: map[string]string{"a": "1"}})
 			tc.into(t, b, s.ID)
-			before, err := b.st.Get(ctx, b.sc, s.ID)
+			before, err := b.st.GetSession(ctx, b.sc, s.ID)
 			require.NoError(t, err)
 			eventsBefore := b.eventTypes(t, s.ID)
-			_, evs, err := b.st.Update(ctx, b.sc, s.ID, store.SessionUpdate{Metadata: map[string]string{"a": "2"}}, store.Origin{})
+			_, evs, err := b.st.UpdateSession(ctx, b.sc, s.ID, store.SessionUpdate{Metadata: map[string]string{"a": "2"}}, store.Origin{})
 			require.ErrorIs(t, err, store.ErrInvalidTransition)
 			require.Nil(t, evs)
-			after, err := b.st.Get(ctx, b.sc, s.ID)
+			after, err := b.st.GetSession(ctx, b.sc, s.ID)
 			require.NoError(t, err)
 			require.Equal(t, before, after)
 			require.ElementsMatch(t, eventsBefore, b.eventTypes(t, s.ID))
@@ -178,7 +178,7 @@ func TestSessions_Cancel(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		s := b.create(t, store.SessionCreate{})
-		got, evs, err := b.st.Cancel(ctx, b.sc, s.ID, store.Origin{RequestID: "req_c"})
+		got, evs, err := b.st.CancelSession(ctx, b.sc, s.ID, store.Origin{RequestID: "req_c"})
 		require.NoError(t, err)
 		require.Equal(t, store.StatusCanceled, got.Status)
 		require.Nil(t, got.ClientSecret)
@@ -196,15 +196,15 @@ func TestSessions_Cancel(t *testing.T) {
 		require.ElementsMatch(t, []string{store.EventSessionCreated, store.EventSessionCanceled}, b.eventTypes(t, s.ID))
 		require.Equal(t, int64(2), b.streamLen(t))
 
-		listed, _, err := b.st.List(ctx, b.sc, store.SessionFilter{Status: store.StatusCanceled}, store.Page{})
+		listed, _, err := b.st.ListSessions(ctx, b.sc, store.SessionFilter{Status: store.StatusCanceled}, store.Page{})
 		require.NoError(t, err)
 		require.Equal(t, []string{s.ID}, ids(listed))
-		listed, _, err = b.st.List(ctx, b.sc, store.SessionFilter{Status: store.StatusRequiresInput}, store.Page{})
+		listed, _, err = b.st.ListSessions(ctx, b.sc, store.SessionFilter{Status: store.StatusRequiresInput}, store.Page{})
 		require.NoError(t, err)
 		require.Empty(t, listed)
 
 		t.Run("Irreversible", func(t *testing.T) {
-			_, evs, err := b.st.Cancel(ctx, b.sc, s.ID, store.Origin{})
+			_, evs, err := b.st.CancelSession(ctx, b.sc, s.ID, store.Origin{})
 			require.ErrorIs(t, err, store.ErrInvalidTransition)
 			require.Nil(t, evs)
 			require.Equal(t, 1, b.countEvents(t, store.EventSessionCanceled))
@@ -220,7 +220,7 @@ func TestSessions_Cancel(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, store.EventSessionProcessing, evs[0].Type)
 		require.Equal(t, []string{s.ID}, b.statusIndex(t, store.StatusProcessing))
-		_, _, err = b.st.Cancel(ctx, b.sc, s.ID, store.Origin{})
+		_, _, err = b.st.CancelSession(ctx, b.sc, s.ID, store.Origin{})
 		require.ErrorIs(t, err, store.ErrInvalidTransition)
 
 		got, report, evs, err := b.st.CompleteVerification(ctx, b.sc, s.ID, "")
@@ -230,7 +230,7 @@ func TestSessions_Cancel(t *testing.T) {
 		require.Equal(t, []string{store.EventSessionVerified}, []string{evs[0].Type})
 		require.Empty(t, b.statusIndex(t, store.StatusProcessing))
 		require.Equal(t, []string{s.ID}, b.statusIndex(t, store.StatusVerified))
-		_, _, err = b.st.Cancel(ctx, b.sc, s.ID, store.Origin{})
+		_, _, err = b.st.CancelSession(ctx, b.sc, s.ID, store.Origin{})
 		require.ErrorIs(t, err, store.ErrInvalidTransition)
 		require.Zero(t, b.countEvents(t, store.EventSessionCanceled))
 	})
@@ -250,20 +250,20 @@ func TestSessions_Cancel(t *testing.T) {
 		_, _, _, err = b.st.CompleteVerification(ctx, b.sc, s.ID, "")
 		require.NoError(t, err, "a second completion is a no-op")
 		require.Equal(t, 1, b.countEvents(t, store.EventSessionRequiresInput))
-		_, _, err = b.st.Cancel(ctx, b.sc, s.ID, store.Origin{})
+		_, _, err = b.st.CancelSession(ctx, b.sc, s.ID, store.Origin{})
 		require.NoError(t, err, "back in requires_input, cancel is allowed again")
 	})
 	t.Run("Missing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		s := b.create(t, store.SessionCreate{})
-		_, _, err := b.st.Cancel(ctx, b.sc, "vs_nope", store.Origin{})
+		_, _, err := b.st.CancelSession(ctx, b.sc, "vs_nope", store.Origin{})
 		require.ErrorIs(t, err, store.ErrNotFound)
-		_, _, err = b.st.Cancel(ctx, store.Scope{Account: "acct_other"}, s.ID, store.Origin{})
+		_, _, err = b.st.CancelSession(ctx, store.Scope{Account: "acct_other"}, s.ID, store.Origin{})
 		require.ErrorIs(t, err, store.ErrNotFound)
-		_, _, err = b.st.Cancel(ctx, store.Scope{Account: b.sc.Account, Livemode: true}, s.ID, store.Origin{})
+		_, _, err = b.st.CancelSession(ctx, store.Scope{Account: b.sc.Account, Livemode: true}, s.ID, store.Origin{})
 		require.ErrorIs(t, err, store.ErrNotFound)
-		got, err := b.st.Get(ctx, b.sc, s.ID)
+		got, err := b.st.GetSession(ctx, b.sc, s.ID)
 		require.NoError(t, err)
 		require.Equal(t, store.StatusRequiresInput, got.Status)
 	})
@@ -275,7 +275,7 @@ func TestSessions_Cancel(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, res.New)
 		require.Equal(t, store.StatusCanceled, res.Session.Status, "redaction from requires_input cancels first")
-		_, _, err = b.st.Cancel(ctx, b.sc, s.ID, store.Origin{})
+		_, _, err = b.st.CancelSession(ctx, b.sc, s.ID, store.Origin{})
 		require.ErrorIs(t, err, store.ErrInvalidTransition)
 		require.Equal(t, 1, b.countEvents(t, store.EventSessionCanceled))
 	})
@@ -296,7 +296,7 @@ func TestSessions_ConcurrentCancelOneWins(t *testing.T) {
 			go func(i int) {
 				defer wg.Done()
 				<-start
-				_, _, errs[i] = b.st.Cancel(ctx, b.sc, s.ID, store.Origin{})
+				_, _, errs[i] = b.st.CancelSession(ctx, b.sc, s.ID, store.Origin{})
 			}(i)
 		}
 		close(start)
@@ -332,7 +332,7 @@ func TestSessions_ConcurrentCancelAndSubmit(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			_, _, cancelErr = b.st.Cancel(ctx, b.sc, s.ID, store.Origin{})
+			_, _, cancelErr = b.st.CancelSession(ctx, b.sc, s.ID, store.Origin{})
 		}()
 		go func() {
 			defer wg.Done()
@@ -342,7 +342,7 @@ func TestSessions_ConcurrentCancelAndSubmit(t *testing.T) {
 		close(start)
 		wg.Wait()
 		require.True(t, (cancelErr == nil) != (submitErr == nil), "exactly one of cancel (%v) and submit (%v) wins", cancelErr, submitErr)
-		got, err := b.st.Get(ctx, b.sc, s.ID)
+		got, err := b.st.GetSession(ctx, b.sc, s.ID)
 		require.NoError(t, err)
 		want := store.StatusProcessing
 		if cancelErr == nil {

@@ -36,7 +36,7 @@ func (b *testBundle) create(t *testing.T, p store.SessionCreate) *store.Session 
 	if p.Type == "" {
 		p.Type = "document"
 	}
-	sess, evs, err := b.st.Create(context.Background(), b.sc, p, store.Origin{RequestID: "req_test"})
+	sess, evs, err := b.st.CreateSession(context.Background(), b.sc, p, store.Origin{RequestID: "req_test"})
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
 	return sess

@@ -25,11 +25,11 @@ func TestStream_ConsumerGroup(t *testing.T) {
 	require.NoError(t, rdb.XGroupCreateMkStream(ctx, key, "audit", "0").Err())
 
 	email := "stream.person@example.com"
-	sess, created, err := s.Create(ctx, whScope, store.SessionCreate{Type: "document",
+	sess, created, err := s.CreateSession(ctx, whScope, store.SessionCreate{Type: "document",
 		Metadata: map[string]string{"order": "stream-secret-order"}, ProvidedDetails: &store.ProvidedDetails{Email: &email}},
 		store.Origin{})
 	require.NoError(t, err)
-	_, canceled, err := s.Cancel(ctx, whScope, sess.ID, store.Origin{})
+	_, canceled, err := s.CancelSession(ctx, whScope, sess.ID, store.Origin{})
 	require.NoError(t, err)
 	want := append(created, canceled...)
 	require.Len(t, want, 2)
@@ -78,9 +78,9 @@ func TestStream_Bounded(t *testing.T) {
 	s, b := whSetup(t)
 	s.StreamMaxLen = 10
 	for i := 0; i < 150; i++ { // 300 events
-		sess, _, err := s.Create(ctx, whScope, store.SessionCreate{Type: "document"}, store.Origin{})
+		sess, _, err := s.CreateSession(ctx, whScope, store.SessionCreate{Type: "document"}, store.Origin{})
 		require.NoError(t, err)
-		_, _, err = s.Cancel(ctx, whScope, sess.ID, store.Origin{})
+		_, _, err = s.CancelSession(ctx, whScope, sess.ID, store.Origin{})
 		require.NoError(t, err)
 	}
 	n, err := b.redis.Client.XLen(ctx, s.StreamKey(whScope)).Result()

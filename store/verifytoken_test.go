@@ -31,7 +31,7 @@ func TestVerifyLink(t *testing.T) {
 		b := setup(t)
 		live := store.Scope{Account: b.sc.Account, Livemode: true}
 		first, second := b.create(t, store.SessionCreate{}), b.create(t, store.SessionCreate{})
-		liveSess, _, err := b.st.Create(ctx, live, store.SessionCreate{Type: "id_number"}, store.Origin{})
+		liveSess, _, err := b.st.CreateSession(ctx, live, store.SessionCreate{Type: "id_number"}, store.Origin{})
 		require.NoError(t, err)
 		for _, c := range []struct {
 			sess *store.Session

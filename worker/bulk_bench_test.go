@@ -222,7 +222,7 @@ func measureSingle(b *testing.B, r *storetest.Redis, n, concurrency int) float64
 	start := time.Now()
 	page := store.Page{Limit: 100}
 	for {
-		sessions, more, err := st.List(ctx, sc, store.SessionFilter{}, page)
+		sessions, more, err := st.ListSessions(ctx, sc, store.SessionFilter{}, page)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -268,7 +268,7 @@ func seed(b *testing.B, st *store.Store, sc store.Scope, n int) {
 			defer wg.Done()
 			ref, email := "bench", "jane.roe@example.com"
 			for next.Add(1) <= int64(n) {
-				sess, _, err := st.Create(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
+				sess, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
 					Metadata: map[string]string{"name": "Jane Roe"}, ProvidedDetails: &store.ProvidedDetails{Email: &email}}, store.Origin{})
 				if err == nil {
 					err = st.SaveRequestLog(ctx, sc, &store.RequestLog{ID: store.NewID("req"), Created: sess.Created,

@@ -49,7 +49,7 @@ func (b *workerBundle) create(t *testing.T, n int, ref string) []string {
 	t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
-		sess, _, err := b.st.Create(b.ctx, b.sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
+		sess, _, err := b.st.CreateSession(b.ctx, b.sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
 			Metadata: map[string]string{"name": "Jane Roe"}}, store.Origin{})
 		require.NoError(t, err)
 		ids[i] = sess.ID
@@ -90,7 +90,7 @@ func (b *workerBundle) redactedEvents(t *testing.T) map[string]int {
 
 func (b *workerBundle) requireRedacted(t *testing.T, ids []string, want bool) {
 	t.Helper()
-	sessions, err := b.st.GetMany(b.ctx, b.sc, ids)
+	sessions, err := b.st.GetSessions(b.ctx, b.sc, ids)
 	require.NoError(t, err)
 	for _, s := range sessions {
 		if want {

@@ -127,7 +127,7 @@ func TestHandleRedact_CanceledWaitLeavesTheBatchToFinish(t *testing.T) {
 	require.ErrorIs(t, <-done, context.Canceled)
 	close(hold)
 	require.Eventually(t, func() bool {
-		got, err := b.store.Get(context.Background(), b.scope, sess.ID)
+		got, err := b.store.GetSession(context.Background(), b.scope, sess.ID)
 		return err == nil && got.Redaction.Status == store.RedactionRedacted
 	}, 10*time.Second, 5*time.Millisecond)
 	require.NoError(t, b.worker.HandleRedact(context.Background(), b.redactTask(t, sess.ID)), "the retry finds it redacted")
@@ -139,7 +139,7 @@ func TestHandleRedact_CanceledWaitLeavesTheBatchToFinish(t *testing.T) {
 func requireRedacted(t *testing.T, b *testBundle, id string) *store.RedactionRecord {
 	t.Helper()
 	ctx := context.Background()
-	got, err := b.store.Get(ctx, b.scope, id)
+	got, err := b.store.GetSession(ctx, b.scope, id)
 	require.NoError(t, err)
 	require.Equal(t, store.RedactionRedacted, got.Redaction.Status)
 	require.Empty(t, got.Metadata)

@@ -34,7 +34,7 @@ func (w *Worker) HandleRedact(ctx context.Context, t *asynq.Task) error {
 // Redact scrubs one session whose redaction was requested — its personal-data record, reports and the session
 // itself — together with the redacted flag, the audit record and the `.redacted` event, in one transaction.
 func (w *Worker) Redact(ctx context.Context, sc store.Scope, sessionID string) error {
-	sess, err := w.Store.Get(ctx, sc, sessionID)
+	sess, err := w.Store.GetSession(ctx, sc, sessionID)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("session %s not found: %w", sessionID, asynq.SkipRetry)
 	}

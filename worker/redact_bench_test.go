@@ -100,7 +100,7 @@ func newRedactBench(b testing.TB, n int) *redactBench {
 // the report expanded (a request log for each of the three requests), then the redaction request.
 func (rb *redactBench) seedOne() (string, error) {
 	ctx, st, sc := context.Background(), rb.st, rb.sc
-	sess, _, err := st.Create(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: ptr("user_42"),
+	sess, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: ptr("user_42"),
 		Metadata:        map[string]string{"customer_name": "Ada Lovelace", "order_id": "6735"},
 		Options:         &store.Options{Document: &store.DocumentOptions{RequireMatchingSelfie: ptr(true)}},
 		ProvidedDetails: &store.ProvidedDetails{Email: ptr("ada@example.com"), Phone: ptr("+15555550100")}},
@@ -170,7 +170,7 @@ func (rb *redactBench) check(b *testing.B, id string) {
 	if rec.CompletedAt == nil || rec.Scrubbed != want {
 		b.Fatalf("redaction of %s: completed %v, scrubbed %+v, want %+v", id, rec.CompletedAt != nil, rec.Scrubbed, want)
 	}
-	sess, err := rb.st.Get(ctx, rb.sc, id)
+	sess, err := rb.st.GetSession(ctx, rb.sc, id)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func ptr[T any](v T) *T { return &v }
 // createSession makes a document session with personal data in metadata and provided details.
 func (b *testBundle) createSession(t *testing.T) *store.Session {
 	t.Helper()
-	sess, _, err := b.store.Create(context.Background(), b.scope, store.SessionCreate{Type: "document",
+	sess, _, err := b.store.CreateSession(context.Background(), b.scope, store.SessionCreate{Type: "document",
 		Metadata:        map[string]string{"customer": "Ada Lovelace"},
 		ProvidedDetails: &store.ProvidedDetails{Email: ptr("ada@example.com")}}, store.Origin{})
 	require.NoError(t, err)
@@ -101,7 +101,7 @@ func (b *testBundle) eventTypes(t *testing.T, sessionID string) map[string]int {
 
 func (b *testBundle) sessionJSON(t *testing.T, id string) string {
 	t.Helper()
-	sess, err := b.store.Get(context.Background(), b.scope, id)
+	sess, err := b.store.GetSession(context.Background(), b.scope, id)
 	require.NoError(t, err)
 	body, err := json.Marshal(sess)
 	require.NoError(t, err)
@@ -121,7 +121,7 @@ func TestHandleVerify_TwiceMakesOneReport(t *testing.T) {
 	require.NoError(t, b.worker.HandleVerify(ctx, task))
 	require.Equal(t, first, b.sessionJSON(t, sess.ID), "a second run changes nothing")
 
-	got, err := b.store.Get(ctx, b.scope, sess.ID)
+	got, err := b.store.GetSession(ctx, b.scope, sess.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.StatusVerified, got.Status)
 	require.Equal(t, "Ada", *got.VerifiedOutputs.FirstName)
@@ -141,11 +141,11 @@ func TestHandleVerify_StaleSubmissionChangesNothing(t *testing.T) {
 	sess := b.createSession(t)
 	subID := b.submit(t, sess.ID)
 	require.NoError(t, b.worker.HandleVerify(ctx, b.verifyTask(t, sess.ID, "vsub_other")))
-	got, err := b.store.Get(ctx, b.scope, sess.ID)
+	got, err := b.store.GetSession(ctx, b.scope, sess.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.StatusProcessing, got.Status)
 	require.NoError(t, b.worker.HandleVerify(ctx, b.verifyTask(t, sess.ID, subID)))
-	got, err = b.store.Get(ctx, b.scope, sess.ID)
+	got, err = b.store.GetSession(ctx, b.scope, sess.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.StatusVerified, got.Status)
 }
@@ -176,7 +176,7 @@ func (b *testBundle) requireRedactedOnce(t *testing.T, id string) {
 	t.Helper()
 	ctx := context.Background()
 	rec := requireRedacted(t, b, id)
-	got, err := b.store.Get(ctx, b.scope, id)
+	got, err := b.store.GetSession(ctx, b.scope, id)
 	require.NoError(t, err)
 	require.Nil(t, got.VerifiedOutputs.Dob)
 	require.Equal(t, store.Requester{Type: store.RequestedByRequest, ID: "req_test"}, rec.RequestedBy)
@@ -383,7 +383,7 @@ func TestReconcile_ArchivedVerificationIsRetried(t *testing.T) {
 	require.Equal(t, pending[0].ID, again[0].ID)
 
 	require.NoError(t, b.worker.HandleVerify(ctx, asynq.NewTask(again[0].Type, again[0].Payload)))
-	got, err := b.store.Get(ctx, b.scope, sess.ID)
+	got, err := b.store.GetSession(ctx, b.scope, sess.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.StatusVerified, got.Status)
 	// Verified: nothing is pending any more, so the reconciler leaves the queue alone.

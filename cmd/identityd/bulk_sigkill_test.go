@@ -50,7 +50,7 @@ func TestBulkRedaction_SurvivesWorkerSIGKILL(t *testing.T) {
 	const n = 6000
 	ref := "cust-kill"
 	for i := 0; i < n; i++ {
-		_, _, err := st.Create(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
+		_, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
 			Metadata: map[string]string{"name": "Jane Roe"}}, store.Origin{})
 		require.NoError(t, err)
 	}

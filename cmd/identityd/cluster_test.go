@@ -170,7 +170,7 @@ func TestCluster_Redaction(t *testing.T) {
 }
 
 // TestCluster_ListPages: an unexpanded list reads each stretch of an index and the sessions it names in one
-// script that builds the session keys itself (store.ListJSON). On the cluster those keys must hash to the
+// script that builds the session keys itself (store.ListSessionsJSON). On the cluster those keys must hash to the
 // index's slot; this walks filtered pages both ways, refills included (a filter checked on the loaded
 // sessions, session documents gone), and compares them with List's separate range read and MGET.
 func TestCluster_ListPages(t *testing.T) {
@@ -182,10 +182,10 @@ func TestCluster_ListPages(t *testing.T) {
 	var created []string
 	for i := range 24 {
 		ref := []string{"a", "b"}[i%2]
-		sess, _, err := st.Create(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref}, store.Origin{})
+		sess, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref}, store.Origin{})
 		require.NoError(t, err)
 		if i%3 == 0 {
-			_, _, err := st.Cancel(ctx, sc, sess.ID, store.Origin{})
+			_, _, err := st.CancelSession(ctx, sc, sess.ID, store.Origin{})
 			require.NoError(t, err)
 		}
 		created = append(created, sess.ID)
@@ -193,14 +193,14 @@ func TestCluster_ListPages(t *testing.T) {
 	page := func(f store.SessionFilter, p store.Page, viaScript bool) ([]string, bool) {
 		var ids []string
 		if viaScript {
-			got, more, err := st.ListJSON(ctx, sc, f, p)
+			got, more, err := st.ListSessionsJSON(ctx, sc, f, p)
 			require.NoError(t, err)
 			for _, s := range got {
 				ids = append(ids, s.ID)
 			}
 			return ids, more
 		}
-		got, more, err := st.List(ctx, sc, f, p)
+		got, more, err := st.ListSessions(ctx, sc, f, p)
 		require.NoError(t, err)
 		for _, s := range got {
 			ids = append(ids, s.ID)

@@ -275,7 +275,7 @@ func TestCrash_NoLostRedaction(t *testing.T) {
 	api.kill(t)
 	unanswered := 0
 	for _, id := range ids[100:145] {
-		if sess, err := c.store.Get(context.Background(), c.scope, id); err == nil && sess.Redaction != nil && !answered[id] {
+		if sess, err := c.store.GetSession(context.Background(), c.scope, id); err == nil && sess.Redaction != nil && !answered[id] {
 			unanswered++
 		}
 	}

@@ -207,14 +207,14 @@ func TestSplit_APIAndTwoWorkers_Drain(t *testing.T) {
 	ctx := context.Background()
 	eventually(t, 60*time.Second, "every accepted redaction and verification finished", func() bool {
 		for _, id := range tr.redacted {
-			s, err := st.Get(ctx, sc, id)
+			s, err := st.GetSession(ctx, sc, id)
 			require.NoError(t, err)
 			if s.Redaction == nil || s.Redaction.Status != store.RedactionRedacted {
 				return false
 			}
 		}
 		for _, id := range tr.submitted {
-			s, err := st.Get(ctx, sc, id)
+			s, err := st.GetSession(ctx, sc, id)
 			require.NoError(t, err)
 			if s.Status != store.StatusVerified {
 				return false

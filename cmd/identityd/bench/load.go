@@ -191,7 +191,7 @@ func (env *benchEnv) sessionIDs(ctx context.Context, ref string) ([]string, erro
 	var ids []string
 	page := store.Page{Limit: 100}
 	for {
-		batch, more, err := env.st.List(ctx, env.scope, store.SessionFilter{ClientReferenceID: ref}, page)
+		batch, more, err := env.st.ListSessions(ctx, env.scope, store.SessionFilter{ClientReferenceID: ref}, page)
 		if err != nil {
 			return nil, err
 		}

@@ -92,7 +92,7 @@ func (env *benchEnv) timeRedaction(ctx context.Context, hc *http.Client, w *work
 		return 0, fmt.Errorf("redact %s: %w", id, err)
 	}
 	took := time.Since(start)
-	sess, err := env.st.Get(ctx, env.scope, id)
+	sess, err := env.st.GetSession(ctx, env.scope, id)
 	if err != nil {
 		return 0, err
 	}
