@@ -25,16 +25,12 @@ type requestLogView struct {
 	Objects        []string        `json:"objects"`
 }
 
-// maxRejectedParams and maxRejectedValue bound what the log of a rejected request keeps of it.
-const (
-	maxRejectedParams = 50
-	maxRejectedValue  = 100
-)
+// maxRejectedParams bounds what the log of a rejected request keeps of it.
+const maxRejectedParams = 50
 
 // storedParams returns what a request log keeps of the request's parameters: the kept ones as sent, and the
 // personal ones only as a summary (known names, placeholder values) when no session's record holds them. A
-// rejected request keeps a bounded summary: at most maxRejectedParams parameters, values cut short, and no
-// value of the parameter its error names (rejected, so not known to be what its name promises).
+// rejected request keeps a bounded summary: at most maxRejectedParams known names, no value.
 func storedParams(params []store.Param, inRecord bool, rejected *Error) []store.Param {
 	kept, personal := store.SplitParams(params)
 	if !inRecord {
@@ -46,13 +42,10 @@ func storedParams(params []store.Param, inRecord bool, rejected *Error) []store.
 	if len(kept) > maxRejectedParams {
 		kept = kept[:maxRejectedParams]
 	}
-	for i, p := range kept {
-		switch {
-		case inFamily(p.Key, rejected.Param):
-			kept[i].Value = Redacted
-		case len(p.Value) > maxRejectedValue:
-			kept[i].Value = p.Value[:maxRejectedValue]
-		}
+	for i := range kept {
+		// A rejected request was not read as the endpoint reads it: a name kept elsewhere (url, description) may
+		// carry anything here. Its log keeps the names only.
+		kept[i].Value = Redacted
 	}
 	return kept
 }

@@ -351,8 +351,14 @@ func (s *Server) serveIdempotent(c *call, kind string, h handlerFunc) ([]byte, i
 	if status >= 400 && status < 500 {
 		err = s.cfg.Store.AbandonIdempotent(context.WithoutCancel(c.ctx), c.scope, c.idemKey)
 	} else {
+		full := fp
+		if _, personal := store.SplitParams(c.form.Params()); len(personal) > 0 {
+			// A hash over personal values stays only where a redaction reaches it: the session's record
+			// (Session below). Otherwise a retry is matched on the kept parameters alone.
+			full = ""
+		}
 		err = s.cfg.Store.FinishIdempotent(context.WithoutCancel(c.ctx), c.scope, c.idemKey,
-			&store.IdemEntry{Fingerprint: fp, KeptFingerprint: kept, Status: status, Body: doc,
+			&store.IdemEntry{Fingerprint: full, KeptFingerprint: kept, Status: status, Body: doc,
 				Objects: store.SessionIDs(dedupe(c.objects)), Named: c.named, Session: c.personalIn, Request: c.requestID})
 	}
 	if err != nil {

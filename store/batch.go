@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -193,12 +194,33 @@ func (s *Store) RedactionKeys(ctx context.Context, sc Scope, ids []string) ([]st
 	return keys, nil
 }
 
-// CompleteRedactions is CompleteRedaction for many sessions of one scope: one optimistic transaction scrubs
-// every one's personal-data record, reports and session, marks it redacted, completes its audit record and
-// emits its single `.redacted` event, and settles the bulk jobs that asked for them. The result has one entry
-// per id, nil for a session that does not exist; New is false for one already redacted. A session with no
-// redaction request fails the whole call with ErrInvalidTransition, as the single path does.
+// CompleteRedactions is CompleteRedaction for many sessions of one scope (an id may repeat): one optimistic
+// transaction scrubs every one's personal-data record, reports and session, marks it redacted, completes its
+// audit record and emits its single `.redacted` event, and settles the bulk jobs that asked for them. The
+// result has one entry per id, nil for a session that does not exist; New is false for one already redacted.
+// A session with no redaction request fails the whole call with ErrInvalidTransition, as the single path does.
 func (s *Store) CompleteRedactions(ctx context.Context, sc Scope, ids []string) ([]*RedactionCompletion, error) {
+	if unique := slices.Compact(slices.Sorted(slices.Values(ids))); len(unique) < len(ids) {
+		// An id given twice would be two transitions of one session in one MULTI: complete each once, and
+		// answer its completion at every place it was given (New only at the first).
+		done, err := s.CompleteRedactions(ctx, sc, unique)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*RedactionCompletion, len(ids))
+		seen := map[string]bool{}
+		for i, id := range ids {
+			c := done[slices.Index(unique, id)]
+			if c != nil && seen[id] {
+				again := *c
+				again.New, again.Events = false, nil
+				c = &again
+			}
+			seen[id] = true
+			out[i] = c
+		}
+		return out, nil
+	}
 	recordKeys := make([]string, len(ids))
 	for i, id := range ids {
 		recordKeys[i] = s.redactionRecordKey(sc, id)

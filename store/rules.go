@@ -82,7 +82,8 @@ var Rules = map[Kind]map[string]Rule{
 		"related_customer": keep, "related_customer_account": keep, "related_person": keep, "status": keep, "type": keep, "url": null,
 		"verified_outputs": nested(KindVerifiedOutputs), "rev": keep,
 	},
-	KindLastError:       {"code": keep, "reason": keep},
+	// A reason is free text (the test helper and the hosted page take one): personal; the code is an enum.
+	KindLastError:       {"code": keep, "reason": redact},
 	KindProvidedDetails: {"email": redact, "phone": redact},
 	KindVerifiedOutputs: {
 		"address": nested(KindAddress), "dob": null, "email": redact, "first_name": redact, "id_number": redact,
@@ -111,7 +112,7 @@ var Rules = map[Kind]map[string]Rule{
 	KindEmailCheck:  {"email": redact, "error": nested(KindCheckError), "status": keep},
 	KindPhoneCheck:  {"error": nested(KindCheckError), "phone": redact, "status": keep},
 	KindSelfieCheck: {"document": redact, "error": nested(KindCheckError), "selfie": redact, "status": keep},
-	KindCheckError:  {"code": keep, "reason": keep},
+	KindCheckError:  {"code": keep, "reason": redact},
 }
 
 // ruleFor returns the rule of a field; an undeclared field is personal.

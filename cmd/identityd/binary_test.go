@@ -18,7 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// buildBinary compiles cmd/identityd into a temporary directory.
+// buildBinary compiles cmd/identityd into a temporary directory: the real binary, so exit codes and output are
+// those a shell sees. Every test that runs the executable builds it here.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "identityd")

@@ -42,7 +42,7 @@ func TestBulkRedaction_SurvivesWorkerSIGKILL(t *testing.T) {
 		t.Skip("waits about a minute for asynq to recover the killed worker's task")
 	}
 	t.Parallel()
-	bin := buildIdentityd(t)
+	bin := buildBinary(t)
 	r := storetest.New(t)
 	st := r.Store(nil)
 	sc := store.Scope{Account: "acct_alpha"}

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -170,15 +169,6 @@ func TestBulkRedactionAPI_RejectsBadInput(t *testing.T) {
 	require.Equal(t, "resource_missing", body["error"].(map[string]any)["code"])
 }
 
-// buildIdentityd builds the real binary, so the CLI's exit codes are those a shell sees.
-func buildIdentityd(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "identityd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, string(out))
-	return bin
-}
-
 // runCLI runs `identityd redact args…` with its output on a pipe (not a terminal) and returns the exit code.
 func runCLI(t *testing.T, bin string, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
@@ -199,7 +189,7 @@ func runCLI(t *testing.T, bin string, env []string, args ...string) (stdout, std
 
 func TestRedactCLI(t *testing.T) {
 	t.Parallel()
-	bin := buildIdentityd(t)
+	bin := buildBinary(t)
 	d := startDaemon(t, storetest.New(t), "serve")
 	sc := d.client(testKeyA)
 	target := createRefSessions(t, sc, 12, "cust-cli")

@@ -179,6 +179,7 @@ func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id 
 	first := c.submission(t, "first")
 	first.Set("outcome", "requires_input")
 	first.Set("last_error[code]", "document_expired")
+	first.Set("last_error[reason]", c.new("last_error.reason"))
 	ok(api.post(t, submitPath(id), first))
 	eventually(t, pollWithin, "requires_input", func() bool {
 		return jsonStr(ok(api.get(t, "/v1/identity/verification_sessions/"+id, nil)).Body, "status") == "requires_input"
