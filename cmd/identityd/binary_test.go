@@ -28,6 +28,31 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// cleanEnv is the test process's environment without identityd's own variables, so the binary sees only its flags.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "IDENTITYD_") && !strings.HasPrefix(kv, "REDIS_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// runExits runs the binary with a clean environment, requires it to exit with code, and returns its output.
+func runExits(t *testing.T, bin string, code int, args ...string) (stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = cleanEnv()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	require.True(t, errors.As(err, &exit), "want exit %d, got %v", code, err)
+	require.Equal(t, code, exit.ExitCode(), "stderr: %s", errOut.String())
+	return out.String(), errOut.String()
+}
+
 // TestBinary runs the real executable: embedded Redis with a generated key, one request, SIGTERM → exit 0;
 // a bad flag → exit 2 with one line; `version`.
 func TestBinary(t *testing.T) {
@@ -36,15 +61,6 @@ func TestBinary(t *testing.T) {
 	}
 	t.Parallel()
 	bin := buildBinary(t)
-	cleanEnv := func() []string {
-		var env []string
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "IDENTITYD_") && !strings.HasPrefix(kv, "REDIS_") {
-				env = append(env, kv)
-			}
-		}
-		return env
-	}
 
 	t.Run("ServeThenSIGTERM", func(t *testing.T) {
 		t.Parallel()
@@ -139,60 +155,32 @@ func TestBinary(t *testing.T) {
 
 	t.Run("BadFlagExitsWithOneLine", func(t *testing.T) {
 		t.Parallel()
-		cmd := exec.Command(bin, "serve", "--redaction-delay", "soon")
-		cmd.Env = cleanEnv()
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
-		require.Equal(t, 2, exit.ExitCode())
-		require.Equal(t, "identityd: invalid --redaction-delay \"soon\": want a duration such as 30s, 5m or 720h\n", stderr.String())
-		require.Empty(t, stdout.String())
+		stdout, stderr := runExits(t, bin, 2, "serve", "--redaction-delay", "soon")
+		require.Equal(t, "identityd: invalid --redaction-delay \"soon\": want a duration such as 30s, 5m or 720h\n", stderr)
+		require.Empty(t, stdout)
 	})
 
 	t.Run("ExternalRedisWithoutKeyExits1", func(t *testing.T) {
 		t.Parallel()
-		cmd := exec.Command(bin, "serve", "--redis-url", "redis://127.0.0.1:1/0", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
-		cmd.Env = cleanEnv()
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
-		require.Equal(t, 1, exit.ExitCode())
-		require.Contains(t, stderr.String(), "--api-key")
+		_, stderr := runExits(t, bin, 1, "serve", "--redis-url", "redis://127.0.0.1:1/0", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+		require.Contains(t, stderr, "--api-key")
 	})
 
 	t.Run("UnreachableRedisIsOneLine", func(t *testing.T) {
 		t.Parallel()
-		cmd := exec.Command(bin, "serve", "--redis-url", "redis://:s3cret@127.0.0.1:1/0", "--api-key", "sk_test_abc",
+		_, stderr := runExits(t, bin, 1, "serve", "--redis-url", "redis://:s3cret@127.0.0.1:1/0", "--api-key", "sk_test_abc",
 			"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
-		cmd.Env = cleanEnv()
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
-		require.Equal(t, 1, exit.ExitCode())
-		require.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line, no go-redis pool logs: %q", stderr.String())
-		require.True(t, strings.HasPrefix(stderr.String(), "identityd: --redis-url: Redis does not answer: "), stderr.String())
-		require.NotContains(t, stderr.String(), "s3cret")
+		require.Equal(t, 1, strings.Count(stderr, "\n"), "one line, no go-redis pool logs: %q", stderr)
+		require.True(t, strings.HasPrefix(stderr, "identityd: --redis-url: Redis does not answer: "), stderr)
+		require.NotContains(t, stderr, "s3cret")
 	})
 
 	t.Run("APIWithoutRedisExits2", func(t *testing.T) {
 		t.Parallel()
-		cmd := exec.Command(bin, "api", "--api-key", "sk_test_abc")
-		cmd.Env = cleanEnv()
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
-		require.Equal(t, 2, exit.ExitCode())
-		require.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line: %q", stderr.String())
-		require.Contains(t, stderr.String(), "--redis-url")
-		require.Empty(t, stdout.String())
+		stdout, stderr := runExits(t, bin, 2, "api", "--api-key", "sk_test_abc")
+		require.Equal(t, 1, strings.Count(stderr, "\n"), "one line: %q", stderr)
+		require.Contains(t, stderr, "--redis-url")
+		require.Empty(t, stdout)
 	})
 
 	t.Run("Version", func(t *testing.T) {
@@ -220,15 +208,8 @@ func TestBinary(t *testing.T) {
 
 	t.Run("UnknownFlagIsOneLineExit2", func(t *testing.T) {
 		t.Parallel()
-		cmd := exec.Command(bin, "--colour")
-		cmd.Env = cleanEnv()
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
-		require.Equal(t, 2, exit.ExitCode())
-		require.Equal(t, "identityd: unknown flag --colour; see identityd --help\n", stderr.String())
-		require.Empty(t, stdout.String())
+		stdout, stderr := runExits(t, bin, 2, "--colour")
+		require.Equal(t, "identityd: unknown flag --colour; see identityd --help\n", stderr)
+		require.Empty(t, stdout)
 	})
 }
