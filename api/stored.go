@@ -177,14 +177,14 @@ func (c *call) renderStored(ctx context.Context, raw []byte) ([]byte, error) {
 	st := c.srv.cfg.Store
 	switch doc.T {
 	case storedSession:
-		sessions, err := st.SessionVersions(ctx, c.scope, []store.SessionRef{{ID: doc.ID, Rev: doc.Rev}})
+		sessions, redacting, err := st.SessionVersions(ctx, c.scope, []store.SessionRef{{ID: doc.ID, Rev: doc.Rev}})
 		if err != nil {
 			return nil, err
 		}
 		if sessions[0] == nil {
 			return nil, fmt.Errorf("stored response: session %s: %w", doc.ID, store.ErrNotFound)
 		}
-		views, err := c.renderStoredSessions(ctx, sessions, expansionsOf(doc.Expand))
+		views, err := c.renderStoredSessions(ctx, sessions, redacting, expansionsOf(doc.Expand))
 		if err != nil {
 			return nil, err
 		}
@@ -196,12 +196,18 @@ func (c *call) renderStored(ctx context.Context, raw []byte) ([]byte, error) {
 				refs = append(refs, ref)
 			}
 		}
-		sessions, err := st.SessionVersions(ctx, c.scope, refs)
+		found, foundRedacting, err := st.SessionVersions(ctx, c.scope, refs)
 		if err != nil {
 			return nil, err
 		}
-		sessions = dropNil(sessions)
-		views, err := c.renderStoredSessions(ctx, sessions, expansionsOf(doc.Expand))
+		var sessions []*store.Session
+		var redacting []bool
+		for i, s := range found {
+			if s != nil {
+				sessions, redacting = append(sessions, s), append(redacting, foundRedacting[i])
+			}
+		}
+		views, err := c.renderStoredSessions(ctx, sessions, redacting, expansionsOf(doc.Expand))
 		if err != nil {
 			return nil, err
 		}
@@ -251,23 +257,15 @@ func (c *call) renderStored(ctx context.Context, raw []byte) ([]byte, error) {
 	}
 }
 
-// renderStoredSessions is renderSessions for versions read from personal-data records: an expanded report of
-// a session whose redaction was requested is scrubbed like the session (SessionVersions scrubbed that already).
-func (c *call) renderStoredSessions(ctx context.Context, sessions []*store.Session, ex expansions) ([]*sessionView, error) {
+// renderStoredSessions is renderSessions for versions read from personal-data records: an expanded report of a
+// session whose redaction was requested (redacting[i], read with the versions) is scrubbed like the session.
+func (c *call) renderStoredSessions(ctx context.Context, sessions []*store.Session, redacting []bool, ex expansions) ([]*sessionView, error) {
 	views, err := c.renderSessions(ctx, sessions, ex)
-	if err != nil || !ex.expandsReport() {
-		return views, err
-	}
-	ids := make([]string, len(sessions))
-	for i, s := range sessions {
-		ids[i] = s.ID
-	}
-	statuses, err := c.srv.cfg.Store.RedactionStatuses(ctx, c.scope, ids) // now, not as of the version
 	if err != nil {
 		return nil, err
 	}
 	for i, v := range views {
-		if r, ok := v.LastVerificationReport.(*reportView); ok && statuses[i] != "" {
+		if r, ok := v.LastVerificationReport.(*reportView); ok && redacting[i] {
 			scrubbed := *r.Report
 			if err := store.ScrubReport(&scrubbed); err != nil {
 				return nil, err

@@ -305,8 +305,9 @@ func (s *Store) histories(ctx context.Context, sc Scope, want map[string]*histor
 }
 
 // SessionVersions returns the given versions of sessions (nil where a session or version is missing), each
-// scrubbed when its session's redaction was requested. It reads in one round trip.
-func (s *Store) SessionVersions(ctx context.Context, sc Scope, refs []SessionRef) ([]*Session, error) {
+// scrubbed when its session's redaction was requested, and for each whether it was (now, not as of the version).
+// It reads in one round trip.
+func (s *Store) SessionVersions(ctx context.Context, sc Scope, refs []SessionRef) ([]*Session, []bool, error) {
 	want := map[string]*historyWant{}
 	for _, r := range refs {
 		w := want[r.ID]
@@ -318,19 +319,21 @@ func (s *Store) SessionVersions(ctx context.Context, sc Scope, refs []SessionRef
 	}
 	hist, err := s.histories(ctx, sc, want)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]*Session, len(refs))
+	redacting := make([]bool, len(refs))
 	for i, r := range refs {
 		h := hist[r.ID]
 		if h == nil || !h.found {
 			continue
 		}
 		if out[i], err = h.at(r.Rev); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		redacting[i] = h.redacting
 	}
-	return out, nil
+	return out, redacting, nil
 }
 
 // RequestPersonals returns the recorded personal parts of requests that changed sessions (keyed by request
