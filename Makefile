@@ -20,7 +20,8 @@ lint:
 	golangci-lint run ./...   # go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
 fuzz:
-	go test -run='^$$' -fuzz='^FuzzParseForm$$' -fuzztime=30s ./api
+	go test -run='^$$' -fuzz='^FuzzParseForm$$' -fuzztime=200000x ./api
+	go test -run='^$$' -fuzz='^FuzzScrubDoc$$' -fuzztime=200000x ./store
 
 # Needs a Redis you can spare: make bench REDIS_URL=redis://127.0.0.1:6379/15
 bench:
