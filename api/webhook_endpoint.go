@@ -94,11 +94,8 @@ func (s *Server) createWebhookEndpoint(c *call) (any, error) {
 	if p.Metadata, err = f.CreateMetadata(); err != nil {
 		return nil, err
 	}
-	if v, ok := f.Value("api_version"); ok {
-		if v != store.APIVersion {
-			return nil, invalidParam("api_version", "parameter_invalid", "Invalid api_version: identityd renders events as "+store.APIVersion+" only.")
-		}
-		p.APIVersion = &v
+	if p.APIVersion, err = s.readAPIVersion(f); err != nil {
+		return nil, err
 	}
 	if connect, err := f.Bool("connect"); err != nil {
 		return nil, err

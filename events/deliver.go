@@ -213,7 +213,7 @@ func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpoin
 	if err != nil {
 		return err
 	}
-	ev, body, err := w.render(ctx, sc, eventID)
+	ev, body, err := w.render(ctx, sc, eventID, endpointVersion(ep))
 	if errors.Is(err, store.ErrNotFound) {
 		if _, err := w.Store.FinishDelivery(ctx, sc, eventID, endpointID, store.DeliveryFailed); err != nil {
 			return err
@@ -271,19 +271,29 @@ func (w *Webhooks) fail(ctx context.Context, sc store.Scope, eventID, endpointID
 	return fmt.Errorf("webhook %s to %s failed after %d attempts: %s: %w", eventID, endpointID, attempt, reason, asynq.SkipRetry)
 }
 
-// render returns the event as the body to send, rendered now from its stored reference: once the session's
-// redaction was requested it renders scrubbed, even before the redaction worker ran, so no personal data
-// leaves after a redaction request.
-func (w *Webhooks) render(ctx context.Context, sc store.Scope, eventID string) (*store.Event, []byte, error) {
+// render returns the event as the body to send, rendered now from its stored reference in API version v:
+// once the session's redaction was requested it renders scrubbed, even before the redaction worker ran, so
+// no personal data leaves after a redaction request.
+func (w *Webhooks) render(ctx context.Context, sc store.Scope, eventID, v string) (*store.Event, []byte, error) {
 	ev, err := w.Store.GetEvent(ctx, sc, eventID)
 	if err != nil {
 		return nil, nil, err
 	}
+	ev = ev.In(v)
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, nil, err
 	}
 	return ev, body, nil
+}
+
+// endpointVersion is the API version an endpoint's deliveries are rendered with: its api_version, or the
+// account default when it was created without one.
+func endpointVersion(ep *store.WebhookEndpoint) string {
+	if ep.APIVersion != nil {
+		return *ep.APIVersion
+	}
+	return store.APIVersion
 }
 
 // result is one attempt's outcome; err is nil exactly when the receiver answered 2xx.

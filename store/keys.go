@@ -46,6 +46,9 @@ func (s *Store) sessionRefIndexKey(sc Scope, ref string) string {
 func (s *Store) sessionCustomerIndexKey(sc Scope, cus string) string {
 	return s.base(sc) + "ix:vs:cus:" + hashPart(cus) // zset (lex)
 }
+func (s *Store) sessionCustomerAccountIndexKey(sc Scope, acct string) string {
+	return s.base(sc) + "ix:vs:cusacct:" + hashPart(acct) // zset (lex)
+}
 func (s *Store) sessionEventsKey(sc Scope, id string) string {
 	return s.base(sc) + "vs:" + id + ":events" // zset of event ids by created (small: a listpack, a third of a set's size)
 }

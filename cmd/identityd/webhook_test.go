@@ -322,8 +322,10 @@ func TestWebhooks_EndpointAPI(t *testing.T) {
 		{"NoEvents", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example")}, "parameter_missing", "enabled_events"},
 		{"UnknownEvent", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
 			EnabledEvents: stripe.StringSlice([]string{"charge.succeeded"})}, "parameter_invalid", "enabled_events"},
-		{"OtherAPIVersion", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
-			EnabledEvents: stripe.StringSlice([]string{"*"}), APIVersion: stripe.String("2020-08-27")}, "parameter_invalid", "api_version"},
+		{"UnpublishedAPIVersion", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
+			EnabledEvents: stripe.StringSlice([]string{"*"}), APIVersion: stripe.String("2020-08-28")}, "parameter_invalid", "api_version"},
+		{"MalformedAPIVersion", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
+			EnabledEvents: stripe.StringSlice([]string{"*"}), APIVersion: stripe.String("2026-3-25.dahlia")}, "parameter_invalid", "api_version"},
 		{"Connect", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
 			EnabledEvents: stripe.StringSlice([]string{"*"}), Connect: stripe.Bool(true)}, "parameter_invalid", "connect"},
 	}
