@@ -122,9 +122,10 @@ func (h *sdkHooks) find(eventType string) (sdkHook, bool) {
 
 // goScenario is the scenario through stripe-go v85; every body it reports is the answer as sent.
 func goScenario(ctx context.Context, base, key string) ([]byte, error) {
+	httpClient := &http.Client{Timeout: 30 * time.Second}
+	defer httpClient.CloseIdleConnections() // no keep-alive goroutine outlives the test
 	backends := stripe.NewBackendsWithConfig(&stripe.BackendConfig{URL: stripe.String(base),
-		MaxNetworkRetries: stripe.Int64(0), HTTPClient: &http.Client{Timeout: 30 * time.Second},
-		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})
+		MaxNetworkRetries: stripe.Int64(0), HTTPClient: httpClient, LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})
 	sc := stripe.NewClient(key, stripe.WithBackends(backends))
 	sessions := sc.V1IdentityVerificationSessions
 	hooks := newSDKHooks()
@@ -337,7 +338,7 @@ func goScenario(ctx context.Context, base, key string) ([]byte, error) {
 	}, func(se *stripe.Error) error {
 		var typed *stripe.InvalidRequestError
 		return errors.Join(expectf(se.HTTPStatusCode == http.StatusNotFound && errors.As(se.Err, &typed), "got %d %T", se.HTTPStatusCode, se.Err),
-			expectf(se.Code == stripe.ErrorCodeResourceMissing, "code %s", se.Code))
+			expectf(se.Code == stripe.ErrorCodeResourceMissing && se.Param == "id", "code %s, param %s", se.Code, se.Param))
 	})
 
 	r.failing("error_400_bad_param", func() error {

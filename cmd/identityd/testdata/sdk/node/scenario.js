@@ -218,7 +218,7 @@ async function main() {
 
   await failing('error_404_missing_id', () => stripe.identity.verificationSessions.retrieve('vs_doesnotexist000000000000'), (e) => {
     expect(e.statusCode === 404 && e.type === 'StripeInvalidRequestError', `got ${e.statusCode} ${e.type}`);
-    expect(e.code === 'resource_missing', 'code ' + e.code);
+    expect(e.code === 'resource_missing' && e.param === 'id', `code ${e.code}, param ${e.param}`);
   });
 
   await failing('error_400_bad_param', () => stripe.identity.verificationSessions.create({type: 'fingerprint'}), (e) => {

@@ -234,7 +234,7 @@ def main():
     def missing(e):
         expect(isinstance(e, stripe.error.InvalidRequestError) and e.http_status == 404,
                "got %s %s" % (type(e).__name__, e.http_status))
-        expect(e.code == "resource_missing", "code %s" % e.code)
+        expect(e.code == "resource_missing" and e.param == "id", "code %s, param %s" % (e.code, e.param))
 
     failing("error_404_missing_id", lambda: VS.retrieve("vs_doesnotexist000000000000"), missing)
 
