@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -165,7 +166,8 @@ func goScenario(ctx context.Context, base, key string) ([]byte, error) {
 			expectf(vs.Metadata["order"] == "1234" && vs.ClientReferenceID == tag+"-main", "metadata or reference lost"),
 			expectf(vs.Options != nil && vs.Options.Document != nil && vs.Options.Document.RequireMatchingSelfie, "options not echoed"),
 			expectf(vs.Options != nil && vs.Options.Document != nil && len(vs.Options.Document.AllowedTypes) == 2 &&
-				vs.Options.Document.AllowedTypes[0] == "passport", "allowed_types not echoed"))
+				vs.Options.Document.AllowedTypes[0] == "passport", "allowed_types not echoed"),
+			expectf(strings.HasPrefix(vs.LastResponse.RequestID, "req_"), "no Request-Id: %q", vs.LastResponse.RequestID))
 	})
 
 	r.run("session_retrieve", session, func() ([]byte, error) {
@@ -363,7 +365,8 @@ func goScenario(ctx context.Context, base, key string) ([]byte, error) {
 			}
 			last, ids = vs, append(ids, vs.ID)
 		}
-		return rawOf(last.LastResponse), expectf(ids[0] == ids[1], "a retry with the same key made a second session")
+		return rawOf(last.LastResponse), errors.Join(expectf(ids[0] == ids[1], "a retry with the same key made a second session"),
+			expectf(last.LastResponse.IdempotencyKey == idemKey, "the answer does not repeat the Idempotency-Key"))
 	})
 
 	r.failing("idempotency_key_reused_with_other_params", func() error {

@@ -113,6 +113,7 @@ async function main() {
     expect(vs.metadata.order === '1234' && vs.client_reference_id === tag + '-main', 'metadata or reference lost');
     expect(vs.options.document.require_matching_selfie === true, 'options not echoed');
     expect(vs.options.document.allowed_types.join() === 'passport,id_card', 'allowed_types not echoed');
+    expect(/^req_/.test(vs.lastResponse.requestId), 'no Request-Id: ' + vs.lastResponse.requestId);
     return vs;
   });
   const id = created ? created.id : 'vs_missing';
@@ -231,6 +232,7 @@ async function main() {
     const first = await stripe.identity.verificationSessions.create({type: 'document', metadata: {try: '1'}}, {idempotencyKey: key});
     const again = await stripe.identity.verificationSessions.create({type: 'document', metadata: {try: '1'}}, {idempotencyKey: key});
     expect(first.id === again.id, 'a retry with the same key made a second session');
+    expect(again.lastResponse.idempotencyKey === key, 'the answer does not repeat the Idempotency-Key');
     return again;
   });
 

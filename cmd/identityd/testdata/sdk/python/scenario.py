@@ -117,6 +117,7 @@ def main():
         expect(vs.metadata["order"] == "1234" and vs.client_reference_id == tag + "-main", "metadata or reference lost")
         expect(vs.options.document.require_matching_selfie is True, "options not echoed")
         expect(vs.options.document.allowed_types == ["passport", "id_card"], "allowed_types not echoed")
+        expect((vs.last_response.request_id or "").startswith("req_"), "no Request-Id: %s" % vs.last_response.request_id)
         return vs
 
     created = run("session_create", SESSION, create)
@@ -251,6 +252,7 @@ def main():
         first = VS.create(type="document", metadata={"try": "1"}, idempotency_key=key)
         again = VS.create(type="document", metadata={"try": "1"}, idempotency_key=key)
         expect(first.id == again.id, "a retry with the same key made a second session")
+        expect(again.last_response.idempotency_key == key, "the answer does not repeat the Idempotency-Key")
         return again
 
     run("idempotent_retry_same_object", SESSION, idempotent)
