@@ -77,8 +77,11 @@ func TestSDKCompat(t *testing.T) {
 			if err != nil {
 				t.Errorf("the %s scenario did not finish: %v", lang.name, err)
 			}
-			passed, total := judgeSDKReport(t, spec, lang.name, out)
-			t.Logf("sdk checks: %s %d/%d", lang.name, passed, total)
+			passed, failures := judgeSDKReport(spec, lang.name, out)
+			for _, f := range failures {
+				t.Error(f)
+			}
+			t.Logf("sdk checks: %s %d/%d", lang.name, passed, len(sdkChecks))
 		})
 	}
 }
@@ -101,47 +104,50 @@ func startSDKDaemon(t *testing.T) string {
 	return "http://" + addr
 }
 
-// judgeSDKReport fails t for every failed check, every schema violation (with its path) and every check the
-// report misses; it returns how many of the expected checks passed.
-func judgeSDKReport(t *testing.T, spec *openAPISpec, lang string, out []byte) (passed, total int) {
-	t.Helper()
+// judgeSDKReport reads a scenario's report and returns how many of the expected checks passed and a line for
+// every failed check, every schema violation (with its path), every line that is no check, and every expected
+// check the report misses.
+func judgeSDKReport(spec *openAPISpec, lang string, out []byte) (passed int, failures []string) {
+	fail := func(format string, args ...any) { failures = append(failures, lang+" "+fmt.Sprintf(format, args...)) }
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 0, 1<<20), 16<<20)
 	for sc.Scan() {
 		var c sdkCheck
 		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			t.Errorf("%s: a report line is not a check: %q", lang, sc.Text())
+			fail("report line is not a check: %q", sc.Text())
 			continue
 		}
 		if !slices.Contains(sdkChecks, c.Check) || seen[c.Check] {
-			t.Errorf("%s: unexpected or repeated check %q: %s", lang, c.Check, c.Message)
+			fail("%s: unexpected or repeated check: %s", c.Check, c.Message)
 			continue
 		}
 		seen[c.Check] = true
-		ok := c.OK
-		if !ok {
-			t.Errorf("%s %s: %s\nbody: %s", lang, c.Check, c.Message, c.Body)
+		if !c.OK {
+			fail("%s: %s\nbody: %s", c.Check, c.Message, c.Body)
+			continue
 		}
-		if c.Schema != "" && c.OK {
-			problems, err := spec.validate(c.Schema, c.Body)
-			if err != nil {
+		var problems []string
+		if c.Schema != "" {
+			var err error
+			if problems, err = spec.validate(c.Schema, c.Body); err != nil {
 				problems = []string{err.Error()}
 			}
-			for _, p := range problems {
-				t.Errorf("%s %s: the answer breaks Stripe's %s schema: %s", lang, c.Check, c.Schema, p)
-				ok = false
-			}
 		}
-		if ok {
+		for _, p := range problems {
+			fail("%s: the answer breaks Stripe's %s schema: %s", c.Check, c.Schema, p)
+		}
+		if len(problems) == 0 {
 			passed++
 		}
 	}
-	require.NoError(t, sc.Err())
+	if err := sc.Err(); err != nil {
+		fail("reading the report: %v", err)
+	}
 	for _, name := range sdkChecks {
 		if !seen[name] {
-			t.Errorf("%s: check %s was not reported", lang, name)
+			fail("%s: not reported", name)
 		}
 	}
-	return passed, len(sdkChecks)
+	return passed, failures
 }
