@@ -19,57 +19,6 @@ import (
 	"github.com/stripe/stripe-go/v85/webhook"
 )
 
-// sdkReport collects a scenario's check lines; the Go scenario writes the same lines the scripts print.
-type sdkReport struct{ lines []byte }
-
-// run runs one check: fn returns the raw answer to validate (or an error); a failure is reported and the
-// scenario goes on, so one deviation does not hide the others.
-func (r *sdkReport) run(check, schema string, fn func() ([]byte, error)) bool {
-	body, err := fn()
-	c := sdkCheck{Check: check, Schema: schema, OK: err == nil, Body: body}
-	if err != nil {
-		c.Message = err.Error()
-		var se *stripe.Error
-		if errors.As(err, &se) && se.LastResponse != nil {
-			c.Body = se.LastResponse.RawJSON
-		}
-	}
-	if len(c.Body) == 0 {
-		c.Body = json.RawMessage("null")
-	}
-	line, _ := json.Marshal(c) // an sdkCheck always marshals
-	r.lines = append(append(r.lines, line...), '\n')
-	return err == nil
-}
-
-// failing runs call, which must fail with a Stripe error; inspect checks it, and the body as sent is validated.
-func (r *sdkReport) failing(check string, call func() error, inspect func(se *stripe.Error) error) {
-	r.run(check, "error", func() ([]byte, error) {
-		var se *stripe.Error
-		if err := call(); !errors.As(err, &se) {
-			return nil, fmt.Errorf("the call did not fail with a Stripe error: %w", err)
-		}
-		if err := inspect(se); err != nil {
-			return se.LastResponse.RawJSON, err
-		}
-		return se.LastResponse.RawJSON, nil
-	})
-}
-
-func expectf(cond bool, format string, args ...any) error {
-	if !cond {
-		return fmt.Errorf(format, args...)
-	}
-	return nil
-}
-
-func rawOf(r *stripe.APIResponse) []byte {
-	if r == nil {
-		return nil
-	}
-	return r.RawJSON
-}
-
 // sdkPoll calls fn until cond holds, for at most 30 s.
 func sdkPoll[T any](ctx context.Context, what string, fn func() (T, error), cond func(T) bool) (T, error) {
 	deadline := time.Now().Add(30 * time.Second)
