@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/identityd/identityd/events"
 	"github.com/identityd/identityd/store"
+	"github.com/identityd/identityd/store/groupcommit"
 )
 
 // Worker holds the task handlers and what they need.
@@ -32,9 +34,10 @@ type Worker struct {
 
 	afterBulkPage func(*store.BulkStep) // test hook: called after each committed page of a bulk walk
 
-	groups      redactGroups   // single-session redactions waiting to share a batch (coalesce.go)
-	beforeBatch func([]string) // test hook: called with each shared batch's ids before it is scrubbed
-	drainLimit  int            // test hook: batches in flight per scope (0: maxDrains())
+	groups      *groupcommit.Group[store.Scope, string] // single-session redactions sharing batches (coalesce.go)
+	groupsOnce  sync.Once                               // builds groups on the first redaction
+	beforeBatch func([]string)                          // test hook: called with each shared batch's ids before it is scrubbed
+	drainLimit  int                                     // test hook: batches in flight per scope (0: the default)
 }
 
 // Mux routes task types to handlers, logging one line per task.
