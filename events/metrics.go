@@ -22,7 +22,7 @@ type Metrics struct {
 	WebhookCircuitsOpened prometheus.Counter
 	// WebhookEndpointsDisabled counts endpoints identityd disabled itself, by reason.
 	WebhookEndpointsDisabled *prometheus.CounterVec
-	EventsEmitted       *prometheus.CounterVec
+	EventsEmitted            *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not registered, for tests).

@@ -38,11 +38,11 @@ type Config struct {
 	// WebhookEndpointConcurrency is how many of its slots one endpoint may hold.
 	WebhookConcurrency         int
 	WebhookEndpointConcurrency int
-	RequestLogTTL        time.Duration
-	RateLimit            float64
-	LogLevel             string
-	LogFormat            string
-	ReconcileInterval    time.Duration
+	RequestLogTTL              time.Duration
+	RateLimit                  float64
+	LogLevel                   string
+	LogFormat                  string
+	ReconcileInterval          time.Duration
 	// KeyPrefix and QueuePrefix isolate deployments sharing one Redis (tests use them).
 	KeyPrefix   string
 	QueuePrefix string
