@@ -29,7 +29,7 @@ type hungReceiver struct {
 	ended                 int // requests that ended (the client gave up) before the test did
 }
 
-func newHungReceiver(t *testing.T) *hungReceiver {
+func newHungReceiver(t testing.TB) *hungReceiver {
 	t.Helper()
 	h := &hungReceiver{release: make(chan struct{}), perPath: map[string]int{}, maxPerPath: map[string]int{}}
 	h.Server = httptest.NewServer(http.HandlerFunc(h.serve))
