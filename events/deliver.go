@@ -197,8 +197,8 @@ func (w *Webhooks) enqueueTask(ctx context.Context, sc store.Scope, eventID, end
 // fails. It returns nil when nothing more is owed (delivered, or nothing to deliver), and an error naming
 // only ids and the failure when the attempt failed, so the queue retries it on the schedule. When the
 // endpoint or the account has no free slot, or the endpoint's circuit is open, it makes no attempt and
-// returns a *Deferred, which is not an attempt. After a final
-// failure the delivery is failed for good and the endpoint is disabled. Running it for a delivery that is
+// returns a *Deferred, which is not an attempt. After a final failure the delivery is failed for good and
+// the endpoint is disabled. Running it for a delivery that is
 // already finished does nothing, so a duplicate task never sends twice after a recorded success.
 func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpointID string, attempt int, final bool) error {
 	state, err := w.Store.DeliveryState(ctx, sc, eventID, endpointID)
@@ -217,7 +217,18 @@ func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpoin
 	if err != nil {
 		return err
 	}
+	// A slot first: a deferred run costs no rendering.
+	slot, deferred, err := w.admit(ctx, sc, endpointID)
+	if err != nil {
+		return err
+	}
+	if deferred != nil {
+		return deferred
+	}
 	ev, body, err := w.render(ctx, sc, eventID)
+	if err != nil {
+		w.release(ctx, sc, endpointID, slot, store.NotDialled)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		if _, err := w.Store.FinishDelivery(ctx, sc, eventID, endpointID, store.DeliveryFailed); err != nil {
 			return err
@@ -227,16 +238,8 @@ func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpoin
 	if err != nil {
 		return err
 	}
-	slot, deferred, err := w.admit(ctx, sc, endpointID)
-	if err != nil {
-		return err
-	}
-	if deferred != nil {
-		return deferred
-	}
 	now := w.Store.Now()
 	res := w.post(ctx, ep.URL, secret, ev.ID, now.Unix(), body)
-	w.release(ctx, sc, endpointID, slot, res)
 	a := &store.WebhookAttempt{ID: store.NewAttemptID(now), Created: now.Unix(), WebhookEndpoint: endpointID,
 		Event: eventID, EventType: ev.Type, Attempt: attempt, StatusCode: res.status,
 		LatencyMS: res.latency.Milliseconds(), Error: res.err}
@@ -253,6 +256,7 @@ func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpoin
 	if err := w.Store.RecordAttempt(ctx, sc, a, ev.ObjectID()); err != nil {
 		w.logger().Warn("webhook attempt not recorded", "event", eventID, "endpoint", endpointID, "err", err)
 	}
+	w.release(ctx, sc, endpointID, slot, res.dialOutcome(ctx))
 	if w.Metrics != nil {
 		w.Metrics.WebhookDeliveries.WithLabelValues(a.Outcome).Inc()
 	}

@@ -113,16 +113,22 @@ func (w *Webhooks) admit(ctx context.Context, sc store.Scope, endpointID string)
 	return a, d, nil
 }
 
-// release gives the slot back and tells the circuit breaker whether the receiver answered. It runs even when
-// ctx ended: the permit must not wait for its lease.
-func (w *Webhooks) release(ctx context.Context, sc store.Scope, endpointID string, a store.Admission, res result) {
-	outcome := store.Answered
+// dialOutcome is what an attempt tells the circuit breaker: any response means the receiver is reachable;
+// none is a timeout or a connection failure, unless the run itself was ending (shutdown, task deadline),
+// which says nothing about the receiver.
+func (r result) dialOutcome(ctx context.Context) store.DialOutcome {
 	switch {
-	case ctx.Err() != nil && res.status == nil: // shutdown or task deadline: says nothing about the receiver
-		outcome = store.NotDialled
-	case res.status == nil:
-		outcome = store.Unreachable
+	case r.status != nil:
+		return store.Answered
+	case ctx.Err() != nil:
+		return store.NotDialled
 	}
+	return store.Unreachable
+}
+
+// release gives the slot back and tells the circuit breaker what the attempt found. It runs even when ctx
+// ended: the permit must not wait for its lease.
+func (w *Webhooks) release(ctx context.Context, sc store.Scope, endpointID string, a store.Admission, outcome store.DialOutcome) {
 	opened, err := w.Store.ReleaseDelivery(context.WithoutCancel(ctx), sc, endpointID, a, outcome, w.Limits.store())
 	if err != nil {
 		w.logger().Warn("webhook delivery slot not released; its lease ends it", "endpoint", endpointID, "err", err)

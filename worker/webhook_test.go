@@ -56,9 +56,13 @@ func TestWebhookPool_DeferralsUseNoRetry(t *testing.T) {
 
 	_, err = st.ReleaseDelivery(ctx, sc, ep.ID, held, store.Answered, store.DeliveryLimits{})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return received.Load() == 1 }, 30*time.Second, 50*time.Millisecond)
-	as, _, err := st.ListAttempts(ctx, sc, ep.ID, "", store.Page{Limit: 10})
-	require.NoError(t, err)
+	var as []*store.WebhookAttempt
+	require.Eventually(t, func() bool { // the attempt is recorded once the receiver's answer is in
+		as, _, err = st.ListAttempts(ctx, sc, ep.ID, "", store.Page{Limit: 10})
+		require.NoError(t, err)
+		return len(as) > 0
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, int32(1), received.Load())
 	require.Len(t, as, 1)
 	require.Equal(t, 1, as[0].Attempt, "deferrals are not attempts")
 	require.Equal(t, store.AttemptDelivered, as[0].Outcome)

@@ -81,6 +81,10 @@ func (w *Worker) logTask(next asynq.Handler) asynq.Handler {
 		}
 		args = append(args, "retry", retry, "outcome", outcome,
 			"duration_ms", float64(time.Since(start).Microseconds())/1000, "err", err)
+		if outcome == "deferred" { // every second or so per waiting delivery while an endpoint is busy
+			w.logger().Debug("task", args...)
+			return err
+		}
 		w.logger().Info("task", args...)
 		return err
 	})
