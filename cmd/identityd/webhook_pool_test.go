@@ -78,8 +78,8 @@ func (h *hungReceiver) snapshot() (inFlight, maxInFlight, maxPerPath, ended int)
 
 // TestWebhooks_HungReceiverHoldsNoRedactionSlot: one account's 16 endpoints point at a receiver that never
 // answers, with many events owed to each. Each endpoint holds at most its limit of delivery slots, the
-// account at most half of the delivery pool; meanwhile another account's redaction completes and a third
-// account's deliveries to a healthy receiver arrive, while the hung receiver still holds requests.
+// account at most half of the delivery pool; once they are all taken, another account's redaction completes
+// and a third account's deliveries to a healthy receiver arrive, while the hung account's are still owed.
 func TestWebhooks_HungReceiverHoldsNoRedactionSlot(t *testing.T) {
 	t.Parallel()
 	const endpoints, perEndpoint, pool = 16, 2, 64
@@ -129,8 +129,10 @@ func TestWebhooks_HungReceiverHoldsNoRedactionSlot(t *testing.T) {
 			len(healthy.acked()["identity.verification_session.created"]) == 5
 	})
 
-	inFlight, maxInFlight, maxPerPath, _ := hung.snapshot()
-	require.Positive(t, inFlight, "the hung receiver still holds requests")
+	// Each hung attempt ends only when the client gives up after 10 s, so how many are still in flight now
+	// depends on the machine's speed; that the hung account's deliveries are all still owed does not.
+	require.False(t, whAllAcked(t, d, testKeyA), "nothing waited for the hung endpoints' deliveries")
+	_, maxInFlight, maxPerPath, _ := hung.snapshot()
 	require.LessOrEqual(t, maxPerPath, perEndpoint, "no endpoint ever held more than its limit of slots")
 	require.LessOrEqual(t, maxInFlight, pool/2, "one account never held more than half of the pool")
 	require.Empty(t, healthy.bad)
