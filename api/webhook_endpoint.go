@@ -216,11 +216,13 @@ func (s *Server) updateWebhookEndpoint(c *call) (any, error) {
 		if len(ep.Metadata) > maxMetadataKeys {
 			return invalidParam("metadata", "parameter_invalid", "Invalid metadata: at most 50 keys.")
 		}
-		if disabled != nil {
-			ep.Status = store.EndpointEnabled
+		// Disabling an endpoint that is disabled already keeps the record of why identityd disabled it.
+		if disabled != nil && (!*disabled || ep.Status != store.EndpointDisabled) {
+			status := store.EndpointEnabled
 			if *disabled {
-				ep.Status = store.EndpointDisabled
+				status = store.EndpointDisabled
 			}
+			ep.SetStatus(status, "", 0)
 		}
 		return nil
 	})
