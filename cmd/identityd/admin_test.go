@@ -321,7 +321,7 @@ func TestDashboard_OwnConnections(t *testing.T) {
 	require.NoError(t, err)
 	dash := newDashboard(asynq.RedisClientOpt{Addr: opt.Addr, DB: opt.DB, Password: opt.Password}, false)
 	rec := httptest.NewRecorder()
-	dash.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/dashboard/api/queues", nil))
+	dash.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/dashboard/api/redis_info", nil))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	require.NoError(t, dash.Close())
 	require.NoError(t, r.Client.Ping(context.Background()).Err())
