@@ -101,9 +101,10 @@ type benchEnv struct {
 // dropTasks is the seeder's queue.
 type dropTasks struct{}
 
-func (dropTasks) EnqueueVerify(context.Context, store.Scope, string, string) error { return nil }
-func (dropTasks) EnqueueRedact(context.Context, store.Scope, string) error         { return nil }
-func (dropTasks) EnqueueBulkRedaction(context.Context, store.Scope, string) error  { return nil }
+func (dropTasks) EnqueueVerify(context.Context, store.Scope, string, string) error    { return nil }
+func (dropTasks) EnqueueRedact(context.Context, store.Scope, string) error            { return nil }
+func (dropTasks) EnqueueBulkRedaction(context.Context, store.Scope, string) error     { return nil }
+func (dropTasks) EnqueueWebhookRedelivery(context.Context, store.Scope, string) error { return nil }
 
 // countRedacted is the bench's fan-out: it counts `.redacted` events so the run knows when scrubs finish.
 type countRedacted struct{ env *benchEnv }
