@@ -47,9 +47,9 @@ func (r *WebhookRedelivery) Done() bool { return r.Status != RedeliveryRunning }
 
 // A job is one hash, like a bulk redaction's.
 const (
-	rfID, rfEndpoint, rfSince, rfCreated, rfLivemode  = "id", "webhook_endpoint", "since", "created", "livemode"
-	rfStatus, rfCompletedAt, rfWalkDone, rfError      = "status", "completed_at", "walk_done", "error"
-	rfTotal, rfEnqueued, rfDelivered, rfFailed string = "total", "enqueued", "delivered", "failed"
+	rfID, rfEndpoint, rfSince, rfCreated, rfLivemode        = "id", "webhook_endpoint", "since", "created", "livemode"
+	rfStatus, rfCompletedAt, rfWalkDone, rfError            = "status", "completed_at", "walk_done", "error"
+	rfTotal, rfEnqueued, rfDelivered, rfFailed       string = "total", "enqueued", "delivered", "failed"
 )
 
 // CreateRedelivery stores a new running job for endpointID. The caller checked the endpoint and enqueues the
