@@ -29,6 +29,8 @@ type Queue interface {
 	EnqueueRedact(ctx context.Context, sc store.Scope, sessionID string) error
 	// EnqueueBulkRedaction starts the walk of a bulk redaction job. It is idempotent per job.
 	EnqueueBulkRedaction(ctx context.Context, sc store.Scope, id string) error
+	// EnqueueWebhookRedelivery starts the walk of a webhook redelivery job. It is idempotent per job.
+	EnqueueWebhookRedelivery(ctx context.Context, sc store.Scope, id string) error
 }
 
 // Config wires a Server.
@@ -88,6 +90,8 @@ func (s *Server) routes() {
 	s.handle("POST /v1/webhook_endpoints/{id}", "webhook endpoint", s.updateWebhookEndpoint)
 	s.handle("DELETE /v1/webhook_endpoints/{id}", "webhook endpoint", s.deleteWebhookEndpoint)
 	s.handle("GET /v1/webhook_endpoints/{id}/attempts", "webhook endpoint", s.listWebhookAttempts)
+	s.handle("POST /v1/webhook_endpoints/{id}/redeliver", "webhook endpoint", s.redeliverWebhookEndpoint)
+	s.handle("GET /v1/webhook_redeliveries/{id}", "webhook redelivery", s.retrieveWebhookRedelivery)
 	// Bulk redaction (identityd extension).
 	s.handle("POST /v1/identity/bulk_redactions", "bulk redaction", s.createBulkRedaction)
 	s.handle("GET /v1/identity/bulk_redactions", "bulk redaction", s.listBulkRedactions)
@@ -183,7 +187,8 @@ type handlerFunc func(c *call) (any, error)
 
 // plainKinds are the objects that hold no personal data of a verification: their responses are stored in
 // request logs and idempotent replays as they were sent.
-var plainKinds = map[string]bool{"webhook endpoint": true, "bulk redaction": true, "redaction record": true}
+var plainKinds = map[string]bool{"webhook endpoint": true, "bulk redaction": true, "redaction record": true,
+	"webhook redelivery": true}
 
 // handle registers pattern with the common edge: request id, auth, body cap, form decoding, idempotency,
 // unknown-parameter check, error mapping, request log, metrics and an access log line.

@@ -36,7 +36,9 @@ type fakeQueue struct {
 	redact  []string
 	bulk    []string
 	entered chan struct{}
-	gate    chan struct{}
+	// redeliveries lists the webhook redelivery jobs enqueued.
+	redeliveries []string
+	gate         chan struct{}
 }
 
 func (q *fakeQueue) EnqueueVerify(_ context.Context, _ store.Scope, sessionID, submissionID string) error {
@@ -62,6 +64,13 @@ func (q *fakeQueue) EnqueueBulkRedaction(_ context.Context, _ store.Scope, id st
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.bulk = append(q.bulk, id)
+	return nil
+}
+
+func (q *fakeQueue) EnqueueWebhookRedelivery(_ context.Context, _ store.Scope, id string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.redeliveries = append(q.redeliveries, id)
 	return nil
 }
 

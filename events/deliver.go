@@ -116,18 +116,22 @@ func deliverTaskID(sc store.Scope, eventID, endpointID string) string {
 	return "webhook:" + sc.String() + ":" + eventID + ":" + endpointID
 }
 
-// Fanout records a pending delivery for every enabled endpoint whose enabled_events match each event, and
-// enqueues one task per new delivery. It finishes even if ctx is canceled (the events are committed).
+// Fanout records a pending delivery for every enabled endpoint whose enabled_events match each event,
+// enqueues one task per pending delivery, and then takes the event out of the webhook outbox. An event whose
+// fan-out failed stays in the outbox with its deliveries pending, and the reconciler runs Fanout for it again:
+// that is safe, because deliveries are recorded once per (event, endpoint) and tasks have deterministic ids.
+// It finishes even if ctx is canceled (the events are committed).
 func (w *Webhooks) Fanout(ctx context.Context, sc store.Scope, evs []*store.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
 	eps, err := w.Store.Endpoints(ctx, sc)
-	if err != nil || len(eps) == 0 {
+	if err != nil {
 		return err
 	}
 	var errs []error
+	done := make([]string, 0, len(evs))
 	for _, ev := range evs {
 		var ids []string
 		for _, ep := range eps {
@@ -135,20 +139,24 @@ func (w *Webhooks) Fanout(ctx context.Context, sc store.Scope, evs []*store.Even
 				ids = append(ids, ep.ID)
 			}
 		}
-		created, err := w.Store.CreateDeliveries(ctx, sc, ev.ID, ids, w.deliveryTTL())
+		due, err := w.Store.OpenDeliveries(ctx, sc, ev.ID, ids, w.deliveryTTL())
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		for _, epID := range created {
+		ok := true
+		for _, epID := range due {
 			if err := w.enqueue(ctx, sc, ev.ID, epID); err != nil {
-				errs = append(errs, err)
-				// Without a task the delivery would stay pending for ever.
-				if _, ferr := w.Store.FinishDelivery(ctx, sc, ev.ID, epID, store.DeliveryCanceled); ferr != nil {
-					errs = append(errs, ferr)
-				}
+				errs = append(errs, err) // the delivery stays pending, the event in the outbox: retried later
+				ok = false
 			}
 		}
+		if ok {
+			done = append(done, ev.ID)
+		}
+	}
+	if err := w.Store.ClearOutbox(ctx, sc, done...); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -53,6 +53,9 @@ func (e *Emitter) Published(ctx context.Context, sc store.Scope, evs []*store.Ev
 			e.Metrics.EventsEmitted.WithLabelValues(ev.Type).Inc()
 		}
 	}
+	if beforeFanout != nil {
+		beforeFanout()
+	}
 	if e.Fanout != nil {
 		return e.Fanout.Fanout(ctx, sc, evs)
 	}

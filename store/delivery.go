@@ -41,13 +41,16 @@ if n > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], n) end
 return created
 `)
 
-// finishDelivery moves a pending delivery to its final state and takes it off the event's
-// pending_webhooks; it returns 0 when the delivery was not pending (already finished, or unknown).
-// KEYS[1] delivery key, KEYS[2] pending-webhooks hash; ARGV[1] final state, ARGV[2] event id.
-var finishDelivery = redis.NewScript(`
+// finishDelivery moves a pending delivery to its final state, takes it off the event's pending_webhooks and
+// counts it on the redelivery job that reopened it, if any (redelivery.go); it returns 0 when the delivery
+// was not pending (already finished, or unknown).
+// KEYS[1] delivery key, KEYS[2] pending-webhooks hash, KEYS[3] the endpoint's redelivery owners hash;
+// ARGV[1] final state, ARGV[2] event id, ARGV[3] the scope's redelivery job key prefix, ARGV[4] now.
+var finishDelivery = redis.NewScript(redeliverySettleSrc + `
 if redis.call('GET', KEYS[1]) ~= 'pending' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
+` + redeliveryOutcomeSrc + `
 return 1
 `)
 
@@ -100,8 +103,8 @@ func (s *Store) CreateDeliveries(ctx context.Context, sc Scope, eventID string, 
 // FinishDelivery moves a pending delivery to state (delivered, failed or canceled). It reports whether
 // this call did it, so an outcome is counted once however often a task runs.
 func (s *Store) FinishDelivery(ctx context.Context, sc Scope, eventID, endpointID, state string) (bool, error) {
-	n, err := finishDelivery.Run(ctx, s.rdb, []string{s.deliveryKey(sc, eventID, endpointID), s.pendingWebhooksKey(sc)},
-		state, eventID).Int()
+	n, err := finishDelivery.Run(ctx, s.rdb, []string{s.deliveryKey(sc, eventID, endpointID), s.pendingWebhooksKey(sc),
+		s.redeliveryOwnersKey(sc, endpointID)}, state, eventID, s.redeliveryKey(sc, ""), s.clock.Now().Unix()).Int()
 	if err != nil {
 		return false, fmt.Errorf("finish delivery: %w", err)
 	}

@@ -93,7 +93,7 @@ func newEvent(now int64, sc Scope, typ string, object json.RawMessage, o Origin)
 }
 
 // writeEvent queues the event's writes: the envelope with its reference, its indexes, the session's event
-// set, and a stream entry that carries ids only.
+// set, its webhook outbox entry, and a stream entry that carries ids only.
 func (s *Store) writeEvent(ctx context.Context, pipe redis.Pipeliner, sc Scope, ev *Event, sessionID string) error {
 	body, err := json.Marshal(storedEvent{ID: ev.ID, APIVersion: ev.APIVersion, Created: ev.Created,
 		Livemode: ev.Livemode, Type: ev.Type, Session: ev.ref.ID, Rev: ev.ref.Rev, Request: ev.Request.ID,
@@ -106,6 +106,9 @@ func (s *Store) writeEvent(ctx context.Context, pipe redis.Pipeliner, sc Scope, 
 	pipe.ZAdd(ctx, s.eventIndexKey(sc), redis.Z{Member: member})
 	pipe.ZAdd(ctx, s.eventTypeIndexKey(sc, ev.Type), redis.Z{Member: member})
 	pipe.ZAdd(ctx, s.sessionEventsKey(sc, sessionID), redis.Z{Score: float64(ev.Created), Member: ev.ID})
+	// Due for fan-out from this commit on: a process that dies before its fan-out leaves the entry to the
+	// reconciler (outbox.go).
+	pipe.ZAdd(ctx, s.webhookOutboxKey(sc), redis.Z{Score: float64(s.clock.Now().UnixMilli()), Member: ev.ID})
 	pipe.XAdd(ctx, &redis.XAddArgs{
 		Stream: s.StreamKey(sc), MaxLen: s.StreamMaxLen, Approx: true,
 		Values: []string{"id", ev.ID, "type", ev.Type, "object", sessionID, "account", sc.Account},

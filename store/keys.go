@@ -122,6 +122,35 @@ func (s *Store) endpointBreakerKey(sc Scope, endpointID string) string {
 	return s.base(sc) + "we:" + endpointID + ":breaker" // hash
 }
 
+// webhookOutboxKey lists the events whose fan-out to webhook endpoints is not known to be done, scored by
+// the commit that stored them (unix milliseconds). The event's transaction adds it; the fan-out removes it.
+func (s *Store) webhookOutboxKey(sc Scope) string { return s.base(sc) + "webhooks:outbox" } // zset event id → ms
+
+// Webhook redelivery jobs.
+
+func (s *Store) redeliveryKey(sc Scope, id string) string { return s.base(sc) + "whrd:" + id } // hash
+
+// redeliveryCursorKey is the walk's saved cursor: the event index member of the last event walked, or
+// walkDoneCursor (apart from the job hash, like bulkCursorKey).
+func (s *Store) redeliveryCursorKey(sc Scope, id string) string {
+	return s.base(sc) + "whrd:" + id + ":cursor" // string
+}
+
+// redeliveryQueueKey lists the events a walked page reopened for the job and whose delivery task is not yet
+// known to be enqueued.
+func (s *Store) redeliveryQueueKey(sc Scope, id string) string {
+	return s.base(sc) + "whrd:" + id + ":queue" // list of event ids
+}
+
+// redeliveryWalkingKey lists the jobs whose walk or enqueueing has not finished, for the reconciler.
+func (s *Store) redeliveryWalkingKey(sc Scope) string { return s.base(sc) + "whrd:walking" } // set of job ids
+
+// redeliveryOwnersKey maps each event a redelivery job reopened for an endpoint, until that delivery finishes,
+// to the job, so the delivery's outcome is counted on the job.
+func (s *Store) redeliveryOwnersKey(sc Scope, endpointID string) string {
+	return s.base(sc) + "whrd:owners:" + endpointID // hash event id → job id
+}
+
 func (s *Store) attemptKey(sc Scope, id string) string { return s.base(sc) + "wha:" + id } // string (JSON)
 func (s *Store) endpointAttemptsKey(sc Scope, endpointID string) string {
 	return s.base(sc) + "ix:wha:we:" + endpointID // zset (lex)

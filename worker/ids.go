@@ -13,18 +13,19 @@ import (
 // ids and flags, never personal data. A payload field not listed here is hidden, so a future payload that
 // carries something else stays out of sight until someone decides it is safe and adds it.
 var SafePayloadKeys = map[string]bool{
-	"account":        true,
-	"livemode":       true,
-	"session_id":     true,
-	"submission_id":  true,
-	"report_id":      true,
-	"event_id":       true,
-	"endpoint_id":    true,
-	"delivery_id":    true,
-	"attempt":        true,
-	"request_id":     true,
-	"batch":          true,
-	"bulk_redaction": true,
+	"account":            true,
+	"livemode":           true,
+	"session_id":         true,
+	"submission_id":      true,
+	"report_id":          true,
+	"event_id":           true,
+	"endpoint_id":        true,
+	"delivery_id":        true,
+	"attempt":            true,
+	"request_id":         true,
+	"batch":              true,
+	"bulk_redaction":     true,
+	"webhook_redelivery": true,
 }
 
 // idValue is what a shown string must look like: an identifier, not free text (no spaces, no @, no +).

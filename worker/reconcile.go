@@ -20,8 +20,9 @@ func (w *Worker) HandleReconcile(ctx context.Context, _ *asynq.Task) error {
 	return err
 }
 
-// Reconcile walks every scope's pending redactions and verifications, and re-enqueues the walk of every bulk
-// job not yet walked. A pending session covered by a live batch task is left to it. A task that still exists
+// Reconcile walks every scope's pending redactions and verifications, re-enqueues the walk of every bulk
+// job and webhook redelivery not yet walked, and finishes the webhook fan-out of events a process committed and never fanned out
+// (outbox.go). A pending session covered by a live batch task is left to it. A task that still exists
 // (scheduled, pending, active, retrying) is left alone; a missing one is enqueued again with its deterministic
 // id; an archived one (retries exhausted) is recorded as failed, deleted and enqueued again. It returns how
 // many tasks it enqueued.
@@ -44,6 +45,12 @@ func (w *Worker) Reconcile(ctx context.Context) (int, error) {
 			return enqueued, err
 		}
 		if err := w.reconcileBulk(ctx, sc); err != nil {
+			return enqueued, err
+		}
+		if _, err := w.reconcileOutbox(ctx, sc); err != nil {
+			return enqueued, err
+		}
+		if err := w.reconcileRedeliveries(ctx, sc); err != nil {
 			return enqueued, err
 		}
 		for i, id := range ids {

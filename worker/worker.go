@@ -51,6 +51,7 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.HandleFunc(TypeBulkRedaction, w.HandleBulkRedaction)
 	mux.HandleFunc(TypeRedactBatch, w.HandleRedactBatch)
 	mux.HandleFunc(TypeRetention, w.HandleRetention)
+	mux.HandleFunc(TypeWebhookRedelivery, w.HandleWebhookRedelivery)
 	return mux
 }
 
@@ -77,7 +78,8 @@ func (w *Worker) logTask(next asynq.Handler) asynq.Handler {
 		}
 		args := []any{"type", t.Type(), "task_id", id}
 		fields, _ := SafeFields(t.Payload())
-		for _, k := range []string{"account", "livemode", "session_id", "submission_id", "batch", "bulk_redaction", "event_id", "endpoint_id"} {
+		for _, k := range []string{"account", "livemode", "session_id", "submission_id", "batch", "bulk_redaction", "event_id", "endpoint_id",
+			"webhook_redelivery"} {
 			if v, ok := fields[k]; ok {
 				args = append(args, k, v)
 			}

@@ -109,7 +109,14 @@ func newProcessGroup(t testing.TB) *processGroup {
 // start runs bin with args; the process is SIGKILLed by PID at the end of the test if still running.
 func (g *processGroup) start(name, bin string, args ...string) *process {
 	g.t.Helper()
+	return g.startEnv(name, nil, bin, args...)
+}
+
+// startEnv is start with the environment env (nil: the test's own).
+func (g *processGroup) startEnv(name string, env []string, bin string, args ...string) *process {
+	g.t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	p := &process{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	require.NoError(g.t, cmd.Start(), "start %s", name)

@@ -101,21 +101,26 @@ type benchEnv struct {
 // dropTasks is the seeder's queue.
 type dropTasks struct{}
 
-func (dropTasks) EnqueueVerify(context.Context, store.Scope, string, string) error { return nil }
-func (dropTasks) EnqueueRedact(context.Context, store.Scope, string) error         { return nil }
-func (dropTasks) EnqueueBulkRedaction(context.Context, store.Scope, string) error  { return nil }
+func (dropTasks) EnqueueVerify(context.Context, store.Scope, string, string) error    { return nil }
+func (dropTasks) EnqueueRedact(context.Context, store.Scope, string) error            { return nil }
+func (dropTasks) EnqueueBulkRedaction(context.Context, store.Scope, string) error     { return nil }
+func (dropTasks) EnqueueWebhookRedelivery(context.Context, store.Scope, string) error { return nil }
 
-// countRedacted is the bench's fan-out: it counts `.redacted` events so the run knows when scrubs finish.
+// countRedacted is the bench's fan-out: it counts `.redacted` events so the run knows when scrubs finish, and
+// takes the events out of the webhook outbox as a real fan-out does, so the store holds what it would in
+// production.
 type countRedacted struct{ env *benchEnv }
 
 // Fanout implements events.Fanout.
-func (c countRedacted) Fanout(_ context.Context, _ store.Scope, evs []*store.Event) error {
+func (c countRedacted) Fanout(ctx context.Context, sc store.Scope, evs []*store.Event) error {
+	ids := make([]string, 0, len(evs))
 	for _, ev := range evs {
 		if ev.Type == store.EventSessionRedacted {
 			c.env.redacts.Add(1)
 		}
+		ids = append(ids, ev.ID)
 	}
-	return nil
+	return c.env.st.ClearOutbox(context.WithoutCancel(ctx), sc, ids...)
 }
 
 type benchRow struct{ name, value, note string }
