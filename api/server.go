@@ -41,6 +41,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// RateLimit is the per-key requests per second (0 = off).
 	RateLimit float64
+	// WebhookAddresses refuses an endpoint URL whose host is an address deliveries may not connect to.
+	WebhookAddresses events.AddressPolicy
 }
 
 // Server serves the public API.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -26,8 +27,9 @@ type deletedObject struct {
 	Deleted bool   `json:"deleted"`
 }
 
-// readEndpointURL reads url: an absolute http or https URL.
-func readEndpointURL(f *Form) (*string, error) {
+// readEndpointURL reads url: an absolute http or https URL whose host, when it is an IP address, is one
+// deliveries may connect to (a name is checked on every delivery, against the address it resolves to).
+func (s *Server) readEndpointURL(f *Form) (*string, error) {
 	raw, err := f.String("url")
 	if err != nil || raw == nil {
 		return nil, err
@@ -35,6 +37,11 @@ func readEndpointURL(f *Form) (*string, error) {
 	u, err := url.Parse(*raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, invalidParam("url", "url_invalid", "Invalid URL: must be an absolute http or https URL.")
+	}
+	var refused *events.RefusedAddressError
+	if errors.As(s.cfg.WebhookAddresses.CheckHost(u.Hostname()), &refused) {
+		return nil, invalidParam("url", "url_invalid", "Invalid URL: "+refused.Error()+
+			"; use a public address, or ask the operator to allow this range for webhooks.")
 	}
 	return raw, nil
 }
@@ -73,7 +80,7 @@ func readDescription(f *Form) (desc *string, sent bool, err error) {
 func (s *Server) createWebhookEndpoint(c *call) (any, error) {
 	f := c.form
 	var p store.EndpointCreate
-	u, err := readEndpointURL(f)
+	u, err := s.readEndpointURL(f)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +177,7 @@ func (s *Server) retrieveWebhookEndpoint(c *call) (any, error) {
 
 func (s *Server) updateWebhookEndpoint(c *call) (any, error) {
 	f := c.form
-	u, err := readEndpointURL(f)
+	u, err := s.readEndpointURL(f)
 	if err != nil {
 		return nil, err
 	}

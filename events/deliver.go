@@ -57,10 +57,14 @@ const (
 	MaxResponseRead = 64 << 10
 )
 
-// NewHTTPClient returns the client deliveries use: AttemptTimeout per attempt and redirects not followed
-// (a 3xx answer is a failed attempt, so a receiver cannot bounce deliveries to another address).
-func NewHTTPClient() *http.Client {
+// NewHTTPClient returns the client deliveries use: AttemptTimeout per attempt, every address it connects to
+// checked against policy when it is dialled, and redirects not followed (a 3xx answer is a failed attempt,
+// so a receiver cannot bounce deliveries to another address). It connects to receivers directly, never
+// through a proxy from the environment: the address check must see the receiver's own address.
+func NewHTTPClient(policy AddressPolicy) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.DialContext = policy.dialer().DialContext
 	tr.MaxIdleConnsPerHost = 8
 	tr.ResponseHeaderTimeout = AttemptTimeout
 	return &http.Client{
@@ -82,7 +86,8 @@ type Webhooks struct {
 	Backoff []time.Duration
 	Metrics *Metrics
 	Logger  *slog.Logger
-	// HTTP makes the attempts; nil means NewHTTPClient().
+	// HTTP makes the attempts; nil means NewHTTPClient(AddressPolicy{}), which connects to public
+	// addresses only.
 	HTTP *http.Client
 }
 
@@ -313,7 +318,7 @@ func (w *Webhooks) post(ctx context.Context, target, secret, msgID string, t int
 	}
 	client := w.HTTP
 	if client == nil {
-		client = NewHTTPClient()
+		client = NewHTTPClient(AddressPolicy{})
 	}
 	start := time.Now()
 	resp, err := client.Do(req)

@@ -317,7 +317,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	inspector := asynq.NewInspectorFromRedisClient(m.rdb)
 	// Webhooks: the API and the worker fan events out to endpoints; the worker makes the deliveries.
 	webhooks := &events.Webhooks{Store: st, Asynq: asynqClient, Queue: queues.Default, Backoff: cfg.WebhookBackoff,
-		Metrics: metrics, Logger: log, HTTP: events.NewHTTPClient()}
+		Metrics: metrics, Logger: log, HTTP: events.NewHTTPClient(cfg.WebhookAddresses)}
 	emitter.Fanout = webhooks
 	reg.MustRegister(worker.NewQueueCollector(inspector, queues, worker.QueueCollectorConfig{Logger: log}))
 	reg.MustRegister(newFailedRedactionsGauge(st))
@@ -341,7 +341,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 			return err
 		}
 		srv := api.NewServer(api.Config{Store: st, Keys: keys, Queue: client, Emitter: emitter, Metrics: metrics,
-			Logger: log, RateLimit: cfg.RateLimit})
+			Logger: log, RateLimit: cfg.RateLimit, WebhookAddresses: cfg.WebhookAddresses})
 		if cfg.PublicURL == "" { // the bound port, when --addr asked for any (":0")
 			st.PublicURL = "http://" + m.APIAddr
 		}
