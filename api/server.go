@@ -90,6 +90,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/webhook_endpoints/{id}", "webhook endpoint", s.updateWebhookEndpoint)
 	s.handle("DELETE /v1/webhook_endpoints/{id}", "webhook endpoint", s.deleteWebhookEndpoint)
 	s.handle("GET /v1/webhook_endpoints/{id}/attempts", "webhook endpoint", s.listWebhookAttempts)
+	s.handle("POST /v1/webhook_endpoints/{id}/roll_secret", "webhook endpoint", s.rollWebhookEndpointSecret)
 	// Bulk redaction (identityd extension).
 	s.handle("POST /v1/identity/bulk_redactions", "bulk redaction", s.createBulkRedaction)
 	s.handle("GET /v1/identity/bulk_redactions", "bulk redaction", s.listBulkRedactions)

@@ -138,11 +138,12 @@ func (s *Server) createWebhookEndpoint(c *call) (any, error) {
 	return &endpointCreated{WebhookEndpoint: ep, Secret: secret}, nil
 }
 
-// replayBody puts the signing secret back into a replayed endpoint-creation response: the cached copy never
-// holds it, and a client that retries a create whose answer it lost still needs the secret. If the endpoint
-// was deleted since, the secret is gone with it and the replay shows none.
+// replayBody puts the signing secret back into a replayed response that showed one (a create or a roll):
+// the cached copy never holds it, and a client that retries a call whose answer it lost still needs the
+// secret. The replay shows the endpoint's current secret; if the endpoint was deleted since, the secret is
+// gone with it and the replay shows none.
 func (s *Server) replayBody(c *call, body []byte) []byte {
-	if c.r.Method != http.MethodPost || c.r.URL.Path != "/v1/webhook_endpoints" {
+	if c.r.Method != http.MethodPost || (c.r.URL.Path != "/v1/webhook_endpoints" && !isRollSecretPath(c.r.URL.Path)) {
 		return body
 	}
 	var ep store.WebhookEndpoint

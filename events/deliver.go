@@ -209,7 +209,7 @@ func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpoin
 	if err != nil {
 		return err
 	}
-	ep, secret, err := w.Store.EndpointSecret(ctx, sc, endpointID)
+	ep, secrets, err := w.Store.SigningSecrets(ctx, sc, endpointID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && ep.Status != store.EndpointEnabled) {
 		// Deleted or disabled since: the event is no longer owed to it.
 		_, err := w.Store.FinishDelivery(ctx, sc, eventID, endpointID, store.DeliveryCanceled)
@@ -229,7 +229,7 @@ func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpoin
 		return err
 	}
 	now := w.Store.Now()
-	res := w.post(ctx, ep.URL, secret, ev.ID, now.Unix(), body)
+	res := w.post(ctx, ep.URL, secrets, ev.ID, now.Unix(), body)
 	a := &store.WebhookAttempt{ID: store.NewAttemptID(now), Created: now.Unix(), WebhookEndpoint: endpointID,
 		Event: eventID, EventType: ev.Type, Attempt: attempt, StatusCode: res.status,
 		LatencyMS: res.latency.Milliseconds(), Error: res.err}
@@ -298,8 +298,8 @@ type result struct {
 	err     *string
 }
 
-// post sends one signed attempt. Nothing of the response but its status is kept.
-func (w *Webhooks) post(ctx context.Context, target, secret, msgID string, t int64, body []byte) result {
+// post sends one attempt signed with each of secrets. Nothing of the response but its status is kept.
+func (w *Webhooks) post(ctx context.Context, target string, secrets []string, msgID string, t int64, body []byte) result {
 	fail := func(r result, msg string) result {
 		r.err = &msg
 		return r
@@ -310,10 +310,10 @@ func (w *Webhooks) post(ctx context.Context, target, secret, msgID string, t int
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", "identityd-webhooks/1")
-	req.Header.Set("Stripe-Signature", StripeSignature(secret, t, body))
+	req.Header.Set("Stripe-Signature", StripeSignatures(secrets, t, body))
 	req.Header.Set("webhook-id", msgID)
 	req.Header.Set("webhook-timestamp", fmt.Sprint(t))
-	if sig, err := StandardSignature(secret, msgID, t, body); err == nil {
+	if sig, err := StandardSignatures(secrets, msgID, t, body); err == nil {
 		req.Header.Set("webhook-signature", sig)
 	}
 	client := w.HTTP
