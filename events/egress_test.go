@@ -156,3 +156,13 @@ func TestDeliver_AddressPolicy(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkAddressPolicy_Check is the cost the address check adds to every connection a delivery dials.
+func BenchmarkAddressPolicy_Check(b *testing.B) {
+	p := events.AddressPolicy{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16")}}
+	public, mapped := netip.MustParseAddr("2606:4700:4700::1111"), netip.MustParseAddr("::ffff:169.254.169.254")
+	for b.Loop() {
+		_ = p.Check(public)
+		_ = p.Check(mapped)
+	}
+}
