@@ -1,5 +1,5 @@
 # Everyday commands. `make check` is what CI runs (.ci/run: real Redis, a Redis Cluster, race detector, fuzzing).
-.PHONY: run test race check lint bench fuzz
+.PHONY: run test race check lint bench fuzz sdk
 
 run:
 	go run ./cmd/identityd
@@ -13,6 +13,10 @@ race:
 
 check:
 	bash .ci/run
+
+# The SDK compatibility suite alone: stripe-go, Stripe's Node SDK and python3-stripe, each with its summary line.
+sdk:
+	go test -count=1 -v -run 'TestSDKCompat|TestOpenAPISpec' ./cmd/identityd/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

@@ -19,7 +19,7 @@ func (s *Server) retrieveEvent(c *call) (any, error) {
 		return nil, err
 	}
 	c.touch(ev.ID, ev.ObjectID())
-	return ev, nil
+	return ev.In(c.version), nil
 }
 
 // retryEvent resends one event to one webhook endpoint now (the Stripe CLI's `events resend`): a new delivery
@@ -56,7 +56,11 @@ func (s *Server) retryEvent(c *call) (any, error) {
 	if err := s.cfg.Emitter.Resend(c.ctx, c.scope, ev.ID, ep.ID); err != nil {
 		return nil, err
 	}
-	return s.cfg.Store.GetEvent(c.ctx, c.scope, ev.ID) // pending_webhooks counts the resend
+	ev, err = s.cfg.Store.GetEvent(c.ctx, c.scope, ev.ID) // pending_webhooks counts the resend
+	if err != nil {
+		return nil, err
+	}
+	return ev.In(c.version), nil
 }
 
 func (s *Server) listEvents(c *call) (any, error) {
@@ -99,8 +103,9 @@ func (s *Server) listEvents(c *call) (any, error) {
 	if err != nil {
 		return nil, listError(err, "event", page)
 	}
-	for _, ev := range evs {
+	for i, ev := range evs {
 		c.touch(ev.ID, ev.ObjectID())
+		evs[i] = ev.In(c.version)
 	}
 	return newList("/v1/events", evs, hasMore), nil
 }

@@ -239,17 +239,18 @@ func (f *Form) Int(key string) (*int64, error) {
 	return &n, nil
 }
 
-// Bool reads an optional boolean parameter ("true" or "false").
+// Bool reads an optional boolean parameter: "true" or "false", or "True" or "False" as stripe-python before
+// version 7 sends them (Python's own spelling of a bool; Debian's python3-stripe 5.0.0 is one of those).
 func (f *Form) Bool(key string) (*bool, error) {
 	v, ok := f.Value(key)
 	if !ok {
 		return nil, nil
 	}
 	switch v {
-	case "true":
+	case "true", "True":
 		b := true
 		return &b, nil
-	case "false":
+	case "false", "False":
 		b := false
 		return &b, nil
 	}

@@ -32,7 +32,7 @@ func TestRenderSessionList_MatchesMarshal(t *testing.T) {
 		Options: &store.Options{Document: &store.DocumentOptions{AllowedTypes: []string{"passport", "id_card"},
 			RequireIDNumber: &yes, RequireLiveCapture: &yes, RequireMatchingSelfie: &yes}},
 		ProvidedDetails: &store.ProvidedDetails{Email: str("jenny@example.com"), Phone: str("+15555550123")},
-		RelatedCustomer: str("cus_1"), RelatedPerson: &store.RelatedPerson{Account: "acct_1", Person: "person_1"}})
+		RelatedCustomer: str("cus_1"), RelatedCustomerAccount: str("acct_c1"), RelatedPerson: &store.RelatedPerson{Account: "acct_1", Person: "person_1"}})
 	_, _, err := st.UpdateSession(ctx, sc, full.ID, store.SessionUpdate{Metadata: map[string]string{"b": "added > 1"}}, store.Origin{})
 	require.NoError(t, err)
 	canceled := create(store.SessionCreate{Type: "document"})
@@ -70,7 +70,8 @@ func TestRenderSessionList_MatchesMarshal(t *testing.T) {
 	require.NoError(t, err)
 
 	for _, f := range []store.SessionFilter{{}, {Status: store.StatusVerified}, {Status: store.StatusCanceled},
-		{ClientReferenceID: *full.ClientReferenceID}, {RelatedCustomer: "cus_1"}, {Status: store.StatusProcessing}} {
+		{ClientReferenceID: *full.ClientReferenceID}, {RelatedCustomer: "cus_1"}, {Status: store.StatusProcessing},
+		{RelatedCustomerAccount: "acct_c1"}, {RelatedCustomerAccount: "acct_c1", Status: store.StatusCanceled}} {
 		for _, p := range []store.Page{{Limit: 100}, {Limit: 2}, {Limit: 3, StartingAfter: full.ID}, {Limit: 2, EndingBefore: canceled.ID}} {
 			decoded, more, err := st.ListSessions(ctx, sc, f, p)
 			require.NoError(t, err)

@@ -118,6 +118,8 @@ type call struct {
 	form      *Form
 	requestID string
 	idemKey   string
+	// version is the API version the response is rendered with (the Stripe-Version header, or the default).
+	version string
 	// objects are the objects the response shows; named are those the request created (its log is listed
 	// under them and under the path's id).
 	objects []string
@@ -240,6 +242,12 @@ func (s *Server) serve(c *call, method, kind string, h handlerFunc) ([]byte, int
 	if s.limiter != nil && !s.limiter.allow(sc.Account+"|"+authSecret(c.r)) {
 		return errorBody(errRateLimit), errRateLimit.Status, false
 	}
+	version, vErr := s.requestVersion(c.r)
+	if vErr != nil {
+		return errorBody(vErr), vErr.Status, false
+	}
+	c.version = version
+	c.w.Header().Set(versionHeader, version)
 	if id := c.r.PathValue("id"); id != "" && !validObjectID(id) {
 		// Ids become parts of Redis keys: anything but <prefix>_<base62> is a missing object, never a key.
 		e := resourceMissing(kind, "id")

@@ -216,7 +216,8 @@ func (s *Server) listSessions(c *call) (any, error) {
 	f := c.form
 	var filter store.SessionFilter
 	if err := f.NonEmptyFilters(StringFilter{"client_reference_id", &filter.ClientReferenceID},
-		StringFilter{"related_customer", &filter.RelatedCustomer}); err != nil {
+		StringFilter{"related_customer", &filter.RelatedCustomer},
+		StringFilter{"related_customer_account", &filter.RelatedCustomerAccount}); err != nil {
 		return nil, err
 	}
 	status, err := f.Enum("status", store.StatusRequiresInput, store.StatusProcessing, store.StatusVerified, store.StatusCanceled)

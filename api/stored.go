@@ -23,8 +23,8 @@ const (
 	storedSessions = "sessions" // Items ("id.rev"), Expand, URL, HasMore
 	storedReport   = "report"   // ID, Expand
 	storedReports  = "reports"  // IDs, Expand, URL, HasMore
-	storedEvent    = "event"    // ID
-	storedEvents   = "events"   // IDs, URL, HasMore
+	storedEvent    = "event"    // ID, APIVersion
+	storedEvents   = "events"   // IDs, URL, HasMore, APIVersion
 	storedLogs     = "logs"     // IDs, URL, HasMore: other logs by id, never their content
 	storedJSON     = "json"     // Body: a response with no personal data, as sent
 	storedError    = "error"    // Status, Error
@@ -44,6 +44,8 @@ type storedBody struct {
 	Body    json.RawMessage `json:"body,omitempty"`
 	Error   *Error          `json:"error,omitempty"`
 	Bytes   int             `json:"bytes,omitempty"`
+	// APIVersion is the version events were rendered with, when it was not the default.
+	APIVersion string `json:"av,omitempty"`
 }
 
 func (ex expansions) list() []string {
@@ -100,13 +102,33 @@ func refFor(out any) *storedBody {
 		}
 		return doc
 	case *store.Event:
-		return &storedBody{T: storedEvent, ID: v.ID}
+		return &storedBody{T: storedEvent, ID: v.ID, APIVersion: nonDefaultVersion(v.APIVersion)}
 	case *listResponse[*store.Event]:
-		return listRef(storedEvents, v, func(e *store.Event) string { return e.ID })
+		doc := listRef(storedEvents, v, func(e *store.Event) string { return e.ID })
+		if len(v.Data) > 0 {
+			doc.APIVersion = nonDefaultVersion(v.Data[0].APIVersion)
+		}
+		return doc
 	case *listResponse[*requestLogView]:
 		return listRef(storedLogs, v, func(l *requestLogView) string { return l.ID })
 	}
 	return nil
+}
+
+// nonDefaultVersion returns v, or "" for the default version (a stored document leaves it out).
+func nonDefaultVersion(v string) string {
+	if v == store.APIVersion {
+		return ""
+	}
+	return v
+}
+
+// version is the API version the stored events were rendered with.
+func (doc *storedBody) version() string {
+	if doc.APIVersion == "" {
+		return store.APIVersion
+	}
+	return doc.APIVersion
 }
 
 // listRef is the reference document of a list page of objects stored by id.
@@ -232,13 +254,17 @@ func (c *call) renderStored(ctx context.Context, raw []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(ev)
+		return json.Marshal(ev.In(doc.version()))
 	case storedEvents:
 		evs, err := st.Events(ctx, c.scope, doc.IDs)
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(newList(doc.URL, dropNil(evs), doc.HasMore))
+		evs = dropNil(evs)
+		for i, ev := range evs {
+			evs[i] = ev.In(doc.version())
+		}
+		return json.Marshal(newList(doc.URL, evs, doc.HasMore))
 	case storedLogs:
 		stubs := make([]logStub, len(doc.IDs))
 		for i, id := range doc.IDs {

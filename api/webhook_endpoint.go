@@ -101,11 +101,8 @@ func (s *Server) createWebhookEndpoint(c *call) (any, error) {
 	if p.Metadata, err = f.CreateMetadata(); err != nil {
 		return nil, err
 	}
-	if v, ok := f.Value("api_version"); ok {
-		if v != store.APIVersion {
-			return nil, invalidParam("api_version", "parameter_invalid", "Invalid api_version: identityd renders events as "+store.APIVersion+" only.")
-		}
-		p.APIVersion = &v
+	if p.APIVersion, err = s.readAPIVersion(f); err != nil {
+		return nil, err
 	}
 	if connect, err := f.Bool("connect"); err != nil {
 		return nil, err
@@ -227,11 +224,13 @@ func (s *Server) updateWebhookEndpoint(c *call) (any, error) {
 		if len(ep.Metadata) > maxMetadataKeys {
 			return invalidParam("metadata", "parameter_invalid", "Invalid metadata: at most 50 keys.")
 		}
-		if disabled != nil {
-			ep.Status = store.EndpointEnabled
+		// Disabling an endpoint that is disabled already keeps the record of why identityd disabled it.
+		if disabled != nil && (!*disabled || ep.Status != store.EndpointDisabled) {
+			status := store.EndpointEnabled
 			if *disabled {
-				ep.Status = store.EndpointDisabled
+				status = store.EndpointDisabled
 			}
+			ep.SetStatus(status, "", 0)
 		}
 		return nil
 	})

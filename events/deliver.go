@@ -34,11 +34,11 @@ func (p DeliverPayload) Scope() store.Scope {
 	return store.Scope{Account: p.Account, Livemode: p.Livemode}
 }
 
-// DefaultBackoff is the default --webhook-backoff: the waits between successive attempts (51 h 35 min in
-// all, so ten attempts over a little more than two days); a delivery that still fails after the last one
-// fails for good.
+// DefaultBackoff is the default --webhook-backoff: the waits between successive attempts (75 h 35 min in
+// all, so twelve attempts over a little more than three days, the window Stripe retries a live-mode event
+// in); a delivery that still fails after the last one fails for good.
 var DefaultBackoff = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour,
-	5 * time.Hour, 10 * time.Hour, 10 * time.Hour, 12 * time.Hour, 12 * time.Hour}
+	5 * time.Hour, 10 * time.Hour, 10 * time.Hour, 12 * time.Hour, 12 * time.Hour, 12 * time.Hour, 12 * time.Hour}
 
 // RetryDelay returns how long to wait after failed attempt n+1 (n counts from 0, as asynq's retry count
 // does). An empty schedule means DefaultBackoff; past its end the last wait repeats.
@@ -89,6 +89,8 @@ type Webhooks struct {
 	// HTTP makes the attempts; nil means NewHTTPClient(AddressPolicy{}), which connects to public
 	// addresses only.
 	HTTP *http.Client
+	// Limits bound the slots one endpoint or account may hold and pause endpoints that do not answer.
+	Limits Limits
 }
 
 func (w *Webhooks) schedule() []time.Duration {
@@ -186,7 +188,7 @@ func (w *Webhooks) enqueueTask(ctx context.Context, sc store.Scope, eventID, end
 	payload, _ := json.Marshal(DeliverPayload{Account: sc.Account, Livemode: sc.Livemode, EventID: eventID, EndpointID: endpointID})
 	_, err := w.Asynq.EnqueueContext(ctx, asynq.NewTask(TypeDeliverWebhook, payload),
 		asynq.TaskID(taskID), asynq.Queue(w.Queue),
-		asynq.MaxRetry(len(w.schedule())), asynq.Timeout(AttemptTimeout+20*time.Second))
+		asynq.MaxRetry(len(w.schedule())+SpareRetries), asynq.Timeout(taskTimeout))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil
 	}
@@ -198,8 +200,10 @@ func (w *Webhooks) enqueueTask(ctx context.Context, sc store.Scope, eventID, end
 
 // Deliver makes attempt number attempt (from 1) of one delivery; final says that no retry follows if it
 // fails. It returns nil when nothing more is owed (delivered, or nothing to deliver), and an error naming
-// only ids and the failure when the attempt failed, so the queue retries it on the schedule. After a final
-// failure the delivery is failed for good and the endpoint is disabled. Running it for a delivery that is
+// only ids and the failure when the attempt failed, so the queue retries it on the schedule. When the
+// endpoint or the account has no free slot, or the endpoint's circuit is open, it makes no attempt and
+// returns a *Deferred, which is not an attempt. After a final failure the delivery is failed for good and
+// the endpoint is disabled. Running it for a delivery that is
 // already finished does nothing, so a duplicate task never sends twice after a recorded success.
 func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpointID string, attempt int, final bool) error {
 	state, err := w.Store.DeliveryState(ctx, sc, eventID, endpointID)
@@ -218,7 +222,18 @@ func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpoin
 	if err != nil {
 		return err
 	}
-	ev, body, err := w.render(ctx, sc, eventID)
+	// A slot first: a deferred run costs no rendering.
+	slot, deferred, err := w.admit(ctx, sc, endpointID)
+	if err != nil {
+		return err
+	}
+	if deferred != nil {
+		return deferred
+	}
+	ev, body, err := w.render(ctx, sc, eventID, endpointVersion(ep))
+	if err != nil {
+		w.release(ctx, sc, endpointID, slot, store.NotDialled)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		if _, err := w.Store.FinishDelivery(ctx, sc, eventID, endpointID, store.DeliveryFailed); err != nil {
 			return err
@@ -246,6 +261,7 @@ func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpoin
 	if err := w.Store.RecordAttempt(ctx, sc, a, ev.ObjectID()); err != nil {
 		w.logger().Warn("webhook attempt not recorded", "event", eventID, "endpoint", endpointID, "err", err)
 	}
+	w.release(ctx, sc, endpointID, slot, res.dialOutcome(ctx))
 	if w.Metrics != nil {
 		w.Metrics.WebhookDeliveries.WithLabelValues(a.Outcome).Inc()
 	}
@@ -259,36 +275,57 @@ func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpoin
 	return fmt.Errorf("webhook %s to %s, attempt %d: %s", eventID, endpointID, attempt, *res.err)
 }
 
-// fail ends a delivery that used up its schedule, and disables the endpoint that kept failing.
+// fail ends a delivery that used up its schedule, and disables the endpoint that kept failing, recording why
+// and when on it. The run that disables it counts it and logs it, once.
 func (w *Webhooks) fail(ctx context.Context, sc store.Scope, eventID, endpointID string, attempt int, reason string) error {
 	if _, err := w.Store.FinishDelivery(ctx, sc, eventID, endpointID, store.DeliveryFailed); err != nil {
 		return err
 	}
+	disabled := false
 	_, err := w.Store.UpdateEndpoint(ctx, sc, endpointID, func(ep *store.WebhookEndpoint) error {
-		ep.Status = store.EndpointDisabled
+		disabled = ep.Status != store.EndpointDisabled
+		if disabled {
+			ep.SetStatus(store.EndpointDisabled, store.DisabledDeliveryFailed, w.Store.Now().Unix())
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("disable webhook endpoint %s: %w", endpointID, err)
 	}
-	w.logger().Warn("webhook delivery failed for good; endpoint disabled", "event", eventID, "endpoint", endpointID,
-		"attempts", attempt, "err", reason)
+	if err == nil && disabled {
+		w.logger().Warn("webhook endpoint disabled", "account", sc.Account, "livemode", sc.Livemode,
+			"endpoint", endpointID, "reason", store.DisabledDeliveryFailed, "event", eventID, "attempts", attempt,
+			"last_error", reason)
+		if w.Metrics != nil {
+			w.Metrics.WebhookEndpointsDisabled.WithLabelValues(store.DisabledDeliveryFailed).Inc()
+		}
+	}
 	return fmt.Errorf("webhook %s to %s failed after %d attempts: %s: %w", eventID, endpointID, attempt, reason, asynq.SkipRetry)
 }
 
-// render returns the event as the body to send, rendered now from its stored reference: once the session's
-// redaction was requested it renders scrubbed, even before the redaction worker ran, so no personal data
-// leaves after a redaction request.
-func (w *Webhooks) render(ctx context.Context, sc store.Scope, eventID string) (*store.Event, []byte, error) {
+// render returns the event as the body to send, rendered now from its stored reference in API version v:
+// once the session's redaction was requested it renders scrubbed, even before the redaction worker ran, so
+// no personal data leaves after a redaction request.
+func (w *Webhooks) render(ctx context.Context, sc store.Scope, eventID, v string) (*store.Event, []byte, error) {
 	ev, err := w.Store.GetEvent(ctx, sc, eventID)
 	if err != nil {
 		return nil, nil, err
 	}
+	ev = ev.In(v)
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, nil, err
 	}
 	return ev, body, nil
+}
+
+// endpointVersion is the API version an endpoint's deliveries are rendered with: its api_version, or the
+// account default when it was created without one.
+func endpointVersion(ep *store.WebhookEndpoint) string {
+	if ep.APIVersion != nil {
+		return *ep.APIVersion
+	}
+	return store.APIVersion
 }
 
 // result is one attempt's outcome; err is nil exactly when the receiver answered 2xx.

@@ -319,7 +319,7 @@ func TestFanout(t *testing.T) {
 	var pairs []string
 	for _, task := range tasks {
 		require.Equal(t, events.TypeDeliverWebhook, task.Type)
-		require.Equal(t, 2, task.MaxRetry, "one retry per backoff step")
+		require.Equal(t, 2+events.SpareRetries, task.MaxRetry, "one retry per backoff step, and the spare a deferral of the last one needs")
 		var p events.DeliverPayload
 		require.NoError(t, json.Unmarshal(task.Payload, &p))
 		require.Equal(t, scope, p.Scope())

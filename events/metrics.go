@@ -16,7 +16,13 @@ type Metrics struct {
 	RedactionsFailed    prometheus.Counter
 	RedactionDuration   prometheus.Histogram
 	WebhookDeliveries   *prometheus.CounterVec
-	EventsEmitted       *prometheus.CounterVec
+	// WebhookDeferrals counts delivery runs put off without an attempt, by reason (AdmitCode names).
+	WebhookDeferrals *prometheus.CounterVec
+	// WebhookCircuitsOpened counts endpoints whose circuit opened after consecutive unreachable attempts.
+	WebhookCircuitsOpened prometheus.Counter
+	// WebhookEndpointsDisabled counts endpoints identityd disabled itself, by reason.
+	WebhookEndpointsDisabled *prometheus.CounterVec
+	EventsEmitted            *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not registered, for tests).
@@ -45,6 +51,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		WebhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "identityd_webhook_deliveries_total", Help: "Webhook delivery attempts by outcome.",
 		}, []string{"outcome"}),
+		WebhookDeferrals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "identityd_webhook_deliveries_deferred_total",
+			Help: "Webhook delivery runs put off without an attempt: endpoint or account slots full, or circuit open.",
+		}, []string{"reason"}),
+		WebhookCircuitsOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "identityd_webhook_circuits_opened_total",
+			Help: "Times a webhook endpoint's circuit opened after consecutive timeouts or connection failures.",
+		}),
+		WebhookEndpointsDisabled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "identityd_webhook_endpoints_disabled_total", Help: "Webhook endpoints identityd disabled, by reason.",
+		}, []string{"reason"}),
 		EventsEmitted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "identityd_events_emitted_total", Help: "Events recorded, by Stripe event type.",
 		}, []string{"type"}),
@@ -55,9 +72,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, o := range []string{"delivered", "failed", "retrying"} {
 		m.WebhookDeliveries.WithLabelValues(o)
 	}
+	for _, c := range []store.AdmitCode{store.CircuitOpen, store.EndpointBusy, store.AccountBusy} {
+		m.WebhookDeferrals.WithLabelValues(c.String())
+	}
+	m.WebhookEndpointsDisabled.WithLabelValues(store.DisabledDeliveryFailed)
 	if reg != nil {
 		reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.RedactionsRequested, m.RedactionsCompleted,
-			m.RedactionsFailed, m.RedactionDuration, m.WebhookDeliveries, m.EventsEmitted)
+			m.RedactionsFailed, m.RedactionDuration, m.WebhookDeliveries, m.EventsEmitted, m.WebhookDeferrals, m.WebhookCircuitsOpened, m.WebhookEndpointsDisabled)
 	}
 	return m
 }

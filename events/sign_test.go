@@ -59,12 +59,13 @@ func TestRetryDelay(t *testing.T) {
 	require.Equal(t, time.Minute, events.RetryDelay(schedule, 1))
 	require.Equal(t, time.Minute, events.RetryDelay(schedule, 7), "past the end the last wait repeats")
 	require.Equal(t, 5*time.Second, events.RetryDelay(nil, 0))
-	require.Equal(t, 12*time.Hour, events.RetryDelay(nil, 8))
+	require.Equal(t, 12*time.Hour, events.RetryDelay(nil, 10))
 	var total time.Duration
 	for _, d := range events.DefaultBackoff {
 		total += d
 	}
-	require.Equal(t, 51*time.Hour+35*time.Minute+5*time.Second, total)
+	require.Equal(t, 75*time.Hour+35*time.Minute+5*time.Second, total)
+	require.GreaterOrEqual(t, total, 72*time.Hour, "the default schedule spans at least Stripe's three days")
 }
 
 func TestMatches(t *testing.T) {

@@ -178,22 +178,6 @@ func (s *Store) ForgetRedactionBatch(ctx context.Context, sc Scope, id string) e
 	return nil
 }
 
-// RedactionKeys returns every key the redaction of ids rewrites: the sessions, their audit records and
-// personal-data records, and their reports. It is for measuring (identityd bench's I/O floor of a bulk
-// redaction), not part of a redaction.
-func (s *Store) RedactionKeys(ctx context.Context, sc Scope, ids []string) ([]string, error) {
-	targets, err := s.readRedactionTargets(ctx, s.rdb, sc, ids)
-	if err != nil {
-		return nil, err
-	}
-	keys := make([]string, 0, 3*len(ids))
-	for i, id := range ids {
-		keys = append(keys, s.sessionKey(sc, id), s.redactionRecordKey(sc, id), s.personalKey(sc, id))
-		keys = append(keys, targets[i].reportKeys...)
-	}
-	return keys, nil
-}
-
 // CompleteRedactions is CompleteRedaction for many sessions of one scope (an id may repeat): one optimistic
 // transaction scrubs every one's personal-data record, reports and session, marks it redacted, completes its
 // audit record and emits its single `.redacted` event, and settles the bulk jobs that asked for them. The

@@ -191,6 +191,40 @@ func BenchmarkSaveRequestLog(b *testing.B) {
 	}
 }
 
+// BenchmarkSaveRequestLog_Parallel is BenchmarkSaveRequestLog from 16 × GOMAXPROCS goroutines at once, as
+// concurrent API requests of one account save their logs: the logs waiting at the same time share script runs
+// (requestlog_group.go), so rtt/op falls below 1.
+func BenchmarkSaveRequestLog_Parallel(b *testing.B) {
+	st, sc, rtts := benchStore(b)
+	ctx := context.Background()
+	sess, _, err := st.CreateSession(ctx, sc, createParams(), store.Origin{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := fmt.Appendf(nil, `{"t":"session","id":%q,"v":%d}`, sess.ID, sess.Rev)
+	params := []store.Param{{Key: "client_reference_id", Value: "user_42"}, {Key: "type", Value: "document"}}
+	var failed atomic.Pointer[error]
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	rtts.n.Store(0)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			l := &store.RequestLog{ID: store.NewID("req"), Created: t0.Unix(), Method: "POST",
+				Path: "/v1/identity/verification_sessions", Status: 200, Params: params,
+				Response: body, Objects: []string{sess.ID}, Session: sess.ID}
+			if err := st.SaveRequestLog(ctx, sc, l); err != nil {
+				failed.CompareAndSwap(nil, &err)
+				return
+			}
+		}
+	})
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logs/s")
+	rtts.report(b, "rtt/op")
+}
+
 // BenchmarkSaveRequestLog_List times storing the request log of `GET /v1/identity/verification_sessions?limit=10`:
 // the page as answered, as ten (id, version) references, in the account's logs.
 func BenchmarkSaveRequestLog_List(b *testing.B) {

@@ -31,6 +31,26 @@ type WebhookEndpoint struct {
 	Metadata      map[string]string `json:"metadata"`
 	Status        string            `json:"status"`
 	URL           string            `json:"url"`
+	// DisabledReason and DisabledAt (identityd extensions) say why and when (unix) identityd disabled the
+	// endpoint itself; both are null while it is enabled or when its owner disabled it.
+	DisabledReason *string `json:"disabled_reason"`
+	DisabledAt     *int64  `json:"disabled_at"`
+}
+
+// Reasons identityd records when it disables an endpoint itself.
+const (
+	// DisabledDeliveryFailed: a delivery failed its last attempt.
+	DisabledDeliveryFailed = "delivery_failed"
+)
+
+// SetStatus sets the endpoint's status; reason and at record why and when identityd disabled it, and are
+// cleared by any other change of status (re-enabling, or a disable by its owner).
+func (ep *WebhookEndpoint) SetStatus(status, reason string, at int64) {
+	ep.Status = status
+	ep.DisabledReason, ep.DisabledAt = nil, nil
+	if status == EndpointDisabled && reason != "" {
+		ep.DisabledReason, ep.DisabledAt = &reason, &at
+	}
 }
 
 // endpointRecord is an endpoint as stored, with its signing secret and, after a roll, the secret it

@@ -8,9 +8,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// APIVersion is the Stripe API version events are rendered with (stripe-go v85's pinned version).
-const APIVersion = "2026-03-25.dahlia"
-
 // Event types identityd emits.
 const (
 	EventSessionCreated       = "identity.verification_session.created"

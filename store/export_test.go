@@ -2,36 +2,18 @@ package store
 
 import "context"
 
-// SetLogFlushLimit sets how many shared request-log batches of one scope may run at once.
-func SetLogFlushLimit(s *Store, n int) {
-	s.logs.mu.Lock()
-	defer s.logs.mu.Unlock()
-	s.logs.flushLimit = n
-}
+// SetLogFlushLimit sets how many shared request-log batches of one scope may run at once. Call it before the
+// store's first request log.
+func SetLogFlushLimit(s *Store, n int) { s.logs = s.newLogGroup(n) }
 
 // SetBeforeLogBatch installs a hook called with the size of each shared request-log batch before it runs.
-func SetBeforeLogBatch(s *Store, f func(n int)) {
-	s.logs.mu.Lock()
-	defer s.logs.mu.Unlock()
-	s.logs.beforeBatch = f
-}
+func SetBeforeLogBatch(s *Store, f func(n int)) { s.beforeLogBatch.Store(&f) }
 
 // WaitingLogs counts the request logs of sc waiting for a shared batch.
-func WaitingLogs(s *Store, sc Scope) int {
-	s.logs.mu.Lock()
-	defer s.logs.mu.Unlock()
-	if lg := s.logs.scopes[sc]; lg != nil {
-		return len(lg.waiting)
-	}
-	return 0
-}
+func WaitingLogs(s *Store, sc Scope) int { return s.logs.Waiting(sc) }
 
 // LogScopes counts the scopes with request logs waiting or being written (each has an entry while it does).
-func LogScopes(s *Store) int {
-	s.logs.mu.Lock()
-	defer s.logs.mu.Unlock()
-	return len(s.logs.scopes)
-}
+func LogScopes(s *Store) int { return s.logs.Active() }
 
 // RangeSessionDocs reads count entries of sc's session index, newest first, with their documents (rangeDocs).
 func RangeSessionDocs(ctx context.Context, s *Store, sc Scope, count int64) ([]string, [][]byte, error) {

@@ -46,6 +46,9 @@ func (s *Store) sessionRefIndexKey(sc Scope, ref string) string {
 func (s *Store) sessionCustomerIndexKey(sc Scope, cus string) string {
 	return s.base(sc) + "ix:vs:cus:" + hashPart(cus) // zset (lex)
 }
+func (s *Store) sessionCustomerAccountIndexKey(sc Scope, acct string) string {
+	return s.base(sc) + "ix:vs:cusacct:" + hashPart(acct) // zset (lex)
+}
 func (s *Store) sessionEventsKey(sc Scope, id string) string {
 	return s.base(sc) + "vs:" + id + ":events" // zset of event ids by created (small: a listpack, a third of a set's size)
 }
@@ -103,6 +106,21 @@ func (s *Store) deliveryKey(sc Scope, eventID, endpointID string) string {
 
 // pendingWebhooksKey counts, per event, the endpoints that have not acknowledged it yet (absent = 0).
 func (s *Store) pendingWebhooksKey(sc Scope) string { return s.base(sc) + "webhooks:pending" } // hash event id → n
+
+// endpointSlotsKey holds the delivery attempts in flight to one endpoint, each with the unix-millisecond
+// time its permit lapses if it is never released (a worker killed mid-attempt).
+func (s *Store) endpointSlotsKey(sc Scope, endpointID string) string {
+	return s.base(sc) + "we:" + endpointID + ":slots" // zset holder → lease end (ms)
+}
+
+// accountSlotsKey holds the delivery attempts in flight for the whole scope, as endpointSlotsKey.
+func (s *Store) accountSlotsKey(sc Scope) string { return s.base(sc) + "webhooks:slots" } // zset holder → lease end (ms)
+
+// endpointBreakerKey is one endpoint's circuit breaker: consecutive unreachable attempts (fails), until when
+// it is open (open_until, ms) and until when a half-open probe is out (probe_until, ms).
+func (s *Store) endpointBreakerKey(sc Scope, endpointID string) string {
+	return s.base(sc) + "we:" + endpointID + ":breaker" // hash
+}
 
 func (s *Store) attemptKey(sc Scope, id string) string { return s.base(sc) + "wha:" + id } // string (JSON)
 func (s *Store) endpointAttemptsKey(sc Scope, endpointID string) string {

@@ -152,7 +152,7 @@ type SessionJSON struct {
 	// Rev is the session's version (its personal-data record's latest).
 	Rev int64
 	// raw values of the filtered fields
-	status, clientReferenceID, relatedCustomer []byte
+	status, clientReferenceID, relatedCustomer, relatedCustomerAccount []byte
 }
 
 // ListSessionsJSON is ListSessions with the sessions as stored JSON, for callers that render them without
@@ -166,6 +166,7 @@ func (s *Store) ListSessionsJSON(ctx context.Context, sc Scope, f SessionFilter,
 	match := func(x *SessionJSON) bool {
 		return (f.ClientReferenceID == "" || rawStringIs(x.clientReferenceID, f.ClientReferenceID)) &&
 			(f.RelatedCustomer == "" || rawStringIs(x.relatedCustomer, f.RelatedCustomer)) &&
+			(f.RelatedCustomerAccount == "" || rawStringIs(x.relatedCustomerAccount, f.RelatedCustomerAccount)) &&
 			(f.Status == "" || rawStringIs(x.status, f.Status))
 	}
 	docPrefix := s.sessionKey(sc, "")
@@ -204,6 +205,8 @@ func readSessionJSON(id string, body []byte) (*SessionJSON, error) {
 				x.clientReferenceID = v
 			case "related_customer":
 				x.relatedCustomer = v
+			case "related_customer_account":
+				x.relatedCustomerAccount = v
 			case "status":
 				x.status = v
 			case "rev":

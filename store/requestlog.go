@@ -55,7 +55,7 @@ func (s *Store) SaveRequestLog(ctx context.Context, sc Scope, l *RequestLog) err
 		}
 		w.indexes = append(w.indexes, s.objectLogsKey(sc, id))
 	}
-	if err := s.saveLogShared(ctx, sc, w); err != nil {
+	if err := s.logs.Do(ctx, sc, w); err != nil {
 		return fmt.Errorf("save request log: %w", err)
 	}
 	return nil

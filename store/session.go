@@ -169,9 +169,10 @@ func (o Origin) personal() *RequestPersonal {
 
 // SessionFilter selects sessions in a list. Empty fields match everything.
 type SessionFilter struct {
-	ClientReferenceID string
-	Status            string
-	RelatedCustomer   string
+	ClientReferenceID      string
+	Status                 string
+	RelatedCustomer        string
+	RelatedCustomerAccount string
 }
 
 // Redacting reports whether redaction was requested (processing or done).
@@ -214,6 +215,9 @@ func (s *Store) CreateSession(ctx context.Context, sc Scope, p SessionCreate, o 
 		}
 		if p.RelatedCustomer != nil {
 			pipe.ZAdd(ctx, s.sessionCustomerIndexKey(sc, *p.RelatedCustomer), redis.Z{Member: member})
+		}
+		if p.RelatedCustomerAccount != nil {
+			pipe.ZAdd(ctx, s.sessionCustomerAccountIndexKey(sc, *p.RelatedCustomerAccount), redis.Z{Member: member})
 		}
 		return stx.commit(ctx, pipe)
 	})
@@ -310,6 +314,8 @@ func (s *Store) ListSessions(ctx context.Context, sc Scope, f SessionFilter, p P
 	match := func(x *Session) bool {
 		return (f.ClientReferenceID == "" || (x.ClientReferenceID != nil && *x.ClientReferenceID == f.ClientReferenceID)) &&
 			(f.RelatedCustomer == "" || (x.RelatedCustomer != nil && *x.RelatedCustomer == f.RelatedCustomer)) &&
+			(f.RelatedCustomerAccount == "" ||
+				(x.RelatedCustomerAccount != nil && *x.RelatedCustomerAccount == f.RelatedCustomerAccount)) &&
 			(f.Status == "" || x.Status == f.Status)
 	}
 	return listFiltered(ctx, s, key, p, cursor, func(ctx context.Context, ids []string) ([]*Session, error) {
@@ -336,6 +342,8 @@ func (s *Store) listStart(ctx context.Context, sc Scope, f SessionFilter, p Page
 		key = s.sessionRefIndexKey(sc, f.ClientReferenceID)
 	case f.RelatedCustomer != "":
 		key = s.sessionCustomerIndexKey(sc, f.RelatedCustomer)
+	case f.RelatedCustomerAccount != "":
+		key = s.sessionCustomerAccountIndexKey(sc, f.RelatedCustomerAccount)
 	case f.Status != "":
 		key = s.sessionStatusIndexKey(sc, f.Status)
 	}

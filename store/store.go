@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/identityd/identityd/store/groupcommit"
 )
 
 // Errors returned by the store. Callers test them with errors.Is; no caller needs go-redis to detect a miss.
@@ -64,8 +66,10 @@ type Store struct {
 	StreamMaxLen int64
 	// registered remembers the scopes this process already added to the registry (see registerCreator).
 	registered sync.Map
-	// logs groups the request logs saved at the same time (requestlog_group.go).
-	logs logGroups
+	// logs groups the request logs saved at the same time (requestlog_group.go); beforeLogBatch is a test
+	// hook called with each of its batches' size before the batch runs.
+	logs           *groupcommit.Group[Scope, *logWrite]
+	beforeLogBatch atomic.Pointer[func(n int)]
 }
 
 // Config configures New. Zero values pick the defaults.
@@ -87,7 +91,7 @@ func New(rdb redis.UniversalClient, opts Config) *Store {
 	if opts.PublicURL == "" {
 		opts.PublicURL = "http://127.0.0.1:8080"
 	}
-	return &Store{
+	s := &Store{
 		rdb:            rdb,
 		prefix:         opts.Prefix,
 		clock:          opts.Clock,
@@ -96,6 +100,8 @@ func New(rdb redis.UniversalClient, opts Config) *Store {
 		PublicURL:      opts.PublicURL,
 		StreamMaxLen:   100000,
 	}
+	s.logs = s.newLogGroup(0)
+	return s
 }
 
 // Redis returns the client the store uses.

@@ -10,7 +10,8 @@ func SetAfterBulkPage(w *Worker, f func(*store.BulkStep)) { w.afterBulkPage = f 
 func SetBeforeBatch(w *Worker, f func([]string)) { w.beforeBatch = f }
 
 // WaitingRedactions counts the single-session redactions of sc waiting for a shared batch.
-func WaitingRedactions(w *Worker, sc store.Scope) int { return w.waitingRedactions(sc) }
+func WaitingRedactions(w *Worker, sc store.Scope) int { return w.coalescer().Waiting(sc) }
 
-// SetDrainLimit sets how many shared batches of one scope may run at once.
+// SetDrainLimit sets how many shared batches of one scope may run at once. Call it before the worker's first
+// redaction.
 func SetDrainLimit(w *Worker, n int) { w.drainLimit = n }

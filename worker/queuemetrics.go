@@ -72,10 +72,7 @@ func NewQueueCollector(inspector *asynq.Inspector, queues Queues, cfg QueueColle
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	names := make([]string, 0, 3)
-	for q := range queues.Weights() {
-		names = append(names, q)
-	}
+	names := queues.Names()
 	sort.Strings(names)
 	return &QueueCollector{inspector: inspector, queues: names, ttl: cfg.TTL, now: cfg.Now, log: cfg.Logger}
 }

@@ -55,7 +55,8 @@ func TestQueueCollector(t *testing.T) {
 		require.Equal(t, 0.0, depth(t, c, client.Queues.Verify, "scheduled"))
 		n, err := testutil.GatherAndCount(registryOf(c), "asynq_queue_size", "asynq_queue_latency_seconds", "identityd_queue_stats_up")
 		require.NoError(t, err)
-		require.Equal(t, 3+3+1, n)
+		require.Equal(t, 4+4+1, n, "every queue, the webhook pool's included")
+		require.Equal(t, 0.0, depth(t, c, client.Queues.Webhook, "pending"))
 	})
 
 	t.Run("CachedForTTL", func(t *testing.T) {

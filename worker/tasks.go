@@ -49,19 +49,27 @@ type RedactPayload struct {
 	SessionID string `json:"session_id"`
 }
 
-// Queues names the asynq queues; tests give each test its own.
+// Queues names the asynq queues; tests give each test its own. Webhook is served by a pool of its own
+// (NewWebhookServer), so a receiver that never answers cannot hold a slot redaction needs.
 type Queues struct {
-	Redact, Verify, Default string
+	Redact, Verify, Default, Webhook string
 }
 
 // NewQueues returns the queue names under prefix ("identityd" in production).
 func NewQueues(prefix string) Queues {
-	return Queues{Redact: prefix + "-redact", Verify: prefix + "-verify", Default: prefix + "-default"}
+	return Queues{Redact: prefix + "-redact", Verify: prefix + "-verify", Default: prefix + "-default",
+		Webhook: prefix + "-webhook"}
 }
 
-// Weights are the queues' priorities for an asynq server: redaction first.
+// Weights are the priorities of the main pool's queues: redaction first. Webhook deliveries are not among
+// them: they have their own pool.
 func (q Queues) Weights() map[string]int {
 	return map[string]int{q.Redact: 6, q.Verify: 3, q.Default: 1}
+}
+
+// Names lists every queue, the webhook queue included.
+func (q Queues) Names() []string {
+	return []string{q.Redact, q.Verify, q.Default, q.Webhook}
 }
 
 // redactTaskID is deterministic, so a duplicate enqueue (API retry, reconciler) is refused by asynq.

@@ -11,8 +11,9 @@ import (
 )
 
 // HandleDeliverWebhook makes one attempt of one (event, endpoint) delivery. A failed attempt returns an
-// error, and asynq runs the task again after the webhook backoff (NewServer's RetryDelayFunc); the last
-// allowed run is the final attempt, after which the delivery fails for good.
+// error, and asynq runs the task again after the webhook backoff (NewServer's RetryDelayFunc); the run
+// before the task's spare ones (events.SpareRetries) is the final attempt, after which the delivery fails
+// for good. A deferred run (no free slot, circuit open) is no attempt and uses up no retry.
 func (w *Worker) HandleDeliverWebhook(ctx context.Context, t *asynq.Task) error {
 	var p events.DeliverPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
@@ -23,5 +24,5 @@ func (w *Worker) HandleDeliverWebhook(ctx context.Context, t *asynq.Task) error 
 	}
 	retry, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	return w.Webhooks.Deliver(ctx, p.Scope(), p.EventID, p.EndpointID, retry+1, retry >= maxRetry)
+	return w.Webhooks.Deliver(ctx, p.Scope(), p.EventID, p.EndpointID, retry+1, retry >= maxRetry-events.SpareRetries)
 }

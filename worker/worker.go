@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/identityd/identityd/events"
 	"github.com/identityd/identityd/store"
+	"github.com/identityd/identityd/store/groupcommit"
 )
 
 // Worker holds the task handlers and what they need.
@@ -32,9 +34,10 @@ type Worker struct {
 
 	afterBulkPage func(*store.BulkStep) // test hook: called after each committed page of a bulk walk
 
-	groups      redactGroups   // single-session redactions waiting to share a batch (coalesce.go)
-	beforeBatch func([]string) // test hook: called with each shared batch's ids before it is scrubbed
-	drainLimit  int            // test hook: batches in flight per scope (0: maxDrains())
+	groups      *groupcommit.Group[store.Scope, string] // single-session redactions sharing batches (coalesce.go)
+	groupsOnce  sync.Once                               // builds groups on the first redaction
+	beforeBatch func([]string)                          // test hook: called with each shared batch's ids before it is scrubbed
+	drainLimit  int                                     // test hook: batches in flight per scope (0: the default)
 }
 
 // Mux routes task types to handlers, logging one line per task.
@@ -67,7 +70,9 @@ func (w *Worker) logTask(next asynq.Handler) asynq.Handler {
 		id, _ := asynq.GetTaskID(ctx)
 		retry, _ := asynq.GetRetryCount(ctx)
 		outcome := "ok"
-		if err != nil {
+		if _, deferred := events.DeferredFor(err); deferred {
+			outcome = "deferred"
+		} else if err != nil {
 			outcome = "error"
 		}
 		args := []any{"type", t.Type(), "task_id", id}
@@ -79,6 +84,10 @@ func (w *Worker) logTask(next asynq.Handler) asynq.Handler {
 		}
 		args = append(args, "retry", retry, "outcome", outcome,
 			"duration_ms", float64(time.Since(start).Microseconds())/1000, "err", err)
+		if outcome == "deferred" { // every second or so per waiting delivery while an endpoint is busy
+			w.logger().Debug("task", args...)
+			return err
+		}
 		w.logger().Info("task", args...)
 		return err
 	})
@@ -88,18 +97,32 @@ func (w *Worker) logTask(next asynq.Handler) asynq.Handler {
 // ones that do not.
 const DefaultShutdownTimeout = 20 * time.Second
 
-// ServerConfig configures NewServer.
+// ServerConfig configures NewServer and NewWebhookServer.
 type ServerConfig struct {
-	Concurrency     int
-	Queues          Queues
-	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// Concurrency sizes the main pool (redaction, verification, scheduled jobs); WebhookConcurrency the
+	// webhook delivery pool.
+	Concurrency        int
+	WebhookConcurrency int
+	Queues             Queues
+	ShutdownTimeout    time.Duration
+	Logger             *slog.Logger
 	// WebhookBackoff is the wait after each failed webhook attempt (--webhook-backoff; empty: the default).
 	WebhookBackoff []time.Duration
 }
 
-// NewServer returns an asynq server on rdb (the same client the store uses; asynq does not close it).
+// NewServer returns the main pool's asynq server on rdb (the same client the store uses; asynq does not close
+// it). It also runs webhook deliveries still queued on the default queue.
 func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
+	return newServer(rdb, cfg, cfg.Concurrency, cfg.Queues.Weights())
+}
+
+// NewWebhookServer returns the webhook delivery pool: an asynq server of its own on the webhook queue, so a
+// receiver that hangs holds delivery slots only, never one a redaction needs.
+func NewWebhookServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
+	return newServer(rdb, cfg, max(cfg.WebhookConcurrency, 1), map[string]int{cfg.Queues.Webhook: 1})
+}
+
+func newServer(rdb redis.UniversalClient, cfg ServerConfig, concurrency int, queues map[string]int) *asynq.Server {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -108,8 +131,8 @@ func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:     cfg.Concurrency,
-		Queues:          cfg.Queues.Weights(),
+		Concurrency:     concurrency,
+		Queues:          queues,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          asynqLogger{logger},
 		LogLevel:        asynq.WarnLevel,
@@ -118,12 +141,20 @@ func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
 		// An idle worker looks for new work every 100ms instead of asynq's 1s: a redaction requested on a quiet
 		// system starts within ~0.1s. The cost is ten cheap dequeue attempts a second per idle process.
 		TaskCheckInterval: 100 * time.Millisecond,
-		RetryDelayFunc: func(n int, _ error, t *asynq.Task) time.Duration {
+		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
+			if d, ok := events.DeferredFor(err); ok {
+				return d
+			}
 			if t.Type() == events.TypeDeliverWebhook {
 				return events.RetryDelay(cfg.WebhookBackoff, n)
 			}
 			d := time.Second << min(n, 8) // 1s, 2s, 4s … capped at ~4m
 			return d
+		},
+		// A deferred delivery made no attempt: it does not use up one of its retries.
+		IsFailure: func(err error) bool {
+			_, deferred := events.DeferredFor(err)
+			return !deferred
 		},
 	})
 }

@@ -36,6 +36,10 @@ type Config struct {
 	PublicURL            string
 	AdminPassword        string
 	WebhookBackoff       []time.Duration
+	// WebhookConcurrency sizes the webhook delivery pool, apart from the redaction pool (Concurrency);
+	// WebhookEndpointConcurrency is how many of its slots one endpoint may hold.
+	WebhookConcurrency         int
+	WebhookEndpointConcurrency int
 	// WebhookAddresses says which addresses deliveries may connect to (--webhook-allow-private,
 	// --webhook-allow-cidr).
 	WebhookAddresses  events.AddressPolicy
@@ -93,7 +97,9 @@ var daemonFlags = []flagDoc{
 	{"public-url", "IDENTITYD_PUBLIC_URL", "", "url", "base of the hosted verification url; empty = http://<addr>"},
 	{"admin-password", "IDENTITYD_ADMIN_PASSWORD", "", "string", "basic-auth password (user admin) for the dashboard; empty = read-only dashboard"},
 	{"admin-password-file", "IDENTITYD_ADMIN_PASSWORD_FILE", "", "path", "file holding the dashboard password, instead of --admin-password"},
-	{"webhook-backoff", "IDENTITYD_WEBHOOK_BACKOFF", "5s,5m,30m,2h,5h,10h,10h,12h,12h", "durations", "comma-separated delays between webhook delivery attempts"},
+	{"webhook-concurrency", "IDENTITYD_WEBHOOK_CONCURRENCY", "16", "int", "webhook delivery goroutines, a pool apart from --concurrency; one account holds at most half of it"},
+	{"webhook-endpoint-concurrency", "IDENTITYD_WEBHOOK_ENDPOINT_CONCURRENCY", "2", "int", "webhook delivery slots one endpoint may hold at once"},
+	{"webhook-backoff", "IDENTITYD_WEBHOOK_BACKOFF", "5s,5m,30m,2h,5h,10h,10h,12h,12h,12h,12h", "durations", "comma-separated delays between webhook delivery attempts (the default spans 3 days)"},
 	{"webhook-allow-private", "IDENTITYD_WEBHOOK_ALLOW_PRIVATE", "", "", "let webhook deliveries connect to loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) and carrier-grade NAT (100.64/10) addresses; " +
 		"on by default only in serve with the embedded Redis (a local trial), off otherwise; =false turns it off there too"},
 	{"webhook-allow-cidr", "IDENTITYD_WEBHOOK_ALLOW_CIDR", "", "cidr,…", "comma-separated address ranges webhook deliveries may connect to although they are not public (e.g. 10.20.0.0/16)"},
@@ -155,6 +161,16 @@ func parseDaemonFlags(name string, args []string) (*Config, error) {
 	}
 	if cfg.Concurrency, err = strconv.Atoi(concurrency); err != nil || cfg.Concurrency < 1 || cfg.Concurrency > 10000 {
 		return nil, fmt.Errorf("invalid --concurrency %q: want a whole number from 1 to 10000", concurrency)
+	}
+	ints := []struct {
+		flag     string
+		dst      *int
+		min, max int
+	}{{"webhook-concurrency", &cfg.WebhookConcurrency, 1, 10000}, {"webhook-endpoint-concurrency", &cfg.WebhookEndpointConcurrency, 1, 10000}}
+	for _, n := range ints {
+		if *n.dst, err = strconv.Atoi(*raw[n.flag]); err != nil || *n.dst < n.min || *n.dst > n.max {
+			return nil, fmt.Errorf("invalid --%s %q: want a whole number from %d to %d", n.flag, *raw[n.flag], n.min, n.max)
+		}
 	}
 	durations := []struct {
 		flag string

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v85"
 
+	"github.com/identityd/identityd/events"
 	"github.com/identityd/identityd/store/storetest"
 )
 
@@ -98,6 +99,8 @@ func TestConfig_InvalidFailsWithOneClearLine(t *testing.T) {
 		{"BadRateLimit", []string{"--rate-limit", "-2"}, "--rate-limit"},
 		{"BadPublicURL", []string{"--public-url", "ftp://files"}, "--public-url"},
 		{"BadBackoff", []string{"--webhook-backoff", "5s,,1m"}, "--webhook-backoff"},
+		{"ZeroWebhookConcurrency", []string{"--webhook-concurrency", "0"}, "invalid --webhook-concurrency"},
+		{"BadEndpointConcurrency", []string{"--webhook-endpoint-concurrency", "two"}, "invalid --webhook-endpoint-concurrency"},
 		{"TooFastReconcile", []string{"--reconcile-interval", "10ms"}, "--reconcile-interval"},
 		{"StrayArgument", []string{"extra"}, "extra"},
 		{"UnknownCommand", []string{"serv"}, "unknown command"},
@@ -120,6 +123,20 @@ func TestConfig_InvalidFailsWithOneClearLine(t *testing.T) {
 			require.Empty(t, stdout.String())
 		})
 	}
+}
+
+func TestConfig_WebhookDefaults(t *testing.T) {
+	t.Parallel()
+	m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+	require.NoError(t, m.ParseFlags([]string{"serve"}))
+	require.Equal(t, events.DefaultBackoff, m.cfg.WebhookBackoff, "the flag's default is the schedule events documents")
+	var total time.Duration
+	for _, d := range m.cfg.WebhookBackoff {
+		total += d
+	}
+	require.GreaterOrEqual(t, total, 72*time.Hour, "retries span at least Stripe's three days")
+	require.Equal(t, 16, m.cfg.WebhookConcurrency)
+	require.Equal(t, events.DefaultEndpointConcurrency, m.cfg.WebhookEndpointConcurrency)
 }
 
 func TestConfig_APIAndWorkerRefuseEmbeddedRedis(t *testing.T) { // not parallel: t.Setenv

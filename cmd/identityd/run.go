@@ -218,10 +218,11 @@ func (m *Main) connect(log *slog.Logger) error {
 }
 
 // poolSize sizes the shared Redis pool: asynq's own connections plus up to two per running task (a handler
-// holds its transaction's connection while a pipeline may take another), and room for API requests. go-redis's
+// holds its transaction's connection while a pipeline may take another; the webhook pool's tasks too), and room
+// for API requests. go-redis's
 // default of 10 × GOMAXPROCS is 20 on two cores — as many as the default --concurrency alone.
 func (m *Main) poolSize() int {
-	return max(10*runtime.GOMAXPROCS(0), 2*m.cfg.Concurrency+32)
+	return max(10*runtime.GOMAXPROCS(0), 2*(m.cfg.Concurrency+m.cfg.WebhookConcurrency)+32)
 }
 
 // advanceMiniredisClock makes the embedded Redis expire keys with real time (miniredis only moves its clock
@@ -316,8 +317,10 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	client := &worker.Client{Asynq: asynqClient, Queues: queues, VerificationDelay: cfg.VerificationDelay, RedactionDelay: cfg.RedactionDelay}
 	inspector := asynq.NewInspectorFromRedisClient(m.rdb)
 	// Webhooks: the API and the worker fan events out to endpoints; the worker makes the deliveries.
-	webhooks := &events.Webhooks{Store: st, Asynq: asynqClient, Queue: queues.Default, Backoff: cfg.WebhookBackoff,
-		Metrics: metrics, Logger: log, HTTP: events.NewHTTPClient(cfg.WebhookAddresses)}
+	// Deliveries run in a pool of their own (the webhook queue); one account holds at most half of it.
+	webhooks := &events.Webhooks{Store: st, Asynq: asynqClient, Queue: queues.Webhook, Backoff: cfg.WebhookBackoff,
+		Metrics: metrics, Logger: log, HTTP: events.NewHTTPClient(cfg.WebhookAddresses),
+		Limits: events.Limits{EndpointConcurrency: cfg.WebhookEndpointConcurrency, AccountConcurrency: max(cfg.WebhookConcurrency/2, 1)}}
 	emitter.Fanout = webhooks
 	reg.MustRegister(worker.NewQueueCollector(inspector, queues, worker.QueueCollectorConfig{Logger: log}))
 	reg.MustRegister(newFailedRedactionsGauge(st))
@@ -350,15 +353,21 @@ func (m *Main) runDaemon(ctx context.Context) error {
 		go func() { _ = hs.Serve(apiLn) }()
 		log.Info("api listening", "addr", m.APIAddr, "keys", len(cfg.APIKeys))
 	}
-	var asynqServer *asynq.Server
+	var asynqServer, webhookServer *asynq.Server
 	var scheduler *asynq.Scheduler
 	if m.role != "api" {
 		w := &worker.Worker{Store: st, Client: client, Inspector: inspector, Emitter: emitter, Metrics: metrics, Logger: log,
 			Webhooks: webhooks, Retention: cfg.Retention}
-		asynqServer = worker.NewServer(m.rdb, worker.ServerConfig{Concurrency: cfg.Concurrency, Queues: queues, Logger: log,
-			WebhookBackoff: cfg.WebhookBackoff})
+		serverCfg := worker.ServerConfig{Concurrency: cfg.Concurrency, WebhookConcurrency: cfg.WebhookConcurrency,
+			Queues: queues, Logger: log, WebhookBackoff: cfg.WebhookBackoff}
+		asynqServer = worker.NewServer(m.rdb, serverCfg)
 		if err := asynqServer.Start(w.Mux()); err != nil {
 			return fmt.Errorf("start worker: %w", err)
+		}
+		webhookServer = worker.NewWebhookServer(m.rdb, serverCfg)
+		if err := webhookServer.Start(w.Mux()); err != nil {
+			asynqServer.Shutdown()
+			return fmt.Errorf("start webhook delivery pool: %w", err)
 		}
 		scheduler = asynq.NewSchedulerFromRedisClient(m.rdb, &asynq.SchedulerOpts{Logger: worker.AsynqLogger(log), LogLevel: asynq.WarnLevel})
 		if _, err := scheduler.Register(fmt.Sprintf("@every %s", cfg.ReconcileInterval), asynq.NewTask(worker.TypeReconcile, nil),
@@ -381,7 +390,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 		} else if n > 0 {
 			log.Info("startup reconcile re-enqueued redactions", "count", n)
 		}
-		log.Info("worker started", "concurrency", cfg.Concurrency)
+		log.Info("worker started", "concurrency", cfg.Concurrency, "webhook_concurrency", cfg.WebhookConcurrency)
 	}
 	log.Info("identityd started", "role", m.role, "admin_addr", m.AdminAddr, "version", buildVersion())
 	if generatedKey != "" {
@@ -400,9 +409,14 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	if scheduler != nil {
 		scheduler.Shutdown()
 	}
-	if asynqServer != nil {
-		asynqServer.Shutdown()
+	// Both pools finish their running tasks at the same time, within one DefaultShutdownTimeout.
+	var pools sync.WaitGroup
+	for _, srv := range []*asynq.Server{asynqServer, webhookServer} {
+		if srv != nil {
+			pools.Go(srv.Shutdown)
+		}
 	}
+	pools.Wait()
 	// The asynq client and inspector share m.rdb, which Close releases.
 	log.Info("stopped")
 	return nil

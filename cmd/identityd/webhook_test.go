@@ -205,14 +205,26 @@ func TestWebhooks_AlwaysFailingIsDisabled(t *testing.T) {
 	}
 	require.Equal(t, 1.0, whMetric(t, d, whDeliveriesOutcome("failed")))
 	require.Equal(t, 3.0, whMetric(t, d, whDeliveriesOutcome("retrying")))
+	require.Equal(t, 1.0, whMetric(t, d, `identityd_webhook_endpoints_disabled_total{reason="delivery_failed"}`))
+	var raw map[string]any
+	whCall(t, d, testKeyA, http.MethodGet, "/v1/webhook_endpoints/"+ep.ID, nil, &raw)
+	require.Equal(t, "delivery_failed", raw["disabled_reason"], "the endpoint says why identityd disabled it")
+	require.InDelta(t, float64(time.Now().Unix()), raw["disabled_at"], 60)
+	require.Contains(t, d.logs.String(), "webhook endpoint disabled")
 
 	// A disabled endpoint is not sent later events; enabling it again resumes deliveries.
 	vs, err := sc.V1IdentityVerificationSessions.Create(ctx, &stripe.IdentityVerificationSessionCreateParams{
 		Type: stripe.String("document")})
 	require.NoError(t, err)
 	require.True(t, whAllAcked(t, d, testKeyA))
+	whCall(t, d, testKeyA, http.MethodPost, "/v1/webhook_endpoints/"+ep.ID, url.Values{"disabled": {"true"}}, &raw)
+	require.Equal(t, "delivery_failed", raw["disabled_reason"], "disabling it again keeps why identityd disabled it")
 	_, err = sc.V1WebhookEndpoints.Update(ctx, ep.ID, &stripe.WebhookEndpointUpdateParams{Disabled: stripe.Bool(false)})
 	require.NoError(t, err)
+	whCall(t, d, testKeyA, http.MethodGet, "/v1/webhook_endpoints/"+ep.ID, nil, &raw)
+	require.Equal(t, "enabled", raw["status"])
+	require.Nil(t, raw["disabled_reason"], "re-enabling clears it")
+	require.Nil(t, raw["disabled_at"])
 	_, err = sc.V1IdentityVerificationSessions.Cancel(ctx, vs.ID, nil)
 	require.NoError(t, err)
 	require.False(t, whAllAcked(t, d, testKeyA), "the .canceled event is pending for the re-enabled endpoint")
@@ -322,8 +334,10 @@ func TestWebhooks_EndpointAPI(t *testing.T) {
 		{"NoEvents", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example")}, "parameter_missing", "enabled_events"},
 		{"UnknownEvent", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
 			EnabledEvents: stripe.StringSlice([]string{"charge.succeeded"})}, "parameter_invalid", "enabled_events"},
-		{"OtherAPIVersion", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
-			EnabledEvents: stripe.StringSlice([]string{"*"}), APIVersion: stripe.String("2020-08-27")}, "parameter_invalid", "api_version"},
+		{"UnpublishedAPIVersion", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
+			EnabledEvents: stripe.StringSlice([]string{"*"}), APIVersion: stripe.String("2020-08-28")}, "parameter_invalid", "api_version"},
+		{"MalformedAPIVersion", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
+			EnabledEvents: stripe.StringSlice([]string{"*"}), APIVersion: stripe.String("2026-3-25.dahlia")}, "parameter_invalid", "api_version"},
 		{"Connect", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
 			EnabledEvents: stripe.StringSlice([]string{"*"}), Connect: stripe.Bool(true)}, "parameter_invalid", "connect"},
 	}

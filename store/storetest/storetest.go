@@ -125,7 +125,8 @@ func (r *Redis) deleteOwnKeys(ctx context.Context) {
 	} else {
 		r.deleteOwnKeysOn(ctx, r.Client)
 	}
-	r.Client.SRem(ctx, "asynq:queues", r.QueuePrefix+"-redact", r.QueuePrefix+"-verify", r.QueuePrefix+"-default")
+	r.Client.SRem(ctx, "asynq:queues", r.QueuePrefix+"-redact", r.QueuePrefix+"-verify", r.QueuePrefix+"-default",
+		r.QueuePrefix+"-webhook")
 }
 
 func (r *Redis) deleteOwnKeysOn(ctx context.Context, node redis.Cmdable) {
