@@ -43,6 +43,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// RateLimit is the per-key requests per second (0 = off).
 	RateLimit float64
+	// WebhookAddresses refuses an endpoint URL whose host is an address deliveries may not connect to.
+	WebhookAddresses events.AddressPolicy
 }
 
 // Server serves the public API.
@@ -92,6 +94,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/webhook_endpoints/{id}/attempts", "webhook endpoint", s.listWebhookAttempts)
 	s.handle("POST /v1/webhook_endpoints/{id}/redeliver", "webhook endpoint", s.redeliverWebhookEndpoint)
 	s.handle("GET /v1/webhook_redeliveries/{id}", "webhook redelivery", s.retrieveWebhookRedelivery)
+	s.handle("POST /v1/webhook_endpoints/{id}/roll_secret", "webhook endpoint", s.rollWebhookEndpointSecret)
 	// Bulk redaction (identityd extension).
 	s.handle("POST /v1/identity/bulk_redactions", "bulk redaction", s.createBulkRedaction)
 	s.handle("GET /v1/identity/bulk_redactions", "bulk redaction", s.listBulkRedactions)

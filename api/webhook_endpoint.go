@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -26,8 +27,9 @@ type deletedObject struct {
 	Deleted bool   `json:"deleted"`
 }
 
-// readEndpointURL reads url: an absolute http or https URL.
-func readEndpointURL(f *Form) (*string, error) {
+// readEndpointURL reads url: an absolute http or https URL whose host, when it is an IP address, is one
+// deliveries may connect to (a name is checked on every delivery, against the address it resolves to).
+func (s *Server) readEndpointURL(f *Form) (*string, error) {
 	raw, err := f.String("url")
 	if err != nil || raw == nil {
 		return nil, err
@@ -35,6 +37,11 @@ func readEndpointURL(f *Form) (*string, error) {
 	u, err := url.Parse(*raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, invalidParam("url", "url_invalid", "Invalid URL: must be an absolute http or https URL.")
+	}
+	var refused *events.RefusedAddressError
+	if errors.As(s.cfg.WebhookAddresses.CheckHost(u.Hostname()), &refused) {
+		return nil, invalidParam("url", "url_invalid", "Invalid URL: "+refused.Error()+
+			"; use a public address, or ask the operator to allow this range for webhooks.")
 	}
 	return raw, nil
 }
@@ -73,7 +80,7 @@ func readDescription(f *Form) (desc *string, sent bool, err error) {
 func (s *Server) createWebhookEndpoint(c *call) (any, error) {
 	f := c.form
 	var p store.EndpointCreate
-	u, err := readEndpointURL(f)
+	u, err := s.readEndpointURL(f)
 	if err != nil {
 		return nil, err
 	}
@@ -128,11 +135,12 @@ func (s *Server) createWebhookEndpoint(c *call) (any, error) {
 	return &endpointCreated{WebhookEndpoint: ep, Secret: secret}, nil
 }
 
-// replayBody puts the signing secret back into a replayed endpoint-creation response: the cached copy never
-// holds it, and a client that retries a create whose answer it lost still needs the secret. If the endpoint
-// was deleted since, the secret is gone with it and the replay shows none.
+// replayBody puts the signing secret back into a replayed response that showed one (a create or a roll):
+// the cached copy never holds it, and a client that retries a call whose answer it lost still needs the
+// secret. The replay shows the endpoint's current secret; if the endpoint was deleted since, the secret is
+// gone with it and the replay shows none.
 func (s *Server) replayBody(c *call, body []byte) []byte {
-	if c.r.Method != http.MethodPost || c.r.URL.Path != "/v1/webhook_endpoints" {
+	if c.r.Method != http.MethodPost || (c.r.URL.Path != "/v1/webhook_endpoints" && !isRollSecretPath(c.r.URL.Path)) {
 		return body
 	}
 	var ep store.WebhookEndpoint
@@ -167,7 +175,7 @@ func (s *Server) retrieveWebhookEndpoint(c *call) (any, error) {
 
 func (s *Server) updateWebhookEndpoint(c *call) (any, error) {
 	f := c.form
-	u, err := readEndpointURL(f)
+	u, err := s.readEndpointURL(f)
 	if err != nil {
 		return nil, err
 	}

@@ -57,10 +57,14 @@ const (
 	MaxResponseRead = 64 << 10
 )
 
-// NewHTTPClient returns the client deliveries use: AttemptTimeout per attempt and redirects not followed
-// (a 3xx answer is a failed attempt, so a receiver cannot bounce deliveries to another address).
-func NewHTTPClient() *http.Client {
+// NewHTTPClient returns the client deliveries use: AttemptTimeout per attempt, every address it connects to
+// checked against policy when it is dialled, and redirects not followed (a 3xx answer is a failed attempt,
+// so a receiver cannot bounce deliveries to another address). It connects to receivers directly, never
+// through a proxy from the environment: the address check must see the receiver's own address.
+func NewHTTPClient(policy AddressPolicy) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.DialContext = policy.dialer().DialContext
 	tr.MaxIdleConnsPerHost = 8
 	tr.ResponseHeaderTimeout = AttemptTimeout
 	return &http.Client{
@@ -82,7 +86,8 @@ type Webhooks struct {
 	Backoff []time.Duration
 	Metrics *Metrics
 	Logger  *slog.Logger
-	// HTTP makes the attempts; nil means NewHTTPClient().
+	// HTTP makes the attempts; nil means NewHTTPClient(AddressPolicy{}), which connects to public
+	// addresses only.
 	HTTP *http.Client
 	// Limits bound the slots one endpoint or account may hold and pause endpoints that do not answer.
 	Limits Limits
@@ -216,7 +221,7 @@ func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpoin
 	if err != nil {
 		return err
 	}
-	ep, secret, err := w.Store.EndpointSecret(ctx, sc, endpointID)
+	ep, secrets, err := w.Store.SigningSecrets(ctx, sc, endpointID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && ep.Status != store.EndpointEnabled) {
 		// Deleted or disabled since: the event is no longer owed to it.
 		_, err := w.Store.FinishDelivery(ctx, sc, eventID, endpointID, store.DeliveryCanceled)
@@ -247,7 +252,7 @@ func (w *Webhooks) Deliver(ctx context.Context, sc store.Scope, eventID, endpoin
 		return err
 	}
 	now := w.Store.Now()
-	res := w.post(ctx, ep.URL, secret, ev.ID, now.Unix(), body)
+	res := w.post(ctx, ep.URL, secrets, ev.ID, now.Unix(), body)
 	a := &store.WebhookAttempt{ID: store.NewAttemptID(now), Created: now.Unix(), WebhookEndpoint: endpointID,
 		Event: eventID, EventType: ev.Type, Attempt: attempt, StatusCode: res.status,
 		LatencyMS: res.latency.Milliseconds(), Error: res.err}
@@ -338,8 +343,8 @@ type result struct {
 	err     *string
 }
 
-// post sends one signed attempt. Nothing of the response but its status is kept.
-func (w *Webhooks) post(ctx context.Context, target, secret, msgID string, t int64, body []byte) result {
+// post sends one attempt signed with each of secrets. Nothing of the response but its status is kept.
+func (w *Webhooks) post(ctx context.Context, target string, secrets []string, msgID string, t int64, body []byte) result {
 	fail := func(r result, msg string) result {
 		r.err = &msg
 		return r
@@ -350,15 +355,15 @@ func (w *Webhooks) post(ctx context.Context, target, secret, msgID string, t int
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", "identityd-webhooks/1")
-	req.Header.Set("Stripe-Signature", StripeSignature(secret, t, body))
+	req.Header.Set("Stripe-Signature", StripeSignatures(secrets, t, body))
 	req.Header.Set("webhook-id", msgID)
 	req.Header.Set("webhook-timestamp", fmt.Sprint(t))
-	if sig, err := StandardSignature(secret, msgID, t, body); err == nil {
+	if sig, err := StandardSignatures(secrets, msgID, t, body); err == nil {
 		req.Header.Set("webhook-signature", sig)
 	}
 	client := w.HTTP
 	if client == nil {
-		client = NewHTTPClient()
+		client = NewHTTPClient(AddressPolicy{})
 	}
 	start := time.Now()
 	resp, err := client.Do(req)

@@ -77,7 +77,7 @@ func setupDeliver(t *testing.T) (*events.Webhooks, *deliverBundle) {
 	st := r.Store(nil)
 	m := events.NewMetrics(nil)
 	w := &events.Webhooks{Store: st, Backoff: []time.Duration{time.Second, time.Second}, Metrics: m,
-		HTTP: events.NewHTTPClient(), Asynq: asynq.NewClientFromRedisClient(r.Client), Queue: r.QueuePrefix + "-default"}
+		HTTP: events.NewHTTPClient(events.AddressPolicy{AllowPrivate: true}), Asynq: asynq.NewClientFromRedisClient(r.Client), Queue: r.QueuePrefix + "-default"}
 	return w, &deliverBundle{redis: r, store: st, metrics: m}
 }
 

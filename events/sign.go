@@ -28,12 +28,38 @@ func NewSecret() string {
 // StripeSignature returns the Stripe-Signature header value for body sent at unix time t:
 // "t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>", what stripe-go's webhook.ConstructEvent verifies.
 func StripeSignature(secret string, t int64, body []byte) string {
+	return StripeSignatures([]string{secret}, t, body)
+}
+
+// StripeSignatures is StripeSignature with one v1 per secret, in order: "t=<t>,v1=<new>,v1=<old>", as Stripe
+// signs while a rolled secret expires. A receiver accepts the delivery when any v1 matches its secret.
+func StripeSignatures(secrets []string, t int64, body []byte) string {
 	ts := strconv.FormatInt(t, 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts))
-	mac.Write([]byte("."))
-	mac.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+	var b strings.Builder
+	b.WriteString("t=" + ts)
+	for _, secret := range secrets {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte(ts))
+		mac.Write([]byte("."))
+		mac.Write(body)
+		b.WriteString(",v1=" + hex.EncodeToString(mac.Sum(nil)))
+	}
+	return b.String()
+}
+
+// StandardSignatures is StandardSignature with one signature per secret, in order and separated by spaces
+// ("v1,<new> v1,<old>"), as the Standard Webhooks spec lists several. A secret that is not "whsec_<base64>"
+// is an error.
+func StandardSignatures(secrets []string, id string, t int64, body []byte) (string, error) {
+	sigs := make([]string, 0, len(secrets))
+	for _, secret := range secrets {
+		sig, err := StandardSignature(secret, id, t, body)
+		if err != nil {
+			return "", err
+		}
+		sigs = append(sigs, sig)
+	}
+	return strings.Join(sigs, " "), nil
 }
 
 // StandardSignature returns the Standard Webhooks `webhook-signature` value for message id sent at unix

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -52,10 +53,29 @@ func (ep *WebhookEndpoint) SetStatus(status, reason string, at int64) {
 	}
 }
 
-// endpointRecord is an endpoint as stored, with its signing secret.
+// endpointRecord is an endpoint as stored, with its signing secret and, after a roll, the secret it
+// replaced while that one still signs.
 type endpointRecord struct {
 	WebhookEndpoint
 	Secret string `json:"secret"`
+	// PreviousSecret signs deliveries beside Secret until PreviousExpires (unix seconds, exclusive).
+	PreviousSecret  string `json:"previous_secret,omitempty"`
+	PreviousExpires int64  `json:"previous_expires,omitempty"`
+}
+
+// signingSecrets returns the secrets that sign a delivery made at now, the current one first.
+func (r *endpointRecord) signingSecrets(now time.Time) []string {
+	if r.PreviousSecret != "" && now.Unix() < r.PreviousExpires {
+		return []string{r.Secret, r.PreviousSecret}
+	}
+	return []string{r.Secret}
+}
+
+// dropExpiredSecret forgets a previous secret whose overlap is over.
+func (r *endpointRecord) dropExpiredSecret(now time.Time) {
+	if now.Unix() >= r.PreviousExpires {
+		r.PreviousSecret, r.PreviousExpires = "", 0
+	}
 }
 
 // EndpointCreate holds the validated parameters of a create call.
@@ -123,9 +143,40 @@ func (s *Store) EndpointSecret(ctx context.Context, sc Scope, id string) (*Webho
 	return &rec.WebhookEndpoint, rec.Secret, nil
 }
 
+// SigningSecrets returns an endpoint with the secrets that sign a delivery made now: its secret first and,
+// during the overlap after a roll, the secret it replaced.
+func (s *Store) SigningSecrets(ctx context.Context, sc Scope, id string) (*WebhookEndpoint, []string, error) {
+	rec, err := s.getEndpointRecord(ctx, s.rdb, sc, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &rec.WebhookEndpoint, rec.signingSecrets(s.clock.Now()), nil
+}
+
 // UpdateEndpoint changes an endpoint atomically: fn edits it in place (an error aborts with nothing written).
 // The secret is kept as it is.
 func (s *Store) UpdateEndpoint(ctx context.Context, sc Scope, id string, fn func(*WebhookEndpoint) error) (*WebhookEndpoint, error) {
+	return s.updateEndpointRecord(ctx, sc, id, func(rec *endpointRecord) error { return fn(&rec.WebhookEndpoint) })
+}
+
+// RollEndpointSecret makes secret the endpoint's signing secret. The secret it replaces keeps signing
+// deliveries beside it for overlap (none when overlap is 0); a secret replaced by an earlier roll stops at
+// once, so at most two secrets sign.
+func (s *Store) RollEndpointSecret(ctx context.Context, sc Scope, id, secret string, overlap time.Duration) (*WebhookEndpoint, error) {
+	now := s.clock.Now()
+	return s.updateEndpointRecord(ctx, sc, id, func(rec *endpointRecord) error {
+		rec.PreviousSecret, rec.PreviousExpires = "", 0
+		if overlap > 0 {
+			rec.PreviousSecret, rec.PreviousExpires = rec.Secret, now.Add(overlap).Unix()
+		}
+		rec.Secret = secret
+		return nil
+	})
+}
+
+// updateEndpointRecord changes an endpoint's record atomically: fn edits it in place (an error aborts with
+// nothing written). A previous secret whose overlap is over is dropped on the way.
+func (s *Store) updateEndpointRecord(ctx context.Context, sc Scope, id string, fn func(*endpointRecord) error) (*WebhookEndpoint, error) {
 	key := s.endpointKey(sc, id)
 	var out *WebhookEndpoint
 	err := s.watchRetry(ctx, func(tx *redis.Tx) error {
@@ -133,7 +184,8 @@ func (s *Store) UpdateEndpoint(ctx context.Context, sc Scope, id string, fn func
 		if err != nil {
 			return err
 		}
-		if err := fn(&rec.WebhookEndpoint); err != nil {
+		rec.dropExpiredSecret(s.clock.Now())
+		if err := fn(rec); err != nil {
 			return err
 		}
 		body, err := json.Marshal(rec)

@@ -258,7 +258,7 @@ var keptParams = map[string]bool{"type": true, "client_reference_id": true, "rel
 	"options[document]": true, "options[document][require_id_number]": true,
 	"options[document][require_live_capture]": true, "options[document][require_matching_selfie]": true,
 	"verification_session": true, "dry_run": true, "document[type]": true, "object": true, "event": true,
-	"webhook_endpoint": true, "delivery_success": true,
+	"webhook_endpoint": true, "delivery_success": true, "expires_in": true,
 	"enabled_events": true, "disabled": true, "api_version": true, "url": true, "description": true,
 }
 

@@ -47,7 +47,7 @@ func BenchmarkWebhookRedelivery(b *testing.B) {
 		}))
 		w := &worker.Worker{Store: st, Client: &worker.Client{Asynq: ac, Queues: queues},
 			Inspector: asynq.NewInspectorFromRedisClient(r.Client), Emitter: &events.Emitter{}, Metrics: events.NewMetrics(nil),
-			Webhooks: &events.Webhooks{Store: st, Asynq: ac, Queue: queues.Default, HTTP: events.NewHTTPClient()}}
+			Webhooks: &events.Webhooks{Store: st, Asynq: ac, Queue: queues.Default, HTTP: events.NewHTTPClient(events.AddressPolicy{AllowPrivate: true})}}
 		sc := store.Scope{Account: "acct_redeliverbench"}
 		since := time.Now().Add(-time.Minute).Unix()
 		seedEvents(b, st, sc, n)

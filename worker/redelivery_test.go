@@ -52,7 +52,7 @@ func setupRedelivery(t *testing.T, backoff ...time.Duration) *redeliveryBundle {
 	ac := asynq.NewClientFromRedisClient(r.Client)
 	b.worker = &worker.Worker{Store: b.store, Client: &worker.Client{Asynq: ac, Queues: b.queues},
 		Inspector: asynq.NewInspectorFromRedisClient(r.Client), Emitter: &events.Emitter{}, Metrics: events.NewMetrics(nil),
-		Webhooks: &events.Webhooks{Store: b.store, Asynq: ac, Queue: b.queues.Default, Backoff: backoff, HTTP: events.NewHTTPClient()}}
+		Webhooks: &events.Webhooks{Store: b.store, Asynq: ac, Queue: b.queues.Default, Backoff: backoff, HTTP: events.NewHTTPClient(events.AddressPolicy{AllowPrivate: true})}}
 	ep, err := b.store.CreateEndpoint(context.Background(), b.scope, store.EndpointCreate{URL: recv.URL,
 		EnabledEvents: []string{store.EventSessionCreated, store.EventSessionCanceled}}, events.NewSecret())
 	require.NoError(t, err)

@@ -32,7 +32,8 @@ func TestWebhookPool_DeferralsUseNoRetry(t *testing.T) {
 	t.Cleanup(rcv.Close)
 	backoff := []time.Duration{time.Second} // two attempts: the task may run 1 + 1 + SpareRetries times
 	wh := &events.Webhooks{Store: st, Asynq: asynq.NewClientFromRedisClient(r.Client), Queue: queues.Webhook,
-		Backoff: backoff, Metrics: metrics, Limits: events.Limits{EndpointConcurrency: 1}}
+		Backoff: backoff, Metrics: metrics, Limits: events.Limits{EndpointConcurrency: 1},
+		HTTP: events.NewHTTPClient(events.AddressPolicy{AllowPrivate: true})} // the receiver listens on loopback
 	w := &worker.Worker{Store: st, Metrics: metrics, Webhooks: wh}
 	srv := worker.NewWebhookServer(r.Client, worker.ServerConfig{WebhookConcurrency: 2, Queues: queues,
 		ShutdownTimeout: 5 * time.Second, WebhookBackoff: backoff})

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/identityd/identityd/api"
+	"github.com/identityd/identityd/events"
 )
 
 // Config is the daemon's configuration. Flags win over environment variables.
@@ -38,11 +40,14 @@ type Config struct {
 	// WebhookEndpointConcurrency is how many of its slots one endpoint may hold.
 	WebhookConcurrency         int
 	WebhookEndpointConcurrency int
-	RequestLogTTL              time.Duration
-	RateLimit                  float64
-	LogLevel                   string
-	LogFormat                  string
-	ReconcileInterval          time.Duration
+	// WebhookAddresses says which addresses deliveries may connect to (--webhook-allow-private,
+	// --webhook-allow-cidr).
+	WebhookAddresses  events.AddressPolicy
+	RequestLogTTL     time.Duration
+	RateLimit         float64
+	LogLevel          string
+	LogFormat         string
+	ReconcileInterval time.Duration
 	// KeyPrefix and QueuePrefix isolate deployments sharing one Redis (tests use them).
 	KeyPrefix   string
 	QueuePrefix string
@@ -95,6 +100,9 @@ var daemonFlags = []flagDoc{
 	{"webhook-concurrency", "IDENTITYD_WEBHOOK_CONCURRENCY", "16", "int", "webhook delivery goroutines, a pool apart from --concurrency; one account holds at most half of it"},
 	{"webhook-endpoint-concurrency", "IDENTITYD_WEBHOOK_ENDPOINT_CONCURRENCY", "2", "int", "webhook delivery slots one endpoint may hold at once"},
 	{"webhook-backoff", "IDENTITYD_WEBHOOK_BACKOFF", "5s,5m,30m,2h,5h,10h,10h,12h,12h,12h,12h", "durations", "comma-separated delays between webhook delivery attempts (the default spans 3 days)"},
+	{"webhook-allow-private", "IDENTITYD_WEBHOOK_ALLOW_PRIVATE", "", "", "let webhook deliveries connect to loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) and carrier-grade NAT (100.64/10) addresses; " +
+		"on by default only in serve with the embedded Redis (a local trial), off otherwise; =false turns it off there too"},
+	{"webhook-allow-cidr", "IDENTITYD_WEBHOOK_ALLOW_CIDR", "", "cidr,…", "comma-separated address ranges webhook deliveries may connect to although they are not public (e.g. 10.20.0.0/16)"},
 	{"request-log-ttl", "IDENTITYD_REQUEST_LOG_TTL", "720h", "duration", "how long request logs are kept"},
 	{"rate-limit", "IDENTITYD_RATE_LIMIT", "0", "float", "per-key requests per second, burst twice that; 0 = off"},
 	{"log-level", "IDENTITYD_LOG_LEVEL", "info", "level", "debug, info, warn or error"},
@@ -188,6 +196,9 @@ func parseDaemonFlags(name string, args []string) (*Config, error) {
 		}
 		cfg.WebhookBackoff = append(cfg.WebhookBackoff, d)
 	}
+	if cfg.WebhookAddresses, err = webhookAddresses(*raw["webhook-allow-private"], *raw["webhook-allow-cidr"], cfg.embedded()); err != nil {
+		return nil, err
+	}
 	if cfg.RateLimit, err = strconv.ParseFloat(rateLimit, 64); err != nil || cfg.RateLimit < 0 {
 		return nil, fmt.Errorf("invalid --rate-limit %q: want a number ≥ 0", rateLimit)
 	}
@@ -201,6 +212,34 @@ func parseDaemonFlags(name string, args []string) (*Config, error) {
 			"or --redis-cluster host:port,… (only serve runs an embedded Redis)", name)
 	}
 	return &cfg, nil
+}
+
+// webhookAddresses reads --webhook-allow-private and --webhook-allow-cidr. Without --webhook-allow-private,
+// private addresses are allowed only with the embedded Redis: that process is a local trial, whose user runs
+// a receiver on the same machine; a deployment on a shared Redis refuses them unless told otherwise.
+func webhookAddresses(allowPrivate, cidrs string, embedded bool) (events.AddressPolicy, error) {
+	p := events.AddressPolicy{AllowPrivate: embedded}
+	if allowPrivate != "" {
+		var err error
+		if p.AllowPrivate, err = strconv.ParseBool(allowPrivate); err != nil {
+			return p, fmt.Errorf("invalid --webhook-allow-private %q: want true or false", allowPrivate)
+		}
+	}
+	for _, part := range strings.Split(cidrs, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(part)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(part)
+			if aerr != nil || addr.Zone() != "" {
+				return p, fmt.Errorf("invalid --webhook-allow-cidr %q: want comma-separated ranges such as 10.20.0.0/16 or fd00:1::/64", part)
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		p.AllowCIDRs = append(p.AllowCIDRs, prefix.Masked())
+	}
+	return p, nil
 }
 
 // parseDuration accepts Go durations and a bare 0.

@@ -50,7 +50,8 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// startDaemon runs `identityd <role>` in-process with the test keys, fast delays and the given extra flags.
+// startDaemon runs `identityd <role>` in-process with the test keys, fast delays, webhooks allowed to
+// loopback receivers and the given extra flags.
 func startDaemon(t testing.TB, r *storetest.Redis, role string, extra ...string) *daemon {
 	t.Helper()
 	return startDaemonAt(t, r, nil, role, extra...)
@@ -71,7 +72,8 @@ func startDaemonWith(t testing.TB, r *storetest.Redis, setup func(*Main), role s
 	args := []string{role, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}
 	args = append(args, redisFlags(r)...)
 	args = append(args, "--key-prefix", r.KeyPrefix, "--queue-prefix", r.QueuePrefix, "--api-key", testKeyA, "--api-key", testKeyB,
-		"--api-key", liveKeyA, "--verification-delay", "0s", "--concurrency", "4", "--log-level", "warn")
+		"--api-key", liveKeyA, "--verification-delay", "0s", "--concurrency", "4", "--log-level", "warn",
+		"--webhook-allow-private") // test receivers listen on loopback; a later --webhook-allow-private=false wins
 	if err := m.ParseFlags(append(args, extra...)); err != nil {
 		t.Fatalf("parse flags: %v", err)
 	}

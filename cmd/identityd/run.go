@@ -319,7 +319,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	// Webhooks: the API and the worker fan events out to endpoints; the worker makes the deliveries.
 	// Deliveries run in a pool of their own (the webhook queue); one account holds at most half of it.
 	webhooks := &events.Webhooks{Store: st, Asynq: asynqClient, Queue: queues.Webhook, Backoff: cfg.WebhookBackoff,
-		Metrics: metrics, Logger: log, HTTP: events.NewHTTPClient(),
+		Metrics: metrics, Logger: log, HTTP: events.NewHTTPClient(cfg.WebhookAddresses),
 		Limits: events.Limits{EndpointConcurrency: cfg.WebhookEndpointConcurrency, AccountConcurrency: max(cfg.WebhookConcurrency/2, 1)}}
 	emitter.Fanout = webhooks
 	reg.MustRegister(worker.NewQueueCollector(inspector, queues, worker.QueueCollectorConfig{Logger: log}))
@@ -344,7 +344,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 			return err
 		}
 		srv := api.NewServer(api.Config{Store: st, Keys: keys, Queue: client, Emitter: emitter, Metrics: metrics,
-			Logger: log, RateLimit: cfg.RateLimit})
+			Logger: log, RateLimit: cfg.RateLimit, WebhookAddresses: cfg.WebhookAddresses})
 		if cfg.PublicURL == "" { // the bound port, when --addr asked for any (":0")
 			st.PublicURL = "http://" + m.APIAddr
 		}

@@ -87,14 +87,14 @@ func TestSDKCompat(t *testing.T) {
 }
 
 // startSDKDaemon runs `identityd serve` as its own process on the test's Redis with one key per SDK, and
-// returns its base URL. The SDKs' webhook receivers listen on 127.0.0.1, where identityd delivers as it stands.
+// returns its base URL. The SDKs' webhook receivers listen on 127.0.0.1, so it allows private addresses.
 func startSDKDaemon(t *testing.T) string {
 	t.Helper()
 	r := storetest.New(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	args := []string{"serve", "--addr", addr, "--admin-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--key-prefix", r.KeyPrefix, "--queue-prefix", r.QueuePrefix, "--verification-delay", "0s",
-		"--redaction-delay", "0s", "--webhook-backoff", "1s", "--concurrency", "8", "--log-level", "info"}
+		"--redaction-delay", "0s", "--webhook-backoff", "1s", "--webhook-allow-private", "--concurrency", "8", "--log-level", "info"}
 	args = append(args, redisFlags(r)...)
 	for _, lang := range sdkLanguages {
 		args = append(args, "--api-key", lang.key)
