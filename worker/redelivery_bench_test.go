@@ -22,7 +22,11 @@ import (
 // BenchmarkWebhookRedelivery measures the redelivery of everything an endpoint missed: N events were stored
 // while it could not take them, it is re-enabled, and one redelivery job sends them all to a local receiver
 // that answers 200. The clock runs from the job's creation until the job has succeeded (every event delivered
-// and acknowledged), with an asynq server of the default 20 workers.
+// and acknowledged), in the daemon's own layout: the walk runs in the main pool (the default 20 workers), the
+// deliveries in the webhook pool (the default 16 workers) under the default per-endpoint and per-account limits
+// of 8 attempts in flight, so the figure includes the deferrals those limits cause.
+//
+// REDELIVERY_BENCH_ENDPOINT_SLOTS sets the per-endpoint and per-account limits (default: the daemon's).
 //
 //	TEST_REDIS_URL=redis://127.0.0.1:6379/3 go test -run '^$' -bench WebhookRedelivery -benchtime 1x ./worker/
 //
@@ -32,7 +36,7 @@ func BenchmarkWebhookRedelivery(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("REDELIVERY_BENCH_EVENTS")); err == nil && v > 0 {
 		n = v
 	}
-	const concurrency = 20
+	const concurrency, webhookConcurrency = 20, 16
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -47,7 +51,7 @@ func BenchmarkWebhookRedelivery(b *testing.B) {
 		}))
 		w := &worker.Worker{Store: st, Client: &worker.Client{Asynq: ac, Queues: queues},
 			Inspector: asynq.NewInspectorFromRedisClient(r.Client), Emitter: &events.Emitter{}, Metrics: events.NewMetrics(nil),
-			Webhooks: &events.Webhooks{Store: st, Asynq: ac, Queue: queues.Default, HTTP: events.NewHTTPClient(events.AddressPolicy{AllowPrivate: true})}}
+			Webhooks: &events.Webhooks{Store: st, Asynq: ac, Queue: queues.Webhook, Limits: benchLimits(), HTTP: events.NewHTTPClient(events.AddressPolicy{AllowPrivate: true})}}
 		sc := store.Scope{Account: "acct_redeliverbench"}
 		since := time.Now().Add(-time.Minute).Unix()
 		seedEvents(b, st, sc, n)
@@ -55,8 +59,12 @@ func BenchmarkWebhookRedelivery(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		srv := worker.NewServer(r.Client, worker.ServerConfig{Concurrency: concurrency, Queues: queues})
+		cfg := worker.ServerConfig{Concurrency: concurrency, WebhookConcurrency: webhookConcurrency, Queues: queues}
+		srv, hooks := worker.NewServer(r.Client, cfg), worker.NewWebhookServer(r.Client, cfg)
 		if err := srv.Start(w.Mux()); err != nil {
+			b.Fatal(err)
+		}
+		if err := hooks.Start(w.Mux()); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
@@ -86,6 +94,7 @@ func BenchmarkWebhookRedelivery(b *testing.B) {
 
 		b.StopTimer()
 		srv.Shutdown()
+		hooks.Shutdown()
 		recv.Close()
 		if job.Status != store.RedeliverySucceeded || job.Delivered != int64(n) || got.Load() != int64(n) {
 			b.Fatalf("want %d events delivered once each, got job %+v and %d requests", n, job, got.Load())
@@ -124,4 +133,10 @@ func seedEvents(b *testing.B, st *store.Store, sc store.Scope, n int) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchLimits reads REDELIVERY_BENCH_ENDPOINT_SLOTS; unset, the zero Limits take the daemon's defaults.
+func benchLimits() events.Limits {
+	n, _ := strconv.Atoi(os.Getenv("REDELIVERY_BENCH_ENDPOINT_SLOTS"))
+	return events.Limits{EndpointConcurrency: n, AccountConcurrency: n}
 }

@@ -20,7 +20,9 @@ import (
 func startWorker(t *testing.T, bin string, r *storetest.Redis) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, "worker", "--redis-url", r.URL, "--key-prefix", r.KeyPrefix, "--queue-prefix", r.QueuePrefix,
-		"--admin-addr", "127.0.0.1:0", "--concurrency", "4", "--log-level", "warn", "--reconcile-interval", "1s")
+		"--admin-addr", "127.0.0.1:0", "--concurrency", "4", "--log-level", "warn", "--reconcile-interval", "1s",
+		// Webhook receivers listen on loopback; 8 delivery workers give an account 4 attempts in flight.
+		"--webhook-allow-private", "--webhook-concurrency", "8")
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())

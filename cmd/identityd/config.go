@@ -98,7 +98,7 @@ var daemonFlags = []flagDoc{
 	{"admin-password", "IDENTITYD_ADMIN_PASSWORD", "", "string", "basic-auth password (user admin) for the dashboard; empty = read-only dashboard"},
 	{"admin-password-file", "IDENTITYD_ADMIN_PASSWORD_FILE", "", "path", "file holding the dashboard password, instead of --admin-password"},
 	{"webhook-concurrency", "IDENTITYD_WEBHOOK_CONCURRENCY", "16", "int", "webhook delivery goroutines, a pool apart from --concurrency; one account holds at most half of it"},
-	{"webhook-endpoint-concurrency", "IDENTITYD_WEBHOOK_ENDPOINT_CONCURRENCY", "2", "int", "webhook delivery slots one endpoint may hold at once"},
+	{"webhook-endpoint-concurrency", "IDENTITYD_WEBHOOK_ENDPOINT_CONCURRENCY", "8", "int", "webhook delivery slots one endpoint may hold at once"},
 	{"webhook-backoff", "IDENTITYD_WEBHOOK_BACKOFF", "5s,5m,30m,2h,5h,10h,10h,12h,12h,12h,12h", "durations", "comma-separated delays between webhook delivery attempts (the default spans 3 days)"},
 	{"webhook-allow-private", "IDENTITYD_WEBHOOK_ALLOW_PRIVATE", "", "", "let webhook deliveries connect to loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) and carrier-grade NAT (100.64/10) addresses; " +
 		"on by default only in serve with the embedded Redis (a local trial), off otherwise; =false turns it off there too"},

@@ -61,7 +61,8 @@ func TestFanout_SurvivesSIGKILLBetweenCommitAndFanout(t *testing.T) {
 	require.NoError(t, err)
 
 	common := []string{"--redis-url", r.URL, "--api-key", testKeyA, "--key-prefix", r.KeyPrefix,
-		"--queue-prefix", r.QueuePrefix, "--log-level", "info", "--reconcile-interval", "1s"}
+		"--queue-prefix", r.QueuePrefix, "--log-level", "info", "--reconcile-interval", "1s",
+		"--webhook-allow-private"} // the receiver listens on loopback
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	apiArgs := append([]string{"api", "--addr", addr, "--admin-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, common...)
 	api := g.startEnv("identityd api (hangs before fan-out)", append(cleanEnv(), faultEnv+"=1"), bin, apiArgs...)
