@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -56,7 +57,7 @@ type Server struct {
 // NewServer builds the API handler.
 func NewServer(cfg Config) *Server {
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = events.NewMetrics(nil)
@@ -398,7 +399,7 @@ func (s *Server) saveLog(c *call, status int, doc []byte) bool {
 	}
 	objects := c.named
 	if id := c.r.PathValue("id"); id != "" {
-		objects = append(objects[:len(objects):len(objects)], id)
+		objects = append(slices.Clip(objects), id)
 	}
 	l := &store.RequestLog{ID: c.requestID, Created: s.cfg.Store.Now().Unix(), Livemode: c.scope.Livemode,
 		Method: c.r.Method, Path: c.r.URL.Path, Status: status, IdempotencyKey: idem,
@@ -448,8 +449,7 @@ func readParams(r *http.Request, method string) (string, *Error) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return "", errTooLarge
 		}
 		return "", invalidParam("", "parameter_invalid", "Could not read the request body.")

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -97,7 +98,7 @@ func (w *Webhooks) schedule() []time.Duration {
 
 func (w *Webhooks) logger() *slog.Logger {
 	if w.Logger == nil {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+		return slog.New(slog.DiscardHandler)
 	}
 	return w.Logger
 }
@@ -352,7 +353,7 @@ func (w *Webhooks) post(ctx context.Context, target, secret, msgID string, t int
 	req.Header.Set("User-Agent", "identityd-webhooks/1")
 	req.Header.Set("Stripe-Signature", StripeSignature(secret, t, body))
 	req.Header.Set("webhook-id", msgID)
-	req.Header.Set("webhook-timestamp", fmt.Sprint(t))
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(t, 10))
 	if sig, err := StandardSignature(secret, msgID, t, body); err == nil {
 		req.Header.Set("webhook-signature", sig)
 	}
@@ -380,8 +381,7 @@ func (w *Webhooks) post(ctx context.Context, target, secret, msgID string, t int
 
 // transportError describes a failed request without its URL (a URL may carry credentials or tokens).
 func transportError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		if ue.Timeout() {
 			return fmt.Sprintf("timeout: no complete response within %s", AttemptTimeout)
 		}

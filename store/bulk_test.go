@@ -225,7 +225,7 @@ func TestBulkRedaction_ListAndGet(t *testing.T) {
 	t.Parallel()
 	b := setupBulk(t)
 	var ids []string
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		job, err := b.st.CreateBulkRedaction(b.ctx, b.sc, store.BulkFilter{RelatedCustomer: "cus_1"}, true)
 		require.NoError(t, err)
 		ids = append(ids, job.ID)

@@ -17,8 +17,8 @@ func indexMember(created int64, id string) string {
 }
 
 func memberID(member string) string {
-	if i := strings.IndexByte(member, ':'); i >= 0 {
-		return member[i+1:]
+	if _, after, ok := strings.Cut(member, ":"); ok {
+		return after
 	}
 	return member
 }

@@ -66,7 +66,7 @@ func (s *Store) rangeDocs(ctx context.Context, key, docPrefix string, p Page, cu
 	n := len(vals) / 2
 	ids = make([]string, n)
 	docs = make([][]byte, n)
-	for i := 0; i < n; i++ {
+	for i := range n {
 		m, ok := vals[i].(string)
 		if !ok {
 			return nil, nil, fmt.Errorf("read index: script answered a %T member", vals[i])

@@ -77,7 +77,7 @@ func TestStream_Bounded(t *testing.T) {
 	ctx := context.Background()
 	s, b := whSetup(t)
 	s.StreamMaxLen = 10
-	for i := 0; i < 150; i++ { // 300 events
+	for range 150 { // 300 events
 		sess, _, err := s.CreateSession(ctx, whScope, store.SessionCreate{Type: "document"}, store.Origin{})
 		require.NoError(t, err)
 		_, _, err = s.CancelSession(ctx, whScope, sess.ID, store.Origin{})

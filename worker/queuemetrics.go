@@ -2,7 +2,6 @@ package worker
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sort"
@@ -70,7 +69,7 @@ func NewQueueCollector(inspector *asynq.Inspector, queues Queues, cfg QueueColle
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	names := queues.Names()
 	sort.Strings(names)

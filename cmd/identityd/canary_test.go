@@ -157,7 +157,7 @@ func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id 
 		"return_url": {"https://shop.example/" + c.new("return_url")},
 	}
 	c.providedDetails(create, "")
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		create.Set("metadata["+c.new("metadata key")+"]", c.new("metadata value"))
 	}
 	idemKey := c.new("Idempotency-Key of the create")

@@ -246,9 +246,7 @@ func TestCrash_NoLostRedaction(t *testing.T) {
 	)
 	api := c.api
 	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for id := range work {
 				code, _, err := c.client.do(http.MethodPost, redactPath(id), nil)
 				if err != nil || code != http.StatusOK {
@@ -261,7 +259,7 @@ func TestCrash_NoLostRedaction(t *testing.T) {
 				answered[id] = true
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	for _, id := range ids[100:150] {
 		if killed.Load() {

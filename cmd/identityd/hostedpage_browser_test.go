@@ -191,7 +191,7 @@ func TestHostedPage_Browser(t *testing.T) {
 		vs, err := sc.V1IdentityVerificationSessions.Create(ctx, &stripe.IdentityVerificationSessionCreateParams{
 			Type: stripe.String("document"), ReturnURL: stripe.String(returnURL),
 			Options: &stripe.IdentityVerificationSessionCreateOptionsParams{Document: &stripe.IdentityVerificationSessionCreateOptionsDocumentParams{
-				RequireMatchingSelfie: stripe.Bool(true), RequireIDNumber: stripe.Bool(true)}},
+				RequireMatchingSelfie: new(true), RequireIDNumber: new(true)}},
 			ProvidedDetails: &stripe.IdentityVerificationSessionCreateProvidedDetailsParams{Email: stripe.String("jenny.rosen@example.com")},
 		})
 		require.NoError(t, err)
@@ -249,7 +249,7 @@ func TestHostedPage_Browser(t *testing.T) {
 			vs, err := sc.V1IdentityVerificationSessions.Create(ctx, &stripe.IdentityVerificationSessionCreateParams{
 				Type: stripe.String("document"),
 				Options: &stripe.IdentityVerificationSessionCreateOptionsParams{Document: &stripe.IdentityVerificationSessionCreateOptionsDocumentParams{
-					RequireMatchingSelfie: stripe.Bool(true)}},
+					RequireMatchingSelfie: new(true)}},
 			})
 			require.NoError(t, err)
 			tb := newTab(t, browser)
@@ -281,7 +281,7 @@ func TestHostedPage_Browser(t *testing.T) {
 		vs, err := d.client(testKeyA).V1IdentityVerificationSessions.Create(ctx, &stripe.IdentityVerificationSessionCreateParams{
 			Type: stripe.String("document"),
 			Options: &stripe.IdentityVerificationSessionCreateOptionsParams{Document: &stripe.IdentityVerificationSessionCreateOptionsDocumentParams{
-				RequireMatchingSelfie: stripe.Bool(true), RequireIDNumber: stripe.Bool(true)}},
+				RequireMatchingSelfie: new(true), RequireIDNumber: new(true)}},
 		})
 		require.NoError(t, err)
 		tb := newTab(t, browser)
@@ -291,7 +291,7 @@ func TestHostedPage_Browser(t *testing.T) {
 		require.NoError(t, err)
 		require.Greater(t, len(controls), 20)
 		focused := map[string]bool{}
-		for range len(controls) {
+		for range controls {
 			tb.do(chromedp.KeyEvent(kb.Tab))
 			el, err := chromedp.Run(tb.ctx, chromedp.Evaluate[[]string](
 				`[document.activeElement.id || document.activeElement.value, getComputedStyle(document.activeElement).outlineStyle]`))

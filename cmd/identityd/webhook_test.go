@@ -290,7 +290,7 @@ func TestWebhooks_EndpointAPI(t *testing.T) {
 	require.Equal(t, map[string]string{"team": "kyc"}, ep.Metadata)
 	require.False(t, ep.Livemode)
 
-	up := &stripe.WebhookEndpointUpdateParams{URL: stripe.String("http://127.0.0.1:9/other"), Disabled: stripe.Bool(true),
+	up := &stripe.WebhookEndpointUpdateParams{URL: stripe.String("http://127.0.0.1:9/other"), Disabled: new(true),
 		EnabledEvents: stripe.StringSlice([]string{"*"})}
 	up.AddMetadata("team", "")
 	up.AddMetadata("owner", "ops")
@@ -339,7 +339,7 @@ func TestWebhooks_EndpointAPI(t *testing.T) {
 		{"MalformedAPIVersion", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
 			EnabledEvents: stripe.StringSlice([]string{"*"}), APIVersion: stripe.String("2026-3-25.dahlia")}, "parameter_invalid", "api_version"},
 		{"Connect", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
-			EnabledEvents: stripe.StringSlice([]string{"*"}), Connect: stripe.Bool(true)}, "parameter_invalid", "connect"},
+			EnabledEvents: stripe.StringSlice([]string{"*"}), Connect: new(true)}, "parameter_invalid", "connect"},
 	}
 	for _, tc := range bad {
 		_, err := sc.V1WebhookEndpoints.Create(ctx, tc.params)

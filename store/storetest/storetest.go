@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -86,7 +87,7 @@ func NewCluster(t testing.TB) *Redis {
 		t.Skip(ClusterEnv + " is not set (.ci/run starts a Redis Cluster and sets it)")
 	}
 	r := &Redis{KeyPrefix: "t" + store.RandomString(10), QueuePrefix: "q" + store.RandomString(10)}
-	for _, a := range strings.Split(raw, ",") {
+	for a := range strings.SplitSeq(raw, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			r.ClusterAddrs = append(r.ClusterAddrs, a)
 		}
@@ -186,9 +187,7 @@ func ScanAll(ctx context.Context, rdb redis.UniversalClient) (map[string]string,
 			part, err := ScanAll(ctx, node)
 			mu.Lock()
 			defer mu.Unlock()
-			for k, v := range part {
-				out[k] = v
-			}
+			maps.Copy(out, part)
 			return err
 		})
 		return out, err

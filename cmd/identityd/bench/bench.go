@@ -297,10 +297,10 @@ func (env *benchEnv) startAPI(keyList ...api.APIKey) (stop func(), err error) {
 	client := &worker.Client{Asynq: asynq.NewClientFromRedisClient(env.rdb), Queues: env.queues}
 	srv := api.NewServer(api.Config{Store: env.st, Keys: keys, Queue: client,
 		Emitter: &events.Emitter{Metrics: env.metrics, Fanout: countRedacted{env}}, Metrics: env.metrics,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.DiscardHandler)})
 	env.seeder = api.NewServer(api.Config{Store: env.st, Keys: keys, Queue: dropTasks{},
 		Emitter: &events.Emitter{Metrics: env.metrics}, Metrics: env.metrics,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.DiscardHandler)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
