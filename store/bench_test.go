@@ -45,6 +45,7 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 
 // report reports round trips per op (counted since the last reset).
 func (h *roundTrips) report(b *testing.B, unit string) {
+	b.Helper()
 	b.ReportMetric(float64(h.n.Load())/float64(b.N), unit)
 }
 

@@ -134,20 +134,24 @@ func TestSessions_Update(t *testing.T) {
 		into func(t *testing.T, b *testBundle, id string)
 	}{
 		{"Canceled", func(t *testing.T, b *testBundle, id string) {
+			t.Helper()
 			_, _, err := b.st.CancelSession(ctx, b.sc, id, store.Origin{})
 			require.NoError(t, err)
 		}},
 		{"Processing", func(t *testing.T, b *testBundle, id string) {
+			t.Helper()
 			_, _, err := b.st.Submit(ctx, b.sc, id, &store.Submission{Outcome: store.OutcomeVerified}, store.Origin{})
 			require.NoError(t, err)
 		}},
 		{"Verified", func(t *testing.T, b *testBundle, id string) {
+			t.Helper()
 			_, _, err := b.st.Submit(ctx, b.sc, id, &store.Submission{Outcome: store.OutcomeVerified}, store.Origin{})
 			require.NoError(t, err)
 			_, _, _, err = b.st.CompleteVerification(ctx, b.sc, id, "")
 			require.NoError(t, err)
 		}},
 		{"RedactionRequested", func(t *testing.T, b *testBundle, id string) {
+			t.Helper()
 			_, err := b.st.RequestRedaction(ctx, b.sc, id, store.Requester{Type: store.RequestedByRequest, ID: "req_x"}, store.Origin{})
 			require.NoError(t, err)
 		}},

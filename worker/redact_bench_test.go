@@ -50,6 +50,7 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 
 // start zeroes the counters once seeding is done.
 func (rb *redactBench) start(b *testing.B) {
+	b.Helper()
 	b.ReportAllocs()
 	rb.rtts.n.Store(0)
 	b.ResetTimer()
@@ -57,6 +58,7 @@ func (rb *redactBench) start(b *testing.B) {
 
 // report stops the timer and reports sessions/s and round trips per session.
 func (rb *redactBench) report(b *testing.B) {
+	b.Helper()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
 	b.ReportMetric(float64(rb.rtts.n.Load())/float64(b.N), "rtt/session")

@@ -42,6 +42,7 @@ type crashCluster struct {
 const crashPrefix = "crash"
 
 func newCrashCluster(t *testing.T) *crashCluster {
+	t.Helper()
 	c := &crashCluster{t: t, g: newProcessGroup(t), bin: identitydBinary(t), scope: store.Scope{Account: "acct_alpha"},
 		queues: worker.NewQueues(crashPrefix)}
 	c.redis = startRedisServer(t, c.g)

@@ -91,6 +91,7 @@ type processGroup struct {
 }
 
 func newProcessGroup(t testing.TB) *processGroup {
+	t.Helper()
 	g := &processGroup{t: t}
 	t.Cleanup(func() {
 		// Cleanups run last-in first-out: every process's own cleanup has killed it by now.
