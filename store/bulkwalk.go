@@ -81,17 +81,17 @@ func (s *Store) BulkRedactionStep(ctx context.Context, sc Scope, id string, opt 
 	if r.LTE == nil || *r.LTE > created {
 		r.LTE = &created
 	}
-	min, max, ok := Page{Created: r}.bounds("")
+	minLex, maxLex, ok := Page{Created: r}.bounds("")
 	if !ok { // an empty created range: the walk finds nothing
-		min, max = "+", "-"
+		minLex, maxLex = "+", "-"
 	}
 	if cursor != "" {
-		min = "(" + cursor
+		minLex = "(" + cursor
 	}
 	index := s.bulkIndex(sc, f)
 	size := opt.PageSize
 	for {
-		members, err := s.rdb.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: min, Max: max, Count: int64(size)}).Result()
+		members, err := s.rdb.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: minLex, Max: maxLex, Count: int64(size)}).Result()
 		if err != nil {
 			return nil, fmt.Errorf("read session index: %w", err)
 		}
