@@ -61,7 +61,7 @@ const (
 // NewHTTPClient returns the client deliveries use: AttemptTimeout per attempt and redirects not followed
 // (a 3xx answer is a failed attempt, so a receiver cannot bounce deliveries to another address).
 func NewHTTPClient() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http declares it an *http.Transport
 	tr.MaxIdleConnsPerHost = 8
 	tr.ResponseHeaderTimeout = AttemptTimeout
 	return &http.Client{

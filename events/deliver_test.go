@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -306,7 +307,7 @@ func TestFanout(t *testing.T) {
 	require.NoError(t, err)
 	_, canceled, err := b.store.CancelSession(ctx, scope, sess.ID, store.Origin{})
 	require.NoError(t, err)
-	evs := append(created, canceled...)
+	evs := slices.Concat(created, canceled)
 	require.NoError(t, w.Fanout(ctx, scope, evs))
 	require.NoError(t, w.Fanout(ctx, scope, evs), "a second fan-out enqueues nothing new")
 

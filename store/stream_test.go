@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,7 +32,7 @@ func TestStream_ConsumerGroup(t *testing.T) {
 	require.NoError(t, err)
 	_, canceled, err := s.CancelSession(ctx, whScope, sess.ID, store.Origin{})
 	require.NoError(t, err)
-	want := append(created, canceled...)
+	want := slices.Concat(created, canceled)
 	require.Len(t, want, 2)
 
 	res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "audit", Consumer: "c1",

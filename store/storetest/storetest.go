@@ -73,7 +73,7 @@ const ClusterEnv = "TEST_REDIS_CLUSTER_ADDRS"
 // ClusterPasswordEnv and ClusterCAEnv name the variables holding the cluster's password and the path of the CA
 // certificate its nodes' TLS certificates are signed by; .ci/run's cluster requires both.
 const (
-	ClusterPasswordEnv = "TEST_REDIS_CLUSTER_PASSWORD"
+	ClusterPasswordEnv = "TEST_REDIS_CLUSTER_PASSWORD" //nolint:gosec // G101: the name of a variable, not a password
 	ClusterCAEnv       = "TEST_REDIS_CLUSTER_CA"
 )
 
