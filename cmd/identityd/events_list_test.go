@@ -97,7 +97,10 @@ func TestWebhooks_RetryEvent(t *testing.T) {
 	})
 	require.Equal(t, []string{evID}, eventIDs(t, sc, &stripe.EventListParams{DeliverySuccess: new(false)}))
 	var failure struct {
-		Error struct{ Code, Param string } `json:"error"`
+		Error struct {
+			Code  string `json:"code"`
+			Param string `json:"param"`
+		} `json:"error"`
 	}
 	res := d.form(testKeyA).post(t, "/v1/events/"+evID+"/retry", url.Values{"webhook_endpoint": {ep.ID}})
 	require.Equal(t, http.StatusBadRequest, res.Status, "a disabled endpoint gets nothing: %s", res.Raw)

@@ -301,7 +301,7 @@ func (env *benchEnv) startAPI(keyList ...api.APIKey) (stop func(), err error) {
 	env.seeder = api.NewServer(api.Config{Store: env.st, Keys: keys, Queue: dropTasks{},
 		Emitter: &events.Emitter{Metrics: env.metrics}, Metrics: env.metrics,
 		Logger: slog.New(slog.DiscardHandler)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0") //nolint:noctx // binding a local address does not wait on the network
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +327,7 @@ func cleanupPrefix(ctx context.Context, rdb redis.UniversalClient, tag string) {
 			rdb.Unlink(ctx, batch...)
 		}
 	}
-	var queues []any
+	queues := make([]any, 0, 4)
 	for _, q := range []string{"-redact", "-verify", "-default", "-bench"} {
 		queues = append(queues, tag+q)
 	}
