@@ -345,7 +345,7 @@ func TestForm_Scalars(t *testing.T) {
 // without brackets, then zero or more groups "[" + text without brackets + "]".
 func keyIsBalanced(key string) bool {
 	depth, groups, headLen := 0, 0, 0
-	for i := 0; i < len(key); i++ {
+	for i := range len(key) {
 		switch key[i] {
 		case '[':
 			if depth != 0 || (groups == 0 && headLen == 0) {

@@ -107,7 +107,7 @@ func (s *Server) verifyPageRoutes() {
 	s.pageHandle(routeVerifySubmit, s.verifySubmit)
 	s.pageHandle(routeVerifyComplete, s.verifyComplete)
 	s.pageHandle(routeVerifyAsset, serveAsset)
-	s.pageHandle(routeVerifyOther, func(w http.ResponseWriter, r *http.Request) pageResult {
+	s.pageHandle(routeVerifyOther, func(w http.ResponseWriter, _ *http.Request) pageResult {
 		return s.renderNotice(w, linkNotices[linkUnknown], linkUnknown)
 	})
 }

@@ -56,6 +56,3 @@ func BenchmarkVerifyPage_Render(b *testing.B) {
 	b.ReportMetric(ms(0.50), "p50-ms")
 	b.ReportMetric(ms(0.99), "p99-ms")
 }
-
-//go:fix inline
-func ptrTo[T any](v T) *T { return new(v) }

@@ -142,7 +142,7 @@ func (s *Store) bulkPage(ctx context.Context, sc Scope, jobID, cursor string, me
 	}
 	by := Requester{Type: RequestedByBulkRedaction, ID: jobID}
 	var st *BulkStep
-	b, err := s.mutateMany(ctx, sc, ids, Origin{}, []string{cursorKey}, func(tx *redis.Tx, b *batchTx) error {
+	b, err := s.mutateMany(ctx, sc, ids, Origin{}, []string{cursorKey}, func(_ *redis.Tx, b *batchTx) error {
 		st = &BulkStep{Walked: len(ids), Done: last}
 		cur, _ := b.watched[0].(string) // read under WATCH with the page's sessions; "" when none yet
 		if cur != cursor {

@@ -80,10 +80,10 @@ func valueLen(b []byte) int {
 			if depth == len(open) {
 				return 0
 			}
-			open[depth] = c + 2 //nolint:gosec // G602: depth < len(open) was checked above; '{'+2 == '}', '['+2 == ']'
+			open[depth] = c + 2 // '{'+2 == '}', '['+2 == ']'
 			depth++
 		case '}', ']':
-			if depth == 0 || open[depth-1] != c {
+			if depth == 0 || open[depth-1] != c { //nolint:gosec // G602: depth > 0 is checked first
 				return 0
 			}
 			depth--

@@ -35,7 +35,6 @@ func TestRules_ClassifyEveryField(t *testing.T) {
 		require.True(t, ok, "kind %s (%s) has no rules", k, typ)
 		fields := map[string]bool{}
 		for f := range typ.Fields() {
-			f := f
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if name == "-" || !f.IsExported() {
 				continue

@@ -95,5 +95,4 @@ func (b *testBundle) streamLen(t *testing.T) int64 {
 	return n
 }
 
-//go:fix inline
 func ptr[T any](v T) *T { return new(v) }

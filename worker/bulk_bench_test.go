@@ -36,7 +36,7 @@ func BenchmarkBulkRedactionVsNoop(b *testing.B) {
 		n = v
 	}
 	const concurrency = 20
-	for i := 0; i < b.N; i++ {
+	for range b.N {
 		r := storetest.New(b)
 		noop, cpu0, go0, cpu1, go1 := measureNoop(b, r, n, concurrency)
 		bulk, heap, cpu2, go2 := measureBulk(b, r, n, concurrency)

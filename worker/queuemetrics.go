@@ -15,7 +15,7 @@ import (
 // Queue metric descriptors. The names and labels are those of asynq's own x/metrics collector (and what
 // asynqmon's Prometheus graphs query), so dashboards built for asynq work unchanged.
 var (
-	queueTasksDesc = prometheus.NewDesc("asynq_tasks_enqueued_total", //nolint:promlinter // asynq's name for a gauge
+	queueTasksDesc = prometheus.NewDesc("asynq_tasks_enqueued_total",
 		"Tasks in a queue right now, by state (a gauge, named as asynq names it).", []string{"queue", "state"}, nil)
 	queueSizeDesc = prometheus.NewDesc("asynq_queue_size",
 		"Tasks in a queue (pending, active, scheduled, retry, aggregating and archived).", []string{"queue"}, nil)
@@ -27,7 +27,7 @@ var (
 		"Tasks processed by a queue (succeeded and failed), cumulative.", []string{"queue"}, nil)
 	queueFailedDesc = prometheus.NewDesc("asynq_tasks_failed_total",
 		"Tasks of a queue whose run failed, cumulative.", []string{"queue"}, nil)
-	queuePausedDesc = prometheus.NewDesc("asynq_queue_paused_total", //nolint:promlinter // asynq's name for a gauge
+	queuePausedDesc = prometheus.NewDesc("asynq_queue_paused_total",
 		"1 while a queue is paused.", []string{"queue"}, nil)
 	queueStatsUpDesc = prometheus.NewDesc("identityd_queue_stats_up",
 		"1 when the last read of the queue statistics from Redis worked.", nil, nil)
@@ -100,7 +100,7 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 			n     int
 		}{{"pending", info.Pending}, {"active", info.Active}, {"scheduled", info.Scheduled}, {"retry", info.Retry},
 			{"archived", info.Archived}, {"completed", info.Completed}, {"aggregating", info.Aggregating}} {
-			ch <- prometheus.MustNewConstMetric(queueTasksDesc, prometheus.GaugeValue, float64(s.n), q, s.state)
+			ch <- prometheus.MustNewConstMetric(queueTasksDesc, prometheus.GaugeValue, float64(s.n), q, s.state) //nolint:promlinter // asynq's name for this gauge
 		}
 		ch <- prometheus.MustNewConstMetric(queueSizeDesc, prometheus.GaugeValue, float64(info.Size), q)
 		ch <- prometheus.MustNewConstMetric(queueLatencyDesc, prometheus.GaugeValue, info.Latency.Seconds(), q)
@@ -111,7 +111,7 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 		if info.Paused {
 			paused = 1
 		}
-		ch <- prometheus.MustNewConstMetric(queuePausedDesc, prometheus.GaugeValue, paused, q)
+		ch <- prometheus.MustNewConstMetric(queuePausedDesc, prometheus.GaugeValue, paused, q) //nolint:promlinter // asynq's name for this gauge
 	}
 }
 

@@ -43,9 +43,6 @@ func setup(t *testing.T) *testBundle {
 		scope: store.Scope{Account: "acct_worker", Livemode: false}}
 }
 
-//go:fix inline
-func ptr[T any](v T) *T { return new(v) }
-
 // createSession makes a document session with personal data in metadata and provided details.
 func (b *testBundle) createSession(t *testing.T) *store.Session {
 	t.Helper()

@@ -167,7 +167,7 @@ func (tb *tab) requireOnlyHosts(host string, navigations ...string) {
 // merchant is the integration's own site: the page the user comes back to.
 func newMerchant(t *testing.T) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte(`<!doctype html><title>Shop</title><h1 id="shop">Back at the shop</h1>`))
 	}))

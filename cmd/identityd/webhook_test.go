@@ -94,7 +94,7 @@ func TestWebhooks_StandardWebhooksReceiver(t *testing.T) {
 		body   []byte
 	}
 	ch := make(chan got, 10)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		ch <- got{r.Header.Clone(), body}
 	}))
