@@ -219,7 +219,7 @@ func TestWebhooks_AlwaysFailingIsDisabled(t *testing.T) {
 	require.True(t, whAllAcked(t, d, testKeyA))
 	whCall(t, d, testKeyA, http.MethodPost, "/v1/webhook_endpoints/"+ep.ID, url.Values{"disabled": {"true"}}, &raw)
 	require.Equal(t, "delivery_failed", raw["disabled_reason"], "disabling it again keeps why identityd disabled it")
-	_, err = sc.V1WebhookEndpoints.Update(ctx, ep.ID, &stripe.WebhookEndpointUpdateParams{Disabled: stripe.Bool(false)})
+	_, err = sc.V1WebhookEndpoints.Update(ctx, ep.ID, &stripe.WebhookEndpointUpdateParams{Disabled: new(false)})
 	require.NoError(t, err)
 	whCall(t, d, testKeyA, http.MethodGet, "/v1/webhook_endpoints/"+ep.ID, nil, &raw)
 	require.Equal(t, "enabled", raw["status"])
