@@ -34,7 +34,7 @@ func BenchmarkWebhookRedelivery(b *testing.B) {
 	}
 	const concurrency = 20
 	ctx := context.Background()
-	for i := 0; i < b.N; i++ {
+	for range b.N {
 		b.StopTimer()
 		r := storetest.New(b)
 		st := r.Store(nil)
