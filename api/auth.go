@@ -4,7 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"fmt"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -27,14 +27,14 @@ func ParseAPIKey(spec string) (APIKey, error) {
 	case strings.HasPrefix(secret, "sk_live_") && len(secret) > len("sk_live_"):
 		live = true
 	default:
-		return APIKey{}, fmt.Errorf("api key must start with sk_test_ or sk_live_ and have more after it")
+		return APIKey{}, errors.New("api key must start with sk_test_ or sk_live_ and have more after it")
 	}
 	if strings.ContainsAny(secret, " \t:,{}") {
-		return APIKey{}, fmt.Errorf("api key may not contain spaces, ':', ',', '{' or '}'")
+		return APIKey{}, errors.New("api key may not contain spaces, ':', ',', '{' or '}'")
 	}
 	if named {
 		if !strings.HasPrefix(acct, "acct_") || len(acct) == len("acct_") || strings.ContainsAny(acct, " \t:|{}") {
-			return APIKey{}, fmt.Errorf("account after '=' must look like acct_…")
+			return APIKey{}, errors.New("account after '=' must look like acct_…")
 		}
 	} else {
 		sum := sha256.Sum256([]byte(secret))
@@ -62,7 +62,7 @@ func NewKeyring(keys []APIKey) (*Keyring, error) {
 	for _, key := range keys {
 		sum := sha256.Sum256([]byte(key.Secret))
 		if seen[sum] {
-			return nil, fmt.Errorf("api key configured twice")
+			return nil, errors.New("api key configured twice")
 		}
 		seen[sum] = true
 		k.keys = append(k.keys, keyDigest{sum: sum, scope: key.Scope})

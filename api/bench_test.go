@@ -255,10 +255,8 @@ func seedSessions(tb testing.TB, st *store.Store, sc store.Scope, n int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
-	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 16 {
+		wg.Go(func() {
 			ref, email := "user_42", "jenny.rosen@example.com"
 			for i := next.Add(1); i <= int64(n) && failed.Load() == nil; i = next.Add(1) {
 				sess, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
@@ -272,7 +270,7 @@ func seedSessions(tb testing.TB, st *store.Store, sc store.Scope, n int) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if err := failed.Load(); err != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/identityd/identityd/store"
@@ -144,12 +145,7 @@ func wildcardMatch(pattern, s string) bool {
 }
 
 func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(list, v)
 }
 
 func (s *Server) listRequestLogs(c *call) (any, error) {

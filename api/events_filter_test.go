@@ -76,7 +76,7 @@ func TestEvents_DeliverySuccess(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.status, res.raw)
 		endpoints = append(endpoints, res.str("id"))
 	}
-	for i := 0; i < 4; i++ {
+	for range 4 {
 		b.createSession(t, keyA, "type=document")
 		b.clock.Advance(time.Second)
 	}

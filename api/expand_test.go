@@ -135,7 +135,7 @@ func TestShapes_ReportReplaysKeepTheirExpansions(t *testing.T) {
 			Path     string          `json:"path"`
 			Query    json.RawMessage `json:"query"`
 			Response json.RawMessage `json:"response"`
-		}
+		} `json:"data"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(logs.raw), &page))
 	var bodies []string

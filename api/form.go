@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -218,10 +219,8 @@ func (f *Form) Enum(key string, allowed ...string) (*string, error) {
 	if !ok {
 		return nil, nil
 	}
-	for _, a := range allowed {
-		if v == a {
-			return &v, nil
-		}
+	if slices.Contains(allowed, v) {
+		return &v, nil
 	}
 	return nil, invalidParam(key, "parameter_invalid", "Invalid "+key+": must be one of "+strings.Join(allowed, ", ")+".")
 }

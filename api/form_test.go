@@ -27,7 +27,7 @@ func requireAPIError(t *testing.T, err error, code, param string) {
 	t.Helper()
 	require.Error(t, err)
 	var e *Error
-	require.True(t, errors.As(err, &e), "want *api.Error, got %T: %v", err, err)
+	require.ErrorAs(t, err, &e, "want *api.Error, got %T: %v", err, err)
 	require.Equal(t, 400, e.Status)
 	require.Equal(t, "invalid_request_error", e.Type)
 	require.Equal(t, code, e.Code)
@@ -183,7 +183,7 @@ func TestForm_Metadata(t *testing.T) {
 	t.Run("AtLimits", func(t *testing.T) {
 		t.Parallel()
 		var b strings.Builder
-		for i := 0; i < 50; i++ {
+		for i := range 50 {
 			b.WriteString("&metadata[" + strings.Repeat("k", 38) + strconv.Itoa(i%10) + strconv.Itoa(i/10) + "]=" + strings.Repeat("v", 500))
 		}
 		f, err := ParseForm(b.String())
@@ -214,7 +214,7 @@ func TestForm_Metadata(t *testing.T) {
 
 func manyKeys(n int) string {
 	var b strings.Builder
-	for i := 0; i < n; i++ {
+	for i := range n {
 		b.WriteString("&metadata[key" + strconv.Itoa(i) + "]=v")
 	}
 	return b.String()
@@ -308,7 +308,7 @@ func TestForm_Scalars(t *testing.T) {
 	require.False(t, *pyFalse)
 	empty, err := f.String("empty")
 	require.NoError(t, err)
-	require.Equal(t, "", *empty)
+	require.Empty(t, *empty)
 	long, err := f.String("long")
 	require.NoError(t, err)
 	require.Len(t, *long, 5000)
@@ -345,7 +345,7 @@ func TestForm_Scalars(t *testing.T) {
 // without brackets, then zero or more groups "[" + text without brackets + "]".
 func keyIsBalanced(key string) bool {
 	depth, groups, headLen := 0, 0, 0
-	for i := 0; i < len(key); i++ {
+	for i := range len(key) {
 		switch key[i] {
 		case '[':
 			if depth != 0 || (groups == 0 && headLen == 0) {
@@ -413,7 +413,7 @@ func TestKeyIsBalanced(t *testing.T) {
 }
 
 // FuzzParseForm checks that no input panics the decoder or the readers the handlers use, and that every key
-// it accepts is well formed. CI runs it for 15 s: go test -run='^$' -fuzz='^FuzzParseForm$' -fuzztime=15s ./api
+// it accepts is well formed. CI runs it for 15 s: go test -run='^$' -fuzz='^FuzzParseForm$' -fuzztime=15s ./api.
 func FuzzParseForm(f *testing.F) {
 	for _, seed := range []string{
 		// What stripe-go v85 sends (indexed arrays, unencoded brackets, QueryEscape'd values).

@@ -24,7 +24,7 @@ type badCase struct {
 
 func metadataKeys(n int) string {
 	var b strings.Builder
-	for i := 0; i < n; i++ {
+	for i := range n {
 		fmt.Fprintf(&b, "&metadata[k%d]=v", i)
 	}
 	return b.String()
@@ -174,7 +174,7 @@ func TestAPI_NoServerErrors(t *testing.T) {
 		"limit", "starting_after", "ending_before", id, "vs_x", "options", "[document]", "[allowed_types]", "passport",
 		"true", "status", "canceled", "types", "object", "client_reference_id", "provided_details", "[email]", "a@b", "\x00", "é"}
 	rng := rand.New(rand.NewSource(1))
-	for i := 0; i < 300; i++ {
+	for i := range 300 {
 		var sb strings.Builder
 		for j := rng.Intn(12); j >= 0; j-- {
 			sb.WriteString(pieces[rng.Intn(len(pieces))])
@@ -268,11 +268,9 @@ func TestAPI_Idempotency(t *testing.T) {
 		var wg sync.WaitGroup
 		var first *response
 		var firstErr error
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			first, firstErr = b.tryDo(redact)
-		}()
+		})
 		<-b.queue.entered // the first request holds the key, inside its handler
 		before := b.snapshot(t)
 		res := b.do(t, redact)

@@ -13,7 +13,7 @@ func TestUpdate_MetadataMergeKeepsTheFiftyKeyLimit(t *testing.T) {
 	t.Parallel()
 	b := setupAPI(t)
 	var form []string
-	for i := 0; i < 50; i++ {
+	for i := range 50 {
 		form = append(form, fmt.Sprintf("metadata[k%02d]=v", i))
 	}
 	vs := b.createSession(t, keyA, "type=document&"+strings.Join(form, "&"))

@@ -58,7 +58,7 @@ func TestRateLimit_PerKeyTokenBucket(t *testing.T) {
 	get := rateLimited(t, 2, clock)
 
 	// Rate 2/s, burst 4: the fifth call within the same instant is refused, with Stripe's code.
-	for i := 0; i < 4; i++ {
+	for i := range 4 {
 		status, _ := get(keyA)
 		require.Equal(t, http.StatusOK, status, "call %d", i+1)
 	}

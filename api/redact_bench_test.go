@@ -48,16 +48,14 @@ func BenchmarkServer_Redact(b *testing.B) {
 	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
-	for c := 0; c < 16; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 16 {
+		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(ids)) && failed.Load() == nil; i = next.Add(1) - 1 {
 				if err := redact(ids[i]); err != nil {
 					failed.CompareAndSwap(nil, &err)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	b.StopTimer()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -58,7 +59,7 @@ type Server struct {
 // NewServer builds the API handler.
 func NewServer(cfg Config) *Server {
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = events.NewMetrics(nil)
@@ -232,7 +233,7 @@ func validObjectID(id string) bool {
 }
 
 func statusText(code int) string {
-	b := []byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)}
+	b := []byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)} //nolint:gosec // G115: an HTTP status has three digits, each below 10
 	return string(b)
 }
 
@@ -401,7 +402,7 @@ func (s *Server) saveLog(c *call, status int, doc []byte) bool {
 	}
 	objects := c.named
 	if id := c.r.PathValue("id"); id != "" {
-		objects = append(objects[:len(objects):len(objects)], id)
+		objects = append(slices.Clip(objects), id)
 	}
 	l := &store.RequestLog{ID: c.requestID, Created: s.cfg.Store.Now().Unix(), Livemode: c.scope.Livemode,
 		Method: c.r.Method, Path: c.r.URL.Path, Status: status, IdempotencyKey: idem,
@@ -451,8 +452,7 @@ func readParams(r *http.Request, method string) (string, *Error) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return "", errTooLarge
 		}
 		return "", invalidParam("", "parameter_invalid", "Could not read the request body.")

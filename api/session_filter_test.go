@@ -13,7 +13,7 @@ func TestListSessions_RelatedCustomerAccount(t *testing.T) {
 	b := setupAPI(t)
 	const sessions = "/v1/identity/verification_sessions"
 	var mine []string // newest first
-	for i := 0; i < 7; i++ {
+	for i := range 7 {
 		form := "type=document"
 		if i%2 == 0 {
 			form += "&related_customer_account=acct_c1"

@@ -64,7 +64,9 @@ func TestShapes_RelatedCustomerAccount(t *testing.T) {
 	for _, path := range []string{sessions, sessions + "?expand[]=data.verified_outputs"} {
 		list := b.get(t, path)
 		require.Equal(t, http.StatusOK, list.status, list.raw)
-		var page struct{ Data []json.RawMessage }
+		var page struct {
+			Data []json.RawMessage `json:"data"`
+		}
 		require.NoError(t, json.Unmarshal([]byte(list.raw), &page))
 		require.Len(t, page.Data, 2)
 		for _, s := range page.Data {

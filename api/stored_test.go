@@ -110,7 +110,7 @@ func TestStored_LogsOfLogsDoNotGrow(t *testing.T) {
 	b := setupAPI(t)
 	id := b.createSession(t, keyA, "type=document&metadata[k]=v")
 	var sizes []int
-	for i := 0; i < 20; i++ {
+	for range 20 {
 		res := b.get(t, "/v1/request_logs?limit=100")
 		require.Equal(t, http.StatusOK, res.status)
 		sizes = append(sizes, len(res.raw))
@@ -134,7 +134,7 @@ func TestStored_RejectedRequestsKeepABoundedSummary(t *testing.T) {
 	t.Parallel()
 	b := setupAPI(t)
 	form := url.Values{"type": {"document"}, "client_reference_id": {strings.Repeat("r", 4000)}}
-	for i := 0; i < 200; i++ {
+	for range 200 {
 		form.Set("unknown_"+store.RandomString(8), strings.Repeat("x", 4000))
 	}
 	res := b.post(t, "/v1/identity/verification_sessions", form.Encode())

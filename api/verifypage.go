@@ -107,7 +107,7 @@ func (s *Server) verifyPageRoutes() {
 	s.pageHandle(routeVerifySubmit, s.verifySubmit)
 	s.pageHandle(routeVerifyComplete, s.verifyComplete)
 	s.pageHandle(routeVerifyAsset, serveAsset)
-	s.pageHandle(routeVerifyOther, func(w http.ResponseWriter, r *http.Request) pageResult {
+	s.pageHandle(routeVerifyOther, func(w http.ResponseWriter, _ *http.Request) pageResult {
 		return s.renderNotice(w, linkNotices[linkUnknown], linkUnknown)
 	})
 }
@@ -314,6 +314,7 @@ func pageCookieValue(w http.ResponseWriter, r *http.Request, secure bool) string
 		return c.Value
 	}
 	v := store.RandomString(22)
+	//nolint:gosec // G124: Secure follows the page's scheme; a plain-HTTP development listener needs the cookie too
 	http.SetCookie(w, &http.Cookie{Name: pageCookie, Value: v, Path: "/verify/", HttpOnly: true, Secure: secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(store.VerifyLinkLifetime / time.Second)})
 	return v

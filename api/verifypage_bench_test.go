@@ -21,10 +21,10 @@ func BenchmarkVerifyPage_Render(b *testing.B) {
 	pb := setupPage(b)
 	yes := true
 	sess, _, err := pb.st.CreateSession(context.Background(), store.Scope{Account: "acct_alpha"}, store.SessionCreate{
-		Type: "document", ReturnURL: ptrTo("https://shop.example/done?order=7"),
+		Type: "document", ReturnURL: new("https://shop.example/done?order=7"),
 		Options: &store.Options{Document: &store.DocumentOptions{AllowedTypes: []string{"passport", "id_card"},
 			RequireIDNumber: &yes, RequireMatchingSelfie: &yes}},
-		ProvidedDetails: &store.ProvidedDetails{Email: ptrTo("jenny.rosen@example.com"), Phone: ptrTo("+15555550123")},
+		ProvidedDetails: &store.ProvidedDetails{Email: new("jenny.rosen@example.com"), Phone: new("+15555550123")},
 	}, store.Origin{})
 	if err != nil {
 		b.Fatal(err)
@@ -56,5 +56,3 @@ func BenchmarkVerifyPage_Render(b *testing.B) {
 	b.ReportMetric(ms(0.50), "p50-ms")
 	b.ReportMetric(ms(0.99), "p99-ms")
 }
-
-func ptrTo[T any](v T) *T { return &v }

@@ -421,7 +421,7 @@ func TestVerifyPage_Submit(t *testing.T) {
 			require.Equal(t, http.StatusOK, helper.status, helper.raw)
 			b.finish(t, viaPage)
 			b.finish(t, viaHelper)
-			require.Equal(t, comparable(t, b.session(t, viaHelper)), comparable(t, b.session(t, viaPage)), result)
+			require.Equal(t, sessionShape(t, b.session(t, viaHelper)), sessionShape(t, b.session(t, viaPage)), result)
 		}
 	})
 }
@@ -434,8 +434,8 @@ func corrupt(s string) string {
 	return "A" + s[1:]
 }
 
-// comparable drops what differs between two sessions by construction (ids, times, links, random file ids).
-func comparable(t *testing.T, sess map[string]any) string {
+// sessionShape drops what differs between two sessions by construction (ids, times, links, random file ids).
+func sessionShape(t *testing.T, sess map[string]any) string {
 	t.Helper()
 	report := sess["last_verification_report"].(map[string]any)
 	for _, k := range []string{"id", "created", "verification_session"} {

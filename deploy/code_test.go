@@ -92,6 +92,7 @@ func readCode(t *testing.T) codeFacts {
 // readSubcommands collects the string cases of ParseFlags' switch; a case that calls parseDaemonFlags lists
 // the daemon roles.
 func readSubcommands(t *testing.T, fn *ast.FuncDecl, all, daemon map[string]bool) {
+	t.Helper()
 	ast.Inspect(fn, func(n ast.Node) bool {
 		cc, ok := n.(*ast.CaseClause)
 		if !ok {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,8 +16,8 @@ import (
 // seen to fail.
 type problems []string
 
-// expect records the problem when ok is false.
-func (p *problems) expect(ok bool, format string, args ...any) {
+// expectf records the problem when ok is false.
+func (p *problems) expectf(ok bool, format string, args ...any) {
 	if !ok {
 		*p = append(*p, fmt.Sprintf(format, args...))
 	}
@@ -27,10 +28,10 @@ func (p *problems) expect(ok bool, format string, args ...any) {
 func checkCompose(code codeFacts, project *composetypes.Project) problems {
 	var p problems
 	redis, ok := project.Services["redis"]
-	p.expect(ok, "a redis service")
+	p.expectf(ok, "a redis service")
 	redisCmd := strings.Join(redis.Command, " ")
-	p.expect(strings.Contains(redisCmd, "--appendonly yes"), "redis: --appendonly yes")
-	p.expect(strings.Contains(redisCmd, "--appendfsync always"), "redis: --appendfsync always")
+	p.expectf(strings.Contains(redisCmd, "--appendonly yes"), "redis: --appendonly yes")
+	p.expectf(strings.Contains(redisCmd, "--appendfsync always"), "redis: --appendfsync always")
 
 	apiPort, adminPort := port(code.envDefaults["IDENTITYD_ADDR"]), port(code.envDefaults["IDENTITYD_ADMIN_ADDR"])
 	roles := map[string]int{}
@@ -39,11 +40,11 @@ func checkCompose(code codeFacts, project *composetypes.Project) problems {
 			continue
 		}
 		if len(svc.Command) == 0 {
-			p.expect(false, "%s: a command", name)
+			p.expectf(false, "%s: a command", name)
 			continue
 		}
 		role := svc.Command[0]
-		p.expect(code.daemonRoles[role], "%s runs a daemon role, not %q", name, role)
+		p.expectf(code.daemonRoles[role], "%s runs a daemon role, not %q", name, role)
 		replicas := 1
 		if svc.Deploy != nil && svc.Deploy.Replicas != nil {
 			replicas = *svc.Deploy.Replicas
@@ -52,7 +53,7 @@ func checkCompose(code codeFacts, project *composetypes.Project) problems {
 
 		for k := range svc.Environment {
 			_, known := code.envDefaults[k]
-			p.expect(known, "%s: env %s is read by the daemon", name, k)
+			p.expectf(known, "%s: env %s is read by the daemon", name, k)
 		}
 		env := func(k string) string {
 			if v := svc.Environment[k]; v != nil {
@@ -60,21 +61,21 @@ func checkCompose(code codeFacts, project *composetypes.Project) problems {
 			}
 			return ""
 		}
-		p.expect(env("IDENTITYD_ADMIN_ADDR") == "0.0.0.0:"+adminPort, "%s: IDENTITYD_ADMIN_ADDR on 0.0.0.0:%s", name, adminPort)
-		p.expect(env("REDIS_URL") == "redis://redis:6379/0", "%s: REDIS_URL is the redis service", name)
+		p.expectf(env("IDENTITYD_ADMIN_ADDR") == "0.0.0.0:"+adminPort, "%s: IDENTITYD_ADMIN_ADDR on 0.0.0.0:%s", name, adminPort)
+		p.expectf(env("REDIS_URL") == "redis://redis:6379/0", "%s: REDIS_URL is the redis service", name)
 		if role != "worker" {
-			p.expect(env("IDENTITYD_ADDR") == "0.0.0.0:"+apiPort, "%s: IDENTITYD_ADDR on 0.0.0.0:%s", name, apiPort)
-			p.expect(env("IDENTITYD_API_KEYS") == composeEnv["IDENTITYD_API_KEYS"], "%s: API keys from the environment", name)
+			p.expectf(env("IDENTITYD_ADDR") == "0.0.0.0:"+apiPort, "%s: IDENTITYD_ADDR on 0.0.0.0:%s", name, apiPort)
+			p.expectf(env("IDENTITYD_API_KEYS") == composeEnv["IDENTITYD_API_KEYS"], "%s: API keys from the environment", name)
 		}
 
 		var hc []string
 		if svc.HealthCheck != nil {
 			hc = svc.HealthCheck.Test
 		}
-		p.expect(len(hc) >= 3 && hc[0] == "CMD" && hc[1] == "/identityd" && code.subcommands[hc[2]],
+		p.expectf(len(hc) >= 3 && hc[0] == "CMD" && hc[1] == "/identityd" && code.subcommands[hc[2]],
 			"%s: the health check runs an identityd subcommand: %v", name, hc)
 		if len(hc) > 3 {
-			p.expect(slices.Equal(hc[3:], []string{"--path", code.adminPaths["pathReadyz"]}), "%s: health check asks %s",
+			p.expectf(slices.Equal(hc[3:], []string{"--path", code.adminPaths["pathReadyz"]}), "%s: health check asks %s",
 				name, code.adminPaths["pathReadyz"])
 		}
 
@@ -82,21 +83,21 @@ func checkCompose(code codeFacts, project *composetypes.Project) problems {
 		if svc.StopGracePeriod != nil {
 			grace = time.Duration(*svc.StopGracePeriod)
 		}
-		p.expect(grace >= code.grace(role), "%s: stop_grace_period %s covers the drain (%s)", name, grace, code.grace(role))
+		p.expectf(grace >= code.grace(role), "%s: stop_grace_period %s covers the drain (%s)", name, grace, code.grace(role))
 
 		if svc.Build == nil {
-			p.expect(false, "%s: a build", name)
+			p.expectf(false, "%s: a build", name)
 		} else {
 			_, err := os.Stat(filepath.Join(svc.Build.Context, svc.Build.Dockerfile))
-			p.expect(err == nil, "%s builds %s: %v", name, svc.Build.Dockerfile, err)
+			p.expectf(err == nil, "%s builds %s: %v", name, svc.Build.Dockerfile, err)
 		}
 
 		for _, pc := range svc.Ports { // workers publish nothing
-			target := fmt.Sprint(pc.Target)
-			p.expect(target == apiPort || target == adminPort, "%s publishes port %s, which the daemon does not listen on", name, target)
-			p.expect(pc.HostIP == "127.0.0.1", "%s: port %s published on loopback only, not %q", name, target, pc.HostIP)
+			target := strconv.FormatUint(uint64(pc.Target), 10)
+			p.expectf(target == apiPort || target == adminPort, "%s publishes port %s, which the daemon does not listen on", name, target)
+			p.expectf(pc.HostIP == "127.0.0.1", "%s: port %s published on loopback only, not %q", name, target, pc.HostIP)
 		}
 	}
-	p.expect(fmt.Sprint(roles) == fmt.Sprint(map[string]int{"api": 1, "worker": 2}), "one API and two workers, not %v", roles)
+	p.expectf(fmt.Sprint(roles) == fmt.Sprint(map[string]int{"api": 1, "worker": 2}), "one API and two workers, not %v", roles)
 	return p
 }

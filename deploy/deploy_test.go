@@ -26,8 +26,8 @@ func TestDockerfile(t *testing.T) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if strings.HasSuffix(line, "\\") {
-			cur.WriteString(strings.TrimSuffix(line, "\\") + " ")
+		if before, ok := strings.CutSuffix(line, "\\"); ok {
+			cur.WriteString(before + " ")
 			continue
 		}
 		cur.WriteString(line)
@@ -54,7 +54,7 @@ func TestDockerfile(t *testing.T) {
 	require.Regexp(t, `^FROM (gcr\.io/distroless/static\S*|scratch)$`, final[0], "small final image")
 	user := find(final, "USER ", "")
 	require.NotEmpty(t, user)
-	uid := strings.Split(strings.TrimPrefix(user, "USER "), ":")[0]
+	uid, _, _ := strings.Cut(strings.TrimPrefix(user, "USER "), ":")
 	require.NotContains(t, []string{"0", "root"}, uid, "non-root")
 
 	env := map[string]string{}
@@ -106,7 +106,7 @@ func TestSystemdUnit(t *testing.T) {
 	require.NoError(t, err)
 	unit := map[string][]string{}
 	section := ""
-	for _, line := range strings.Split(string(raw), "\n") {
+	for line := range strings.SplitSeq(string(raw), "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case line == "" || strings.HasPrefix(line, "#"):
@@ -132,7 +132,7 @@ func TestSystemdUnit(t *testing.T) {
 	example, err := os.ReadFile("identityd.env.example")
 	require.NoError(t, err)
 	names := 0
-	for _, line := range strings.Split(string(example), "\n") {
+	for line := range strings.SplitSeq(string(example), "\n") {
 		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}

@@ -37,27 +37,27 @@ func checkKubernetes(code codeFacts, objs []runtime.Object) problems {
 		case *networkingv1.NetworkPolicy:
 			policies = append(policies, o)
 		default:
-			p.expect(false, "unexpected kind %T", o)
+			p.expectf(false, "unexpected kind %T", o)
 		}
 	}
 	if len(secrets) != 1 || len(services) != 1 || len(policies) != 1 {
-		p.expect(false, "one Secret, one Service and one NetworkPolicy, not %d, %d and %d", len(secrets), len(services), len(policies))
+		p.expectf(false, "one Secret, one Service and one NetworkPolicy, not %d, %d and %d", len(secrets), len(services), len(policies))
 		return p
 	}
 	roles := checkDeployments(code, deployments, secrets[0], &p)
-	p.expect(roles["api"] != nil && roles["worker"] != nil, "a Deployment for the api and one for the worker")
+	p.expectf(roles["api"] != nil && roles["worker"] != nil, "a Deployment for the api and one for the worker")
 
 	svc := services[0]
-	p.expect(roles["api"] != nil && maps.Equal(svc.Spec.Selector, roles["api"].labels), "the Service selects the API pods")
+	p.expectf(roles["api"] != nil && maps.Equal(svc.Spec.Selector, roles["api"].labels), "the Service selects the API pods")
 	for _, sp := range svc.Spec.Ports {
 		target := sp.TargetPort.String()
-		p.expect(roles["api"] != nil && roles["api"].ports[target] != 0, "the Service targets a named API port, not %q", target)
-		p.expect(target != "admin", "the admin listener is never exposed by the Service")
+		p.expectf(roles["api"] != nil && roles["api"].ports[target] != 0, "the Service targets a named API port, not %q", target)
+		p.expectf(target != "admin", "the admin listener is never exposed by the Service")
 	}
 
 	var covered []string
 	for _, pdb := range pdbs {
-		p.expect(pdb.Spec.MinAvailable != nil, "%s: minAvailable", pdb.Name)
+		p.expectf(pdb.Spec.MinAvailable != nil, "%s: minAvailable", pdb.Name)
 		if pdb.Spec.Selector == nil {
 			continue
 		}
@@ -68,7 +68,7 @@ func checkKubernetes(code codeFacts, objs []runtime.Object) problems {
 		}
 	}
 	slices.Sort(covered)
-	p.expect(slices.Equal(covered, []string{"api", "worker"}), "a PodDisruptionBudget per Deployment, not for %v", covered)
+	p.expectf(slices.Equal(covered, []string{"api", "worker"}), "a PodDisruptionBudget per Deployment, not for %v", covered)
 	checkNetworkPolicy(policies[0], &p)
 	return p
 }
@@ -85,22 +85,22 @@ func checkDeployments(code codeFacts, deployments []*appsv1.Deployment, secret *
 	roles := map[string]*roleFacts{}
 	for _, d := range deployments {
 		name, pod := d.Name, d.Spec.Template
-		p.expect(d.Spec.Selector != nil && maps.Equal(d.Spec.Selector.MatchLabels, pod.Labels), "%s: selector matches its pods", name)
+		p.expectf(d.Spec.Selector != nil && maps.Equal(d.Spec.Selector.MatchLabels, pod.Labels), "%s: selector matches its pods", name)
 		sc := pod.Spec.SecurityContext
-		p.expect(sc != nil && sc.RunAsNonRoot != nil && *sc.RunAsNonRoot, "%s: runAsNonRoot", name)
+		p.expectf(sc != nil && sc.RunAsNonRoot != nil && *sc.RunAsNonRoot, "%s: runAsNonRoot", name)
 		if len(pod.Spec.Containers) != 1 || len(pod.Spec.Containers[0].Args) == 0 {
-			p.expect(false, "%s: one container, with the role as its first argument", name)
+			p.expectf(false, "%s: one container, with the role as its first argument", name)
 			continue
 		}
 		c := pod.Spec.Containers[0]
 		role := c.Args[0]
-		p.expect(code.daemonRoles[role], "%s runs a daemon role, not %q", name, role)
-		p.expect(roles[role] == nil, "one Deployment per role (%s)", role)
+		p.expectf(code.daemonRoles[role], "%s runs a daemon role, not %q", name, role)
+		p.expectf(roles[role] == nil, "one Deployment per role (%s)", role)
 		var grace time.Duration
 		if s := pod.Spec.TerminationGracePeriodSeconds; s != nil {
 			grace = time.Duration(*s) * time.Second
 		}
-		p.expect(grace >= code.grace(role), "%s: terminationGracePeriodSeconds %s covers the drain (%s)", name, grace, code.grace(role))
+		p.expectf(grace >= code.grace(role), "%s: terminationGracePeriodSeconds %s covers the drain (%s)", name, grace, code.grace(role))
 
 		facts := &roleFacts{labels: pod.Labels, ports: map[string]int32{}}
 		roles[role] = facts
@@ -111,39 +111,39 @@ func checkDeployments(code codeFacts, deployments []*appsv1.Deployment, secret *
 		fromSecret := map[string]bool{}
 		for _, e := range c.Env {
 			_, known := code.envDefaults[e.Name]
-			p.expect(known, "%s: env %s is read by the daemon", name, e.Name)
+			p.expectf(known, "%s: env %s is read by the daemon", name, e.Name)
 			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 				ref := e.ValueFrom.SecretKeyRef
 				_, inSecret := secret.StringData[ref.Key]
-				p.expect(ref.Name == secret.Name && inSecret, "%s: %s refers to a key of the Secret", name, e.Name)
+				p.expectf(ref.Name == secret.Name && inSecret, "%s: %s refers to a key of the Secret", name, e.Name)
 				fromSecret[e.Name] = true
 				continue
 			}
 			env[e.Name] = e.Value
 		}
-		p.expect(strconv.Itoa(int(facts.ports["admin"])) == adminPort, "%s: the admin port is %s", name, adminPort)
-		p.expect(env["IDENTITYD_ADMIN_ADDR"] == "0.0.0.0:"+adminPort, "%s: IDENTITYD_ADMIN_ADDR on 0.0.0.0:%s", name, adminPort)
+		p.expectf(strconv.Itoa(int(facts.ports["admin"])) == adminPort, "%s: the admin port is %s", name, adminPort)
+		p.expectf(env["IDENTITYD_ADMIN_ADDR"] == "0.0.0.0:"+adminPort, "%s: IDENTITYD_ADMIN_ADDR on 0.0.0.0:%s", name, adminPort)
 		_, redis := env["REDIS_URL"]
-		p.expect(redis || fromSecret["REDIS_URL"], "%s: REDIS_URL", name)
+		p.expectf(redis || fromSecret["REDIS_URL"], "%s: REDIS_URL", name)
 		if role != "worker" {
-			p.expect(strconv.Itoa(int(facts.ports["http"])) == apiPort, "%s: the http port is %s", name, apiPort)
-			p.expect(env["IDENTITYD_ADDR"] == "0.0.0.0:"+apiPort, "%s: IDENTITYD_ADDR on 0.0.0.0:%s", name, apiPort)
-			p.expect(fromSecret["IDENTITYD_API_KEYS"], "%s: API keys come from the Secret", name)
+			p.expectf(strconv.Itoa(int(facts.ports["http"])) == apiPort, "%s: the http port is %s", name, apiPort)
+			p.expectf(env["IDENTITYD_ADDR"] == "0.0.0.0:"+apiPort, "%s: IDENTITYD_ADDR on 0.0.0.0:%s", name, apiPort)
+			p.expectf(fromSecret["IDENTITYD_API_KEYS"], "%s: API keys come from the Secret", name)
 		}
 		for probe, want := range map[string]struct {
 			pr   *corev1.Probe
 			path string
 		}{"readinessProbe": {c.ReadinessProbe, code.adminPaths["pathReadyz"]}, "livenessProbe": {c.LivenessProbe, code.adminPaths["pathHealthz"]}} {
 			if want.pr == nil || want.pr.HTTPGet == nil {
-				p.expect(false, "%s: an HTTP %s", name, probe)
+				p.expectf(false, "%s: an HTTP %s", name, probe)
 				continue
 			}
-			p.expect(want.pr.HTTPGet.Path == want.path, "%s: %s asks %s, not %s", name, probe, want.path, want.pr.HTTPGet.Path)
-			p.expect(strconv.Itoa(int(facts.ports[want.pr.HTTPGet.Port.String()])) == adminPort, "%s: %s on the admin port", name, probe)
+			p.expectf(want.pr.HTTPGet.Path == want.path, "%s: %s asks %s, not %s", name, probe, want.path, want.pr.HTTPGet.Path)
+			p.expectf(strconv.Itoa(int(facts.ports[want.pr.HTTPGet.Port.String()])) == adminPort, "%s: %s on the admin port", name, probe)
 		}
 		for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 			q, ok := c.Resources.Requests[res]
-			p.expect(ok && !q.IsZero(), "%s: resource request %s", name, res)
+			p.expectf(ok && !q.IsZero(), "%s: resource request %s", name, res)
 		}
 	}
 	return roles
@@ -152,9 +152,9 @@ func checkDeployments(code codeFacts, deployments []*appsv1.Deployment, secret *
 // checkNetworkPolicy: the policy covers every identityd pod and lets nothing reach the admin port but the
 // sources it names.
 func checkNetworkPolicy(np *networkingv1.NetworkPolicy, p *problems) {
-	p.expect(maps.Equal(np.Spec.PodSelector.MatchLabels, map[string]string{"app.kubernetes.io/name": "identityd"}),
+	p.expectf(maps.Equal(np.Spec.PodSelector.MatchLabels, map[string]string{"app.kubernetes.io/name": "identityd"}),
 		"the NetworkPolicy selects the API and the worker pods")
-	p.expect(fmt.Sprint(np.Spec.PolicyTypes) == "[Ingress]", "the NetworkPolicy governs ingress")
+	p.expectf(fmt.Sprint(np.Spec.PolicyTypes) == "[Ingress]", "the NetworkPolicy governs ingress")
 	opened := map[string]bool{}
 	for _, rule := range np.Spec.Ingress {
 		for _, rp := range rule.Ports {
@@ -162,12 +162,12 @@ func checkNetworkPolicy(np *networkingv1.NetworkPolicy, p *problems) {
 			if rp.Port != nil {
 				name = rp.Port.String()
 			}
-			p.expect(name == "http" || name == "admin", "NetworkPolicy ports by name, as the Deployments call them, not %q", name)
+			p.expectf(name == "http" || name == "admin", "NetworkPolicy ports by name, as the Deployments call them, not %q", name)
 			if name == "admin" {
-				p.expect(len(rule.From) > 0, "the admin port is open only to named sources")
+				p.expectf(len(rule.From) > 0, "the admin port is open only to named sources")
 			}
 			opened[name] = true
 		}
 	}
-	p.expect(opened["http"] && opened["admin"] && len(opened) == 2, "the NetworkPolicy opens http and admin, not %v", opened)
+	p.expectf(opened["http"] && opened["admin"] && len(opened) == 2, "the NetworkPolicy opens http and admin, not %v", opened)
 }

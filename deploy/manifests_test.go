@@ -63,11 +63,12 @@ func objectName(t *testing.T, o runtime.Object) string {
 	return fmt.Sprintf("%T/%s", o, m.GetName())
 }
 
-// edit replaces old by new in a file's content, failing the test when old is not there, so a broken copy
+// edit replaces old by replacement in a file's content, failing the test when old is not there, so a broken copy
 // cannot silently equal the original.
-func edit(t *testing.T, old, new string) func([]byte) []byte {
+func edit(t *testing.T, old, replacement string) func([]byte) []byte {
+	t.Helper()
 	return func(raw []byte) []byte {
 		require.Contains(t, string(raw), old)
-		return bytes.Replace(raw, []byte(old), []byte(new), 1)
+		return bytes.Replace(raw, []byte(old), []byte(replacement), 1)
 	}
 }

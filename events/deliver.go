@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -62,7 +63,7 @@ const (
 // so a receiver cannot bounce deliveries to another address). It connects to receivers directly, never
 // through a proxy from the environment: the address check must see the receiver's own address.
 func NewHTTPClient(policy AddressPolicy) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http declares it an *http.Transport
 	tr.Proxy = nil
 	tr.DialContext = policy.dialer().DialContext
 	tr.MaxIdleConnsPerHost = 8
@@ -102,7 +103,7 @@ func (w *Webhooks) schedule() []time.Duration {
 
 func (w *Webhooks) logger() *slog.Logger {
 	if w.Logger == nil {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+		return slog.New(slog.DiscardHandler)
 	}
 	return w.Logger
 }
@@ -357,7 +358,7 @@ func (w *Webhooks) post(ctx context.Context, target string, secrets []string, ms
 	req.Header.Set("User-Agent", "identityd-webhooks/1")
 	req.Header.Set("Stripe-Signature", StripeSignatures(secrets, t, body))
 	req.Header.Set("webhook-id", msgID)
-	req.Header.Set("webhook-timestamp", fmt.Sprint(t))
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(t, 10))
 	if sig, err := StandardSignatures(secrets, msgID, t, body); err == nil {
 		req.Header.Set("webhook-signature", sig)
 	}
@@ -385,8 +386,7 @@ func (w *Webhooks) post(ctx context.Context, target string, secrets []string, ms
 
 // transportError describes a failed request without its URL (a URL may carry credentials or tokens).
 func transportError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		if ue.Timeout() {
 			return fmt.Sprintf("timeout: no complete response within %s", AttemptTimeout)
 		}

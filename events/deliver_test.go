@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -216,7 +217,7 @@ func TestDeliver(t *testing.T) {
 		w, b := setupDeliver(t)
 		big := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 			chunk := []byte(strings.Repeat("x", 1024))
-			for i := 0; i < 1024; i++ { // 1 MiB, far over what is read
+			for range 1024 { // 1 MiB, far over what is read
 				if _, err := rw.Write(chunk); err != nil {
 					return
 				}
@@ -306,7 +307,7 @@ func TestFanout(t *testing.T) {
 	require.NoError(t, err)
 	_, canceled, err := b.store.CancelSession(ctx, scope, sess.ID, store.Origin{})
 	require.NoError(t, err)
-	evs := append(created, canceled...)
+	evs := slices.Concat(created, canceled)
 	require.NoError(t, w.Fanout(ctx, scope, evs))
 	require.NoError(t, w.Fanout(ctx, scope, evs), "a second fan-out enqueues nothing new")
 
@@ -338,7 +339,7 @@ func verifyStandard(t *testing.T, secret string, h http.Header, body []byte) {
 	require.NotEmpty(t, ts)
 	want := standardSign(t, secret, id+"."+ts+"."+string(body))
 	found := false
-	for _, s := range strings.Fields(sigs) {
+	for s := range strings.FieldsSeq(sigs) {
 		if s == "v1,"+want {
 			found = true
 		}

@@ -1,6 +1,10 @@
 package events
 
-import "github.com/identityd/identityd/store"
+import (
+	"slices"
+
+	"github.com/identityd/identityd/store"
+)
 
 // AllEvents in enabled_events selects every event type identityd emits.
 const AllEvents = "*"
@@ -11,12 +15,7 @@ func ValidEventType(typ string) bool {
 	if typ == AllEvents {
 		return true
 	}
-	for _, t := range store.EventTypes {
-		if t == typ {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(store.EventTypes, typ)
 }
 
 // Matches reports whether an endpoint with enabledEvents subscribes to typ.

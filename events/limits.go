@@ -70,7 +70,7 @@ const taskTimeout = AttemptTimeout + 20*time.Second
 // Deferred is the error of a delivery run that made no attempt because the endpoint or the account had no
 // free slot, or the endpoint's circuit is open. The queue runs the task again After, and the run does not
 // count against the delivery's retries (see DeferredFor).
-type Deferred struct {
+type Deferred struct { //nolint:errname // reads as the verdict at its use: *events.Deferred
 	EndpointID string
 	Reason     store.AdmitCode
 	After      time.Duration
@@ -82,8 +82,7 @@ func (d *Deferred) Error() string {
 
 // DeferredFor reports whether err is a deferral, and how long the task is to wait before it runs again.
 func DeferredFor(err error) (time.Duration, bool) {
-	var d *Deferred
-	if errors.As(err, &d) {
+	if d, ok := errors.AsType[*Deferred](err); ok {
 		return d.After, true
 	}
 	return 0, false
@@ -94,7 +93,7 @@ func DeferredFor(err error) (time.Duration, bool) {
 // slots is usually free again well before the lease of its oldest permit ends, so the task comes back after
 // one to three seconds, never later than that lease.
 func deferral(endpointID string, a store.Admission) *Deferred {
-	jitter := rand.N(time.Second)
+	jitter := rand.N(time.Second) //nolint:gosec // G404: spreads retries in time; nothing depends on it being unpredictable
 	after := a.Wait + jitter
 	if a.Code != store.CircuitOpen {
 		after = min(a.Wait, time.Second+2*jitter)

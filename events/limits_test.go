@@ -113,7 +113,7 @@ func TestDeliver_Limits(t *testing.T) {
 		require.Equal(t, 1.0, testutil.ToFloat64(b.metrics.WebhookEndpointsDisabled.WithLabelValues(store.DisabledDeliveryFailed)))
 
 		var lines []string
-		for _, l := range strings.Split(logs.String(), "\n") {
+		for l := range strings.SplitSeq(logs.String(), "\n") {
 			if strings.Contains(l, "webhook endpoint disabled") {
 				lines = append(lines, l)
 			}

@@ -29,9 +29,7 @@ func (w *Webhooks) EnqueueRedeliveries(ctx context.Context, sc store.Scope, jobI
 		next   = make(chan string)
 	)
 	for range min(redeliverParallel, len(eventIDs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for id := range next {
 				err := w.enqueueTask(ctx, sc, id, endpointID, deliverTaskID(sc, id, endpointID)+":"+jobID)
 				if err != nil {
@@ -42,7 +40,7 @@ func (w *Webhooks) EnqueueRedeliveries(ctx context.Context, sc store.Scope, jobI
 					mu.Unlock()
 				}
 			}
-		}()
+		})
 	}
 	for _, id := range eventIDs {
 		next <- id

@@ -45,16 +45,17 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 
 // report reports round trips per op (counted since the last reset).
 func (h *roundTrips) report(b *testing.B, unit string) {
+	b.Helper()
 	b.ReportMetric(float64(h.n.Load())/float64(b.N), unit)
 }
 
 // createParams are the parameters of a realistic create call.
 func createParams() store.SessionCreate {
-	return store.SessionCreate{Type: "document", ClientReferenceID: ptr("user_42"),
+	return store.SessionCreate{Type: "document", ClientReferenceID: new("user_42"),
 		Metadata: map[string]string{"customer_name": "Jenny Rosen", "order_id": "6735"},
 		Options: &store.Options{Document: &store.DocumentOptions{AllowedTypes: []string{"driving_license", "passport"},
-			RequireMatchingSelfie: ptr(true)}},
-		ProvidedDetails: &store.ProvidedDetails{Email: ptr("jenny.rosen@example.com"), Phone: ptr("+15555550123")}}
+			RequireMatchingSelfie: new(true)}},
+		ProvidedDetails: &store.ProvidedDetails{Email: new("jenny.rosen@example.com"), Phone: new("+15555550123")}}
 }
 
 // parallelSeed runs fn(i) for i in [from, to) on 16 goroutines and fails b on the first error.
@@ -64,17 +65,15 @@ func parallelSeed(b *testing.B, from, to int, fn func(i int) error) {
 	next.Store(int64(from))
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
-	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 16 {
+		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(to) && failed.Load() == nil; i = next.Add(1) - 1 {
 				if err := fn(int(i)); err != nil {
 					failed.CompareAndSwap(nil, &err)
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if err := failed.Load(); err != nil {

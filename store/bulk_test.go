@@ -120,10 +120,10 @@ func TestBulkRedaction_DryRunThenRealRun(t *testing.T) {
 	require.Equal(t, store.BulkSkipped{Processing: 2, AlreadyRedacted: 3}, dry.Skipped)
 	require.Equal(t, before, b.snapshot(t, append(append([]string{}, alpha...), beta...)), "a dry run changes nothing")
 
-	real, err := b.st.CreateBulkRedaction(b.ctx, b.sc, filter, false)
+	job, err := b.st.CreateBulkRedaction(b.ctx, b.sc, filter, false)
 	require.NoError(t, err)
-	steps := b.walk(t, real.ID, opt)
-	got, err := b.st.GetBulkRedaction(b.ctx, b.sc, real.ID)
+	steps := b.walk(t, job.ID, opt)
+	got, err := b.st.GetBulkRedaction(b.ctx, b.sc, job.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.BulkRunning, got.Status, "running until every requested session is scrubbed")
 	require.Equal(t, dry.Matched, got.Matched)
@@ -139,7 +139,7 @@ func TestBulkRedaction_DryRunThenRealRun(t *testing.T) {
 		}
 	}
 	require.Len(t, redactedEvents, 145)
-	got, err = b.st.GetBulkRedaction(b.ctx, b.sc, real.ID)
+	got, err = b.st.GetBulkRedaction(b.ctx, b.sc, job.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.BulkCompleted, got.Status)
 	require.Equal(t, int64(145), got.Redacted)
@@ -153,7 +153,7 @@ func TestBulkRedaction_DryRunThenRealRun(t *testing.T) {
 		require.Equal(t, 1, redactedEvents[id])
 		rec, err := b.st.RedactionRecord(b.ctx, b.sc, id)
 		require.NoError(t, err)
-		require.Equal(t, store.Requester{Type: store.RequestedByBulkRedaction, ID: real.ID}, rec.RequestedBy)
+		require.Equal(t, store.Requester{Type: store.RequestedByBulkRedaction, ID: job.ID}, rec.RequestedBy)
 		require.NotNil(t, rec.CompletedAt)
 		require.Equal(t, 2, rec.Scrubbed.Events, "created and canceled")
 	}
@@ -225,7 +225,7 @@ func TestBulkRedaction_ListAndGet(t *testing.T) {
 	t.Parallel()
 	b := setupBulk(t)
 	var ids []string
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		job, err := b.st.CreateBulkRedaction(b.ctx, b.sc, store.BulkFilter{RelatedCustomer: "cus_1"}, true)
 		require.NoError(t, err)
 		ids = append(ids, job.ID)

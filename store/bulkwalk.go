@@ -81,17 +81,17 @@ func (s *Store) BulkRedactionStep(ctx context.Context, sc Scope, id string, opt 
 	if r.LTE == nil || *r.LTE > created {
 		r.LTE = &created
 	}
-	min, max, ok := Page{Created: r}.bounds("")
+	minLex, maxLex, ok := Page{Created: r}.bounds("")
 	if !ok { // an empty created range: the walk finds nothing
-		min, max = "+", "-"
+		minLex, maxLex = "+", "-"
 	}
 	if cursor != "" {
-		min = "(" + cursor
+		minLex = "(" + cursor
 	}
 	index := s.bulkIndex(sc, f)
 	size := opt.PageSize
 	for {
-		members, err := s.rdb.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: min, Max: max, Count: int64(size)}).Result()
+		members, err := s.rdb.ZRangeByLex(ctx, index, &redis.ZRangeBy{Min: minLex, Max: maxLex, Count: int64(size)}).Result()
 		if err != nil {
 			return nil, fmt.Errorf("read session index: %w", err)
 		}
@@ -142,7 +142,7 @@ func (s *Store) bulkPage(ctx context.Context, sc Scope, jobID, cursor string, me
 	}
 	by := Requester{Type: RequestedByBulkRedaction, ID: jobID}
 	var st *BulkStep
-	b, err := s.mutateMany(ctx, sc, ids, Origin{}, []string{cursorKey}, func(tx *redis.Tx, b *batchTx) error {
+	b, err := s.mutateMany(ctx, sc, ids, Origin{}, []string{cursorKey}, func(_ *redis.Tx, b *batchTx) error {
 		st = &BulkStep{Walked: len(ids), Done: last}
 		cur, _ := b.watched[0].(string) // read under WATCH with the page's sessions; "" when none yet
 		if cur != cursor {

@@ -124,7 +124,6 @@ func TestScanAllFindsCanaryInCompressedValue(t *testing.T) {
 	all, err = storetest.ScanAll(ctx, b.redis.Client)
 	require.NoError(t, err)
 	require.Contains(t, all[b.key("vs:"+sess.ID)], email)
-
 }
 
 // A document that carries the marker but does not decode fails the scan instead of passing unseen. It runs on

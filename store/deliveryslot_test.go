@@ -17,6 +17,7 @@ func TestDeliverySlots(t *testing.T) {
 		BreakerThreshold: 3, BreakerCooldown: time.Minute}
 	sc := store.Scope{Account: "acct_slots"}
 	setup := func(t *testing.T) (*store.Store, *storetest.FakeClock) {
+		t.Helper()
 		clock := storetest.NewFakeClock(time.Unix(1_800_000_000, 0))
 		return storetest.New(t).Store(clock), clock
 	}

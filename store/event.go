@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -229,12 +230,7 @@ func (s *Store) ListEvents(ctx context.Context, sc Scope, f EventFilter, p Page)
 		if len(f.Types) == 0 {
 			return true
 		}
-		for _, t := range f.Types {
-			if ev.Type == t {
-				return true
-			}
-		}
-		return false
+		return slices.Contains(f.Types, ev.Type)
 	}
 	var endpoints []string
 	if f.DeliverySuccess != nil {

@@ -21,7 +21,7 @@ func RangeSessionDocs(ctx context.Context, s *Store, sc Scope, count int64) ([]s
 }
 
 // ScrubDocForTest applies the rules of kind k to an encoded object.
-func ScrubDocForTest(t interface{ Fatal(...any) }, k Kind, doc []byte) []byte {
+func ScrubDocForTest(t interface{ Fatal(args ...any) }, k Kind, doc []byte) []byte {
 	out, err := scrubDoc(k, doc)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func ScrubDocForTest(t interface{ Fatal(...any) }, k Kind, doc []byte) []byte {
 }
 
 // ScrubRawForTest is scrubRaw, the walk over compact JSON the redaction uses.
-func ScrubRawForTest(t interface{ Fatal(...any) }, k Kind, doc []byte) []byte {
+func ScrubRawForTest(t interface{ Fatal(args ...any) }, k Kind, doc []byte) []byte {
 	out, err := scrubRaw(k, doc)
 	if err != nil {
 		t.Fatal(err)

@@ -54,7 +54,7 @@ func (e *IdemEntry) Matches(full, kept string) bool {
 func (s *Store) BeginIdempotent(ctx context.Context, sc Scope, key, fingerprint, keptFingerprint string) (entry *IdemEntry, started bool, err error) {
 	pending, _ := json.Marshal(IdemEntry{Fingerprint: fingerprint, KeptFingerprint: keptFingerprint, State: IdemPending})
 	k := s.idemKey(sc, key)
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		ok, err := s.rdb.SetNX(ctx, k, EncodeDoc(pending), pendingIdemTTL).Result()
 		if err != nil {
 			return nil, false, fmt.Errorf("claim idempotency key: %w", err)

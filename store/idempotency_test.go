@@ -91,7 +91,7 @@ func TestIdempotency(t *testing.T) {
 		results := make([]bool, n)
 		errs := make([]error, n)
 		var wg sync.WaitGroup
-		for i := 0; i < n; i++ {
+		for i := range n {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
@@ -163,7 +163,7 @@ func TestRequestLogs(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		var all []string
-		for i := 0; i < 7; i++ {
+		for range 7 {
 			all = append(all, save(t, b, b.sc, "vs_p").ID)
 		}
 		sort.Sort(sort.Reverse(sort.StringSlice(all)))

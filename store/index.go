@@ -17,8 +17,8 @@ func indexMember(created int64, id string) string {
 }
 
 func memberID(member string) string {
-	if i := strings.IndexByte(member, ':'); i >= 0 {
-		return member[i+1:]
+	if _, after, ok := strings.Cut(member, ":"); ok {
+		return after
 	}
 	return member
 }
@@ -41,7 +41,7 @@ const maxCreated = 999_999_999_999
 
 // bounds turns the created range and the cursor into the [min, max] lex bounds of ZRANGEBYLEX; ok is false
 // when the range is empty. cursorMember is the index member of the cursor object, if any.
-func (p Page) bounds(cursorMember string) (min, max string, ok bool) {
+func (p Page) bounds(cursorMember string) (minLex, maxLex string, ok bool) {
 	lo, hi := int64(0), int64(maxCreated) // inclusive created bounds, clamped so that ±1 never overflows
 	if c := p.Created.GT; c != nil {
 		if *c >= maxCreated {
@@ -64,25 +64,25 @@ func (p Page) bounds(cursorMember string) (min, max string, ok bool) {
 	if lo > hi {
 		return "", "", false
 	}
-	min, max = "-", "+"
+	minLex, maxLex = "-", "+"
 	if lo > 0 {
-		min = "[" + fmt.Sprintf("%012d:", lo)
+		minLex = "[" + fmt.Sprintf("%012d:", lo)
 	}
 	if hi < maxCreated {
-		max = "(" + fmt.Sprintf("%012d:", hi+1)
+		maxLex = "(" + fmt.Sprintf("%012d:", hi+1)
 	}
 	if cursorMember != "" {
 		if p.StartingAfter != "" { // older than the cursor
-			if max == "+" || cursorMember <= max[1:] {
-				max = "(" + cursorMember
+			if maxLex == "+" || cursorMember <= maxLex[1:] {
+				maxLex = "(" + cursorMember
 			}
 		} else if p.EndingBefore != "" { // newer than the cursor
-			if min == "-" || cursorMember >= min[1:] {
-				min = "(" + cursorMember
+			if minLex == "-" || cursorMember >= minLex[1:] {
+				minLex = "(" + cursorMember
 			}
 		}
 	}
-	return min, max, true
+	return minLex, maxLex, true
 }
 
 func maxInt(a, b int64) int64 {
@@ -102,16 +102,16 @@ func minInt(a, b int64) int64 {
 // rangeIDs reads up to count ids from a lex index in list order (newest first), starting offset entries in.
 // With ending_before the walk goes upward from the cursor, and the caller reverses the page.
 func (s *Store) rangeIDs(ctx context.Context, key string, p Page, cursorMember string, offset, count int64) ([]string, error) {
-	min, max, ok := p.bounds(cursorMember)
+	minLex, maxLex, ok := p.bounds(cursorMember)
 	if !ok {
 		return nil, nil
 	}
 	var members []string
 	var err error
 	if p.EndingBefore != "" {
-		members, err = s.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: min, Max: max, Offset: offset, Count: count}).Result()
+		members, err = s.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: minLex, Max: maxLex, Offset: offset, Count: count}).Result()
 	} else {
-		members, err = s.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: min, Max: max, Offset: offset, Count: count}).Result()
+		members, err = s.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: minLex, Max: maxLex, Offset: offset, Count: count}).Result()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read index: %w", err)

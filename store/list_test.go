@@ -95,12 +95,12 @@ func seedTies(t *testing.T, b *testBundle, bursts []int) []row {
 	ctx := context.Background()
 	var rows []row
 	for i, n := range bursts {
-		for j := 0; j < n; j++ {
+		for j := range n {
 			p := store.SessionCreate{}
 			ref := ""
 			if j%3 != 2 {
 				ref = []string{"a", "b"}[j%2]
-				p.ClientReferenceID = ptr(ref)
+				p.ClientReferenceID = new(ref)
 			}
 			sess := b.create(t, p)
 			status := store.StatusRequiresInput
@@ -193,7 +193,7 @@ func TestList_TiesOnOneSecond(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	var all []string
-	for i := 0; i < 35; i++ {
+	for range 35 {
 		all = append(all, b.create(t, store.SessionCreate{}).ID)
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(all))) // one second: newest first is id descending
@@ -277,7 +277,7 @@ func TestList_UnknownCursor(t *testing.T) {
 			require.ErrorIs(t, err, store.ErrNotFound, "a cursor from another account or mode is unknown")
 		}
 	}
-	for _, p := range []store.Page{{StartingAfter: "vs_nope"}, {EndingBefore: "vs_nope"}, {StartingAfter: "vs_nope", Created: store.CreatedRange{GTE: ptr(int64(0))}}} {
+	for _, p := range []store.Page{{StartingAfter: "vs_nope"}, {EndingBefore: "vs_nope"}, {StartingAfter: "vs_nope", Created: store.CreatedRange{GTE: new(int64(0))}}} {
 		_, _, err := b.st.ListSessions(ctx, b.sc, store.SessionFilter{Status: store.StatusCanceled}, p)
 		require.ErrorIs(t, err, store.ErrNotFound)
 	}
@@ -296,19 +296,19 @@ func TestList_CreatedBoundsAtTheEdges(t *testing.T) {
 		r    store.CreatedRange
 		want []string
 	}{
-		{"LtZero", store.CreatedRange{LT: ptr(int64(0))}, []string{}},
-		{"LtZeroWithLte", store.CreatedRange{LT: ptr(int64(0)), LTE: ptr(t0.Unix())}, []string{}},
-		{"LteNegative", store.CreatedRange{LTE: ptr(int64(-1))}, []string{}},
+		{"LtZero", store.CreatedRange{LT: new(int64(0))}, []string{}},
+		{"LtZeroWithLte", store.CreatedRange{LT: new(int64(0)), LTE: new(t0.Unix())}, []string{}},
+		{"LteNegative", store.CreatedRange{LTE: new(int64(-1))}, []string{}},
 		{"GtMaxInt", store.CreatedRange{GT: ptr(int64(math.MaxInt64))}, []string{}},
 		{"GteMaxInt", store.CreatedRange{GTE: ptr(int64(math.MaxInt64))}, []string{}},
 		{"LtMinInt", store.CreatedRange{LT: ptr(int64(math.MinInt64))}, []string{}},
 		{"LteMaxInt", store.CreatedRange{LTE: ptr(int64(math.MaxInt64))}, []string{s.ID}},
 		{"LtMaxInt", store.CreatedRange{LT: ptr(int64(math.MaxInt64))}, []string{s.ID}},
 		{"GtMinInt", store.CreatedRange{GT: ptr(int64(math.MinInt64))}, []string{s.ID}},
-		{"GteNegative", store.CreatedRange{GTE: ptr(int64(-5))}, []string{s.ID}},
-		{"GteBeyondTwelveDigits", store.CreatedRange{GTE: ptr(int64(1e13))}, []string{}},
-		{"LteBeyondTwelveDigits", store.CreatedRange{LTE: ptr(int64(1e13))}, []string{s.ID}},
-		{"Inverted", store.CreatedRange{GTE: ptr(t0.Unix() + 1), LTE: ptr(t0.Unix() - 1)}, []string{}},
+		{"GteNegative", store.CreatedRange{GTE: new(int64(-5))}, []string{s.ID}},
+		{"GteBeyondTwelveDigits", store.CreatedRange{GTE: new(int64(1e13))}, []string{}},
+		{"LteBeyondTwelveDigits", store.CreatedRange{LTE: new(int64(1e13))}, []string{s.ID}},
+		{"Inverted", store.CreatedRange{GTE: new(t0.Unix() + 1), LTE: new(t0.Unix() - 1)}, []string{}},
 	} {
 		got, more, err := b.st.ListSessions(ctx, b.sc, store.SessionFilter{}, store.Page{Limit: 10, Created: tc.r})
 		require.NoError(t, err, tc.name)
@@ -321,7 +321,7 @@ func TestListEvents_Pagination(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	for i := 0; i < 7; i++ {
+	for i := range 7 {
 		s := b.create(t, store.SessionCreate{})
 		if i%2 == 0 {
 			_, _, err := b.st.CancelSession(ctx, b.sc, s.ID, store.Origin{})
@@ -364,7 +364,7 @@ func TestList_SkipsMissingDocuments(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	var all []string
-	for i := 0; i < 30; i++ {
+	for range 30 {
 		all = append(all, b.create(t, store.SessionCreate{}).ID)
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(all))) // one second: newest first is id descending

@@ -48,7 +48,7 @@ return out
 // rangeDocs reads up to count index entries in list order (as rangeIDs does) with the documents under
 // docPrefix+id, as JSON (DecodeDoc); missing documents are nil. It is one round trip: rangeDocsScript.
 func (s *Store) rangeDocs(ctx context.Context, key, docPrefix string, p Page, cursorMember string, offset, count int64) (ids []string, docs [][]byte, err error) {
-	min, max, ok := p.bounds(cursorMember)
+	minLex, maxLex, ok := p.bounds(cursorMember)
 	if !ok {
 		return nil, nil, nil
 	}
@@ -56,7 +56,7 @@ func (s *Store) rangeDocs(ctx context.Context, key, docPrefix string, p Page, cu
 	if p.EndingBefore != "" {
 		dir = "fwd"
 	}
-	vals, err := rangeDocsScript.Run(ctx, s.rdb, []string{key}, dir, min, max, offset, count, docPrefix).Slice()
+	vals, err := rangeDocsScript.Run(ctx, s.rdb, []string{key}, dir, minLex, maxLex, offset, count, docPrefix).Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, nil, fmt.Errorf("read index: %w", err)
 	}
@@ -66,7 +66,7 @@ func (s *Store) rangeDocs(ctx context.Context, key, docPrefix string, p Page, cu
 	n := len(vals) / 2
 	ids = make([]string, n)
 	docs = make([][]byte, n)
-	for i := 0; i < n; i++ {
+	for i := range n {
 		m, ok := vals[i].(string)
 		if !ok {
 			return nil, nil, fmt.Errorf("read index: script answered a %T member", vals[i])

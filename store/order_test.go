@@ -22,7 +22,7 @@ func TestList_SameSecondIsNewestFirst(t *testing.T) {
 	ctx := context.Background()
 	sc := store.Scope{Account: "acct_order"}
 	var made []string
-	for i := 0; i < 20; i++ {
+	for range 20 {
 		sess, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document"}, store.Origin{})
 		require.NoError(t, err)
 		made = append(made, sess.ID)
@@ -49,7 +49,7 @@ func TestList_SameSecondIsNewestFirst(t *testing.T) {
 func TestNewID(t *testing.T) {
 	t.Parallel()
 	prev := store.NewID("vs")
-	for i := 0; i < 10000; i++ {
+	for range 10000 {
 		id := store.NewID("vs")
 		require.Len(t, id, len("vs_")+24)
 		require.Greater(t, id, prev, "ids made one after another sort in that order")

@@ -15,7 +15,7 @@ import (
 // fan-out, and the reconciler fans it out again: recording deliveries dedupes per (event, endpoint) and
 // delivery tasks have deterministic ids, so a second fan-out sends nothing twice.
 
-// OutboxDue returns up to limit events of the scope committed at or before before and still waiting for their
+// OutboxDue returns up to limit events of the scope committed no later than `before` and still waiting for their
 // fan-out, oldest first.
 func (s *Store) OutboxDue(ctx context.Context, sc Scope, before time.Time, limit int64) ([]string, error) {
 	ids, err := s.rdb.ZRangeByScore(ctx, s.webhookOutboxKey(sc), &redis.ZRangeBy{

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -183,9 +184,7 @@ func foldVersions(id string, patches [][]byte) (*Session, error) {
 		if err := json.Unmarshal(p, &m); err != nil {
 			return nil, fmt.Errorf("session %s: version %d: %w", id, i+1, err)
 		}
-		for k, v := range m {
-			merged[k] = v
-		}
+		maps.Copy(merged, m)
 	}
 	body, err := json.Marshal(merged)
 	if err != nil {

@@ -83,7 +83,7 @@ func valueLen(b []byte) int {
 			open[depth] = c + 2 // '{'+2 == '}', '['+2 == ']'
 			depth++
 		case '}', ']':
-			if depth == 0 || open[depth-1] != c {
+			if depth == 0 || open[depth-1] != c { //nolint:gosec // G602: depth > 0 is checked first
 				return 0
 			}
 			depth--

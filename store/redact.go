@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -310,7 +311,7 @@ func (stx *sessionTx) completeRedaction(rec *RedactionRecord, t *redactionTarget
 // (unix milliseconds) and is not finished, oldest first.
 func (s *Store) PendingRedactions(ctx context.Context, sc Scope, beforeMillis int64, limit int64) ([]string, error) {
 	ids, err := s.rdb.ZRangeByScore(ctx, s.pendingRedactionsKey(sc), &redis.ZRangeBy{
-		Min: "-inf", Max: fmt.Sprint(beforeMillis), Count: limit}).Result()
+		Min: "-inf", Max: strconv.FormatInt(beforeMillis, 10), Count: limit}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("pending redactions: %w", err)
 	}

@@ -89,14 +89,12 @@ func TestSaveRequestLog_GroupCommit(t *testing.T) {
 	errs := make(chan error, logs)
 	for i := range logs {
 		ids[i] = store.NewID("req")
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			l := &store.RequestLog{ID: ids[i], Created: b.clock.Now().Unix(), Method: "GET",
 				Path: "/v1/identity/verification_sessions/" + sess.ID, Status: 200,
 				Objects: []string{sess.ID, fmt.Sprintf("vr_%d", i)}}
 			errs <- b.st.SaveRequestLog(ctx, b.sc, l)
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -149,11 +147,9 @@ func TestSaveRequestLog_GroupFailureIsEachLogs(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, obj := range objects {
 		ids[i] = store.NewID("req")
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			errs[i] = save(ids[i], sess.ID, obj)
-		}()
+		})
 	}
 	wg.Wait()
 	require.NoError(t, <-first)

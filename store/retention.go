@@ -44,13 +44,13 @@ func (s *Store) RetentionStart(ctx context.Context, sc Scope) (string, error) {
 // cursor from RetentionStart and advance=true, then pass each step's Cursor and Advance on until Done.
 func (s *Store) RetentionPage(ctx context.Context, sc Scope, cutoff int64, cursor string, advance bool, by Requester, opt WalkOptions) (*RetentionStep, error) {
 	opt = opt.withDefaults()
-	min, max := "-", "("+fmt.Sprintf("%012d:", cutoff)
+	minLex, maxLex := "-", "("+fmt.Sprintf("%012d:", cutoff)
 	if cursor != "" {
-		min = "(" + cursor
+		minLex = "(" + cursor
 	}
 	size := opt.PageSize
 	for {
-		members, err := s.rdb.ZRangeByLex(ctx, s.sessionIndexKey(sc), &redis.ZRangeBy{Min: min, Max: max, Count: int64(size)}).Result()
+		members, err := s.rdb.ZRangeByLex(ctx, s.sessionIndexKey(sc), &redis.ZRangeBy{Min: minLex, Max: maxLex, Count: int64(size)}).Result()
 		if err != nil {
 			return nil, fmt.Errorf("read session index: %w", err)
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -328,10 +329,8 @@ func KnownParam(key string) bool {
 	if KeptParam(key) {
 		return true
 	}
-	for _, a := range keptArrays {
-		if key == a {
-			return true
-		}
+	if slices.Contains(keptArrays, key) {
+		return true
 	}
 	for _, p := range personalParamPrefixes {
 		if key == p {

@@ -34,8 +34,7 @@ func TestRules_ClassifyEveryField(t *testing.T) {
 		rules, ok := store.Rules[k]
 		require.True(t, ok, "kind %s (%s) has no rules", k, typ)
 		fields := map[string]bool{}
-		for i := 0; i < typ.NumField(); i++ {
-			f := typ.Field(i)
+		for f := range typ.Fields() {
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if name == "-" || !f.IsExported() {
 				continue

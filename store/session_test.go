@@ -16,8 +16,8 @@ func TestSessions_Create(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	p := store.SessionCreate{Type: "id_number", ClientReferenceID: ptr("user_1"), Metadata: map[string]string{"order": "42"},
-		ProvidedDetails: &store.ProvidedDetails{Email: ptr("jenny@example.com")}, RelatedCustomer: ptr("cus_1")}
+	p := store.SessionCreate{Type: "id_number", ClientReferenceID: new("user_1"), Metadata: map[string]string{"order": "42"},
+		ProvidedDetails: &store.ProvidedDetails{Email: new("jenny@example.com")}, RelatedCustomer: new("cus_1")}
 	sess, evs, err := b.st.CreateSession(ctx, b.sc, p, store.Origin{RequestID: "req_1", IdempotencyKey: "k1"})
 	require.NoError(t, err)
 	require.Regexp(t, `^vs_[0-9A-Za-z]{24}$`, sess.ID)
@@ -105,10 +105,10 @@ func TestSessions_Update(t *testing.T) {
 	t.Run("TypeOptionsAndDetails", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		s := b.create(t, store.SessionCreate{ProvidedDetails: &store.ProvidedDetails{Email: ptr("a@example.com")},
-			Options: &store.Options{Document: &store.DocumentOptions{RequireLiveCapture: ptr(true)}}})
-		got, _, err := b.st.UpdateSession(ctx, b.sc, s.ID, store.SessionUpdate{Type: ptr("id_number"),
-			ProvidedDetails: &store.ProvidedDetails{Phone: ptr("+15555550100")},
+		s := b.create(t, store.SessionCreate{ProvidedDetails: &store.ProvidedDetails{Email: new("a@example.com")},
+			Options: &store.Options{Document: &store.DocumentOptions{RequireLiveCapture: new(true)}}})
+		got, _, err := b.st.UpdateSession(ctx, b.sc, s.ID, store.SessionUpdate{Type: new("id_number"),
+			ProvidedDetails: &store.ProvidedDetails{Phone: new("+15555550100")},
 			Options:         &store.Options{Document: &store.DocumentOptions{AllowedTypes: []string{"passport"}}}}, store.Origin{})
 		require.NoError(t, err)
 		require.Equal(t, "id_number", got.Type)
@@ -124,9 +124,9 @@ func TestSessions_Update(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		s := b.create(t, store.SessionCreate{})
-		_, _, err := b.st.UpdateSession(ctx, b.sc, "vs_nope", store.SessionUpdate{Type: ptr("document")}, store.Origin{})
+		_, _, err := b.st.UpdateSession(ctx, b.sc, "vs_nope", store.SessionUpdate{Type: new("document")}, store.Origin{})
 		require.ErrorIs(t, err, store.ErrNotFound)
-		_, _, err = b.st.UpdateSession(ctx, store.Scope{Account: "acct_other"}, s.ID, store.SessionUpdate{Type: ptr("id_number")}, store.Origin{})
+		_, _, err = b.st.UpdateSession(ctx, store.Scope{Account: "acct_other"}, s.ID, store.SessionUpdate{Type: new("id_number")}, store.Origin{})
 		require.ErrorIs(t, err, store.ErrNotFound)
 	})
 	for _, tc := range []struct {
@@ -134,20 +134,24 @@ func TestSessions_Update(t *testing.T) {
 		into func(t *testing.T, b *testBundle, id string)
 	}{
 		{"Canceled", func(t *testing.T, b *testBundle, id string) {
+			t.Helper()
 			_, _, err := b.st.CancelSession(ctx, b.sc, id, store.Origin{})
 			require.NoError(t, err)
 		}},
 		{"Processing", func(t *testing.T, b *testBundle, id string) {
+			t.Helper()
 			_, _, err := b.st.Submit(ctx, b.sc, id, &store.Submission{Outcome: store.OutcomeVerified}, store.Origin{})
 			require.NoError(t, err)
 		}},
 		{"Verified", func(t *testing.T, b *testBundle, id string) {
+			t.Helper()
 			_, _, err := b.st.Submit(ctx, b.sc, id, &store.Submission{Outcome: store.OutcomeVerified}, store.Origin{})
 			require.NoError(t, err)
 			_, _, _, err = b.st.CompleteVerification(ctx, b.sc, id, "")
 			require.NoError(t, err)
 		}},
 		{"RedactionRequested", func(t *testing.T, b *testBundle, id string) {
+			t.Helper()
 			_, err := b.st.RequestRedaction(ctx, b.sc, id, store.Requester{Type: store.RequestedByRequest, ID: "req_x"}, store.Origin{})
 			require.NoError(t, err)
 		}},
@@ -285,13 +289,13 @@ func TestSessions_ConcurrentCancelOneWins(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	for round := 0; round < 5; round++ {
+	for range 5 {
 		s := b.create(t, store.SessionCreate{})
 		const n = 8
 		start := make(chan struct{})
 		errs := make([]error, n)
 		var wg sync.WaitGroup
-		for i := 0; i < n; i++ {
+		for i := range n {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
@@ -323,7 +327,7 @@ func TestSessions_ConcurrentCancelAndSubmit(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	for round := 0; round < 5; round++ {
+	for range 5 {
 		s := b.create(t, store.SessionCreate{})
 		start := make(chan struct{})
 		var cancelErr, submitErr error
@@ -341,7 +345,7 @@ func TestSessions_ConcurrentCancelAndSubmit(t *testing.T) {
 		}()
 		close(start)
 		wg.Wait()
-		require.True(t, (cancelErr == nil) != (submitErr == nil), "exactly one of cancel (%v) and submit (%v) wins", cancelErr, submitErr)
+		require.NotEqual(t, (cancelErr == nil), (submitErr == nil), "exactly one of cancel (%v) and submit (%v) wins", cancelErr, submitErr)
 		got, err := b.st.GetSession(ctx, b.sc, s.ID)
 		require.NoError(t, err)
 		want := store.StatusProcessing

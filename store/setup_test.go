@@ -95,4 +95,4 @@ func (b *testBundle) streamLen(t *testing.T) int64 {
 	return n
 }
 
-func ptr[T any](v T) *T { return &v }
+func ptr[T any](v T) *T { return new(v) }

@@ -218,7 +218,7 @@ func (s *Store) watchLoad(ctx context.Context, keys []string, fn func(tx *watche
 
 // watchRetry runs fn under WATCH on keys and retries it while another client changed them.
 func (s *Store) watchRetry(ctx context.Context, fn func(tx *redis.Tx) error, keys ...string) error {
-	for i := 0; i < maxTxRetries; i++ {
+	for i := range maxTxRetries {
 		err := s.rdb.Watch(ctx, fn, keys...)
 		if !errors.Is(err, redis.TxFailedErr) {
 			return err

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,7 +32,7 @@ func TestStream_ConsumerGroup(t *testing.T) {
 	require.NoError(t, err)
 	_, canceled, err := s.CancelSession(ctx, whScope, sess.ID, store.Origin{})
 	require.NoError(t, err)
-	want := append(created, canceled...)
+	want := slices.Concat(created, canceled)
 	require.Len(t, want, 2)
 
 	res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "audit", Consumer: "c1",
@@ -77,7 +78,7 @@ func TestStream_Bounded(t *testing.T) {
 	ctx := context.Background()
 	s, b := whSetup(t)
 	s.StreamMaxLen = 10
-	for i := 0; i < 150; i++ { // 300 events
+	for range 150 { // 300 events
 		sess, _, err := s.CreateSession(ctx, whScope, store.SessionCreate{Type: "document"}, store.Origin{})
 		require.NoError(t, err)
 		_, _, err = s.CancelSession(ctx, whScope, sess.ID, store.Origin{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -175,7 +176,7 @@ type PendingVerification struct {
 // PendingVerifications returns up to limit submissions made at or before beforeMillis and not yet verified.
 func (s *Store) PendingVerifications(ctx context.Context, sc Scope, beforeMillis, limit int64) ([]PendingVerification, error) {
 	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.pendingVerificationsKey(sc), &redis.ZRangeBy{
-		Min: "-inf", Max: fmt.Sprint(beforeMillis), Count: limit}).Result()
+		Min: "-inf", Max: strconv.FormatInt(beforeMillis, 10), Count: limit}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("pending verifications: %w", err)
 	}

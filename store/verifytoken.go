@@ -37,7 +37,7 @@ func ValidVerifyToken(token string) bool {
 	if len(token) != VerifyTokenLen {
 		return false
 	}
-	for i := 0; i < len(token); i++ {
+	for i := range len(token) {
 		if strings.IndexByte(idAlphabet, token[i]) < 0 {
 			return false
 		}
@@ -80,7 +80,7 @@ func (s *Store) ResolveVerifyToken(ctx context.Context, token string) (VerifyLin
 	acct, rest, ok1 := strings.Cut(raw, "|")
 	mode, id, ok2 := strings.Cut(rest, "|")
 	if !ok1 || !ok2 || !safeID(id) {
-		return VerifyLink{}, fmt.Errorf("resolve verification link: malformed entry")
+		return VerifyLink{}, errors.New("resolve verification link: malformed entry")
 	}
 	return VerifyLink{Scope: Scope{Account: acct, Livemode: mode == "live"}, SessionID: id}, nil
 }
@@ -123,7 +123,7 @@ func (s *Store) VerifyPageSecret(ctx context.Context) ([]byte, error) {
 	}
 	secret, err := hex.DecodeString(v)
 	if err != nil || len(secret) < 16 {
-		return nil, fmt.Errorf("page secret: malformed")
+		return nil, errors.New("page secret: malformed")
 	}
 	return secret, nil
 }

@@ -71,7 +71,7 @@ func TestVerifyLink(t *testing.T) {
 	t.Run("TokenOutlivesTheLinkSoExpiryCanBeExplained", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		sess := b.create(t, store.SessionCreate{ReturnURL: ptr("https://shop.example/back?order=7")})
+		sess := b.create(t, store.SessionCreate{ReturnURL: new("https://shop.example/back?order=7")})
 		keys, err := b.redis.Client.Keys(ctx, b.redis.KeyPrefix+":vt:*").Result()
 		require.NoError(t, err)
 		require.Len(t, keys, 1)
@@ -93,7 +93,7 @@ func TestVerifyLink(t *testing.T) {
 	t.Run("ReturnURLKeptUntilRedactionIsRequested", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		with := b.create(t, store.SessionCreate{ReturnURL: ptr("https://shop.example/back?order=7")})
+		with := b.create(t, store.SessionCreate{ReturnURL: new("https://shop.example/back?order=7")})
 		without := b.create(t, store.SessionCreate{})
 		got, err := b.st.ReturnURL(ctx, b.sc, with.ID)
 		require.NoError(t, err)

@@ -36,7 +36,7 @@ func BenchmarkBulkRedactionVsNoop(b *testing.B) {
 		n = v
 	}
 	const concurrency = 20
-	for i := 0; i < b.N; i++ {
+	for range b.N {
 		r := storetest.New(b)
 		noop, cpu0, go0, cpu1, go1 := measureNoop(b, r, n, concurrency)
 		bulk, heap, cpu2, go2 := measureBulk(b, r, n, concurrency)
@@ -66,7 +66,7 @@ func measureNoop(b *testing.B, r *storetest.Redis, n, concurrency int) (rate, re
 	queues := worker.NewQueues(r.QueuePrefix + "-noop")
 	b.Cleanup(func() { forgetQueues(r, queues) })
 	client := asynq.NewClientFromRedisClient(r.Client)
-	for i := 0; i < n; i++ {
+	for range n {
 		if _, err := client.Enqueue(asynq.NewTask("bench:noop", nil), asynq.Queue(queues.Redact)); err != nil {
 			b.Fatal(err)
 		}
@@ -123,9 +123,7 @@ func measureBulk(b *testing.B, r *storetest.Redis, n, concurrency int) (rate, pe
 	var peak atomic.Uint64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		var ms runtime.MemStats
 		for {
 			runtime.ReadMemStats(&ms)
@@ -138,7 +136,7 @@ func measureBulk(b *testing.B, r *storetest.Redis, n, concurrency int) (rate, pe
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
-	}()
+	})
 	defer func() { close(stop); wg.Wait() }()
 
 	start := time.Now()
@@ -190,7 +188,7 @@ func redisCPU(b *testing.B, r *storetest.Redis) float64 {
 		b.Fatal(err)
 	}
 	total := 0.0
-	for _, line := range strings.Split(info, "\n") {
+	for line := range strings.SplitSeq(info, "\n") {
 		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
 		if k == "used_cpu_user" || k == "used_cpu_sys" {
 			f, _ := strconv.ParseFloat(v, 64)
@@ -262,10 +260,8 @@ func seed(b *testing.B, st *store.Store, sc store.Scope, n int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 8 {
+		wg.Go(func() {
 			ref, email := "bench", "jane.roe@example.com"
 			for next.Add(1) <= int64(n) {
 				sess, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
@@ -282,7 +278,7 @@ func seed(b *testing.B, st *store.Store, sc store.Scope, n int) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)

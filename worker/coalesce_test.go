@@ -87,7 +87,8 @@ func TestHandleRedact_SharedBatchAnswersEachTask(t *testing.T) {
 		results[name] = make(chan error, 1)
 	}
 	run := func(name, id string) {
-		go func() { results[name] <- b.worker.HandleRedact(ctx, b.redactTask(t, id)) }()
+		task := b.redactTask(t, id) // built here: require may stop only the test's own goroutine
+		go func() { results[name] <- b.worker.HandleRedact(ctx, task) }()
 	}
 	run("blocker", blocker.ID)
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(batches) == 1 }, 5*time.Second, time.Millisecond)
@@ -122,7 +123,8 @@ func TestHandleRedact_CanceledWaitLeavesTheBatchToFinish(t *testing.T) {
 	worker.SetBeforeBatch(b.worker, func([]string) { <-hold })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- b.worker.HandleRedact(ctx, b.redactTask(t, sess.ID)) }()
+	task := b.redactTask(t, sess.ID)
+	go func() { done <- b.worker.HandleRedact(ctx, task) }()
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 	close(hold)

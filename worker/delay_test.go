@@ -19,6 +19,7 @@ func TestClient_DelaysAreFloors(t *testing.T) {
 	// An hour ahead, so asynq schedules the tasks instead of queueing them, and 0.43s past a whole second.
 	now := time.Now().Add(time.Hour).Truncate(time.Second).Add(430 * time.Millisecond)
 	setup := func(t *testing.T) (*worker.Client, *testBundle) {
+		t.Helper()
 		b := setup(t)
 		c := &worker.Client{Asynq: asynq.NewClientFromRedisClient(b.redis.Client), Queues: b.queues,
 			VerificationDelay: time.Second, RedactionDelay: 3 * time.Second, Now: func() time.Time { return now }}

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sort"
@@ -70,7 +69,7 @@ func NewQueueCollector(inspector *asynq.Inspector, queues Queues, cfg QueueColle
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	names := queues.Names()
 	sort.Strings(names)
@@ -101,7 +100,7 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 			n     int
 		}{{"pending", info.Pending}, {"active", info.Active}, {"scheduled", info.Scheduled}, {"retry", info.Retry},
 			{"archived", info.Archived}, {"completed", info.Completed}, {"aggregating", info.Aggregating}} {
-			ch <- prometheus.MustNewConstMetric(queueTasksDesc, prometheus.GaugeValue, float64(s.n), q, s.state)
+			ch <- prometheus.MustNewConstMetric(queueTasksDesc, prometheus.GaugeValue, float64(s.n), q, s.state) //nolint:promlinter // asynq's name for this gauge
 		}
 		ch <- prometheus.MustNewConstMetric(queueSizeDesc, prometheus.GaugeValue, float64(info.Size), q)
 		ch <- prometheus.MustNewConstMetric(queueLatencyDesc, prometheus.GaugeValue, info.Latency.Seconds(), q)
@@ -112,7 +111,7 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 		if info.Paused {
 			paused = 1
 		}
-		ch <- prometheus.MustNewConstMetric(queuePausedDesc, prometheus.GaugeValue, paused, q)
+		ch <- prometheus.MustNewConstMetric(queuePausedDesc, prometheus.GaugeValue, paused, q) //nolint:promlinter // asynq's name for this gauge
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 func TestQueueCollector(t *testing.T) {
 	t.Parallel()
 	setup := func(t *testing.T) (*QueueCollector, *storetest.FakeClock, *Client) {
+		t.Helper()
 		r := storetest.New(t)
 		clock := storetest.NewFakeClock(time.Unix(1_700_000_000, 0))
 		queues := NewQueues(r.QueuePrefix)

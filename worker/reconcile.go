@@ -99,6 +99,8 @@ func (w *Worker) reconcileRedaction(ctx context.Context, sc store.Scope, id stri
 		}
 		ok, err := w.Client.enqueueRedactAt(ctx, sc, id, time.Now())
 		return boolInt(ok), err
+	default:
+		// Pending, scheduled, active, retrying or aggregating: the task will still run.
 	}
 	return 0, nil
 }

@@ -50,6 +50,7 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 
 // start zeroes the counters once seeding is done.
 func (rb *redactBench) start(b *testing.B) {
+	b.Helper()
 	b.ReportAllocs()
 	rb.rtts.n.Store(0)
 	b.ResetTimer()
@@ -57,6 +58,7 @@ func (rb *redactBench) start(b *testing.B) {
 
 // report stops the timer and reports sessions/s and round trips per session.
 func (rb *redactBench) report(b *testing.B) {
+	b.Helper()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
 	b.ReportMetric(float64(rb.rtts.n.Load())/float64(b.N), "rtt/session")
@@ -74,10 +76,8 @@ func newRedactBench(b testing.TB, n int) *redactBench {
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
-	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 16 {
+		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(n) && failed.Load() == nil; i = next.Add(1) - 1 {
 				id, err := rb.seedOne()
 				if err != nil {
@@ -86,7 +86,7 @@ func newRedactBench(b testing.TB, n int) *redactBench {
 				}
 				rb.ids[i] = id
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if err := failed.Load(); err != nil {
@@ -100,10 +100,10 @@ func newRedactBench(b testing.TB, n int) *redactBench {
 // the report expanded (a request log for each of the three requests), then the redaction request.
 func (rb *redactBench) seedOne() (string, error) {
 	ctx, st, sc := context.Background(), rb.st, rb.sc
-	sess, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: ptr("user_42"),
+	sess, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: new("user_42"),
 		Metadata:        map[string]string{"customer_name": "Ada Lovelace", "order_id": "6735"},
-		Options:         &store.Options{Document: &store.DocumentOptions{RequireMatchingSelfie: ptr(true)}},
-		ProvidedDetails: &store.ProvidedDetails{Email: ptr("ada@example.com"), Phone: ptr("+15555550100")}},
+		Options:         &store.Options{Document: &store.DocumentOptions{RequireMatchingSelfie: new(true)}},
+		ProvidedDetails: &store.ProvidedDetails{Email: new("ada@example.com"), Phone: new("+15555550100")}},
 		store.Origin{RequestID: "req_create", Personal: &store.RequestPersonal{Params: []store.Param{
 			{Key: "metadata[customer_name]", Value: "Ada Lovelace"}, {Key: "metadata[order_id]", Value: "6735"},
 			{Key: "provided_details[email]", Value: "ada@example.com"}, {Key: "provided_details[phone]", Value: "+15555550100"}}}})
@@ -116,13 +116,13 @@ func (rb *redactBench) seedOne() (string, error) {
 		{Key: "type", Value: "document"}}, id); err != nil {
 		return "", err
 	}
-	vo := store.VerifiedOutputs{FirstName: ptr("Ada"), LastName: ptr("Lovelace"), IDNumber: ptr("123-45-6789"),
-		IDNumberType: ptr("us_ssn"), Email: ptr("ada@example.com"), Phone: ptr("+15555550100"), Sex: ptr("female"),
-		Dob:     &store.Date{Day: ptr(int64(10)), Month: ptr(int64(12)), Year: ptr(int64(1815))},
-		Address: &store.Address{City: ptr("London"), Country: ptr("GB"), Line1: ptr("1 Lovelace Rd"), PostalCode: ptr("N1 1AA")}}
+	vo := store.VerifiedOutputs{FirstName: new("Ada"), LastName: new("Lovelace"), IDNumber: new("123-45-6789"),
+		IDNumberType: new("us_ssn"), Email: new("ada@example.com"), Phone: new("+15555550100"), Sex: new("female"),
+		Dob:     &store.Date{Day: new(int64(10)), Month: new(int64(12)), Year: new(int64(1815))},
+		Address: &store.Address{City: new("London"), Country: new("GB"), Line1: new("1 Lovelace Rd"), PostalCode: new("N1 1AA")}}
 	sub := &store.Submission{Outcome: store.OutcomeVerified, VerifiedOutputs: vo, Document: store.SubmittedDoc{
-		Type: ptr("passport"), Number: ptr("P1234567"), IssuingCountry: ptr("GB"), Files: []string{"file_front", "file_back"},
-		ExpirationDate: &store.Date{Day: ptr(int64(1)), Month: ptr(int64(1)), Year: ptr(int64(2030))}}}
+		Type: new("passport"), Number: new("P1234567"), IssuingCountry: new("GB"), Files: []string{"file_front", "file_back"},
+		ExpirationDate: &store.Date{Day: new(int64(1)), Month: new(int64(1)), Year: new(int64(2030))}}}
 	sess, _, err = st.Submit(ctx, sc, id, sub, store.Origin{RequestID: "req_submit", Personal: &store.RequestPersonal{
 		Params: []store.Param{{Key: "verified_outputs[first_name]", Value: "Ada"}, {Key: "verified_outputs[last_name]", Value: "Lovelace"},
 			{Key: "verified_outputs[id_number]", Value: "123-45-6789"}, {Key: "document[number]", Value: "P1234567"}}}})
@@ -247,17 +247,15 @@ func BenchmarkRedactShared(b *testing.B) {
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
 	rb.start(b)
-	for g := 0; g < 20; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 20 {
+		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(tasks)); i = next.Add(1) - 1 {
 				if err := rb.w.HandleRedact(ctx, tasks[i]); err != nil {
 					failed.CompareAndSwap(nil, &err)
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	rb.report(b)

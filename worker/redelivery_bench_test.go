@@ -38,7 +38,7 @@ func BenchmarkWebhookRedelivery(b *testing.B) {
 	}
 	const concurrency, webhookConcurrency = 20, 16
 	ctx := context.Background()
-	for i := 0; i < b.N; i++ {
+	for range b.N {
 		b.StopTimer()
 		r := storetest.New(b)
 		st := r.Store(nil)

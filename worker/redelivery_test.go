@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -93,9 +94,7 @@ func (b *redeliveryBundle) received() map[string]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := map[string]int{}
-	for k, v := range b.got {
-		out[k] = v
-	}
+	maps.Copy(out, b.got)
 	return out
 }
 

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -57,7 +56,7 @@ func (w *Worker) Mux() *asynq.ServeMux {
 
 func (w *Worker) logger() *slog.Logger {
 	if w.Logger == nil {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+		return slog.New(slog.DiscardHandler)
 	}
 	return w.Logger
 }
@@ -130,7 +129,7 @@ func newServer(rdb redis.UniversalClient, cfg ServerConfig, concurrency int, que
 	}
 	logger := cfg.Logger
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logger = slog.New(slog.DiscardHandler)
 	}
 	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:     concurrency,

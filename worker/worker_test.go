@@ -43,14 +43,12 @@ func setup(t *testing.T) *testBundle {
 		scope: store.Scope{Account: "acct_worker", Livemode: false}}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // createSession makes a document session with personal data in metadata and provided details.
 func (b *testBundle) createSession(t *testing.T) *store.Session {
 	t.Helper()
 	sess, _, err := b.store.CreateSession(context.Background(), b.scope, store.SessionCreate{Type: "document",
 		Metadata:        map[string]string{"customer": "Ada Lovelace"},
-		ProvidedDetails: &store.ProvidedDetails{Email: ptr("ada@example.com")}}, store.Origin{})
+		ProvidedDetails: &store.ProvidedDetails{Email: new("ada@example.com")}}, store.Origin{})
 	require.NoError(t, err)
 	return sess
 }
@@ -59,9 +57,9 @@ func (b *testBundle) createSession(t *testing.T) *store.Session {
 func (b *testBundle) submit(t *testing.T, id string) string {
 	t.Helper()
 	sub := &store.Submission{Outcome: store.OutcomeVerified, VerifiedOutputs: store.VerifiedOutputs{
-		FirstName: ptr("Ada"), LastName: ptr("Lovelace"), IDNumber: ptr("123-45-6789"),
-		Dob: &store.Date{Day: ptr(int64(10)), Month: ptr(int64(12)), Year: ptr(int64(1815))}},
-		Document: store.SubmittedDoc{Type: ptr("passport"), Number: ptr("P123"), Files: []string{"file_a"}}}
+		FirstName: new("Ada"), LastName: new("Lovelace"), IDNumber: new("123-45-6789"),
+		Dob: &store.Date{Day: new(int64(10)), Month: new(int64(12)), Year: new(int64(1815))}},
+		Document: store.SubmittedDoc{Type: new("passport"), Number: new("P123"), Files: []string{"file_a"}}}
 	_, _, err := b.store.Submit(context.Background(), b.scope, id, sub, store.Origin{})
 	require.NoError(t, err)
 	return sub.ID
@@ -239,13 +237,11 @@ func TestHandleRedact_ConcurrentRunsEmitOneEvent(t *testing.T) {
 	errs := make(chan error, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range n {
+		wg.Go(func() {
 			<-start
 			errs <- b.worker.HandleRedact(ctx, task)
-		}()
+		})
 	}
 	close(start)
 	wg.Wait()
@@ -330,7 +326,7 @@ func TestReconcile_ArchivedTaskIsRecordedAndRetried(t *testing.T) {
 	require.Len(t, pending, 1)
 	taskID := pending[0].ID
 
-	for round := 0; round < 2; round++ {
+	for round := range 2 {
 		// The task exhausted its retries: asynq archived it.
 		require.NoError(t, b.inspector.ArchiveTask(b.queues.Redact, taskID))
 		require.Len(t, b.redactTasks(t, b.inspector.ListArchivedTasks), 1)

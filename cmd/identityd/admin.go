@@ -50,7 +50,7 @@ type adminConfig struct {
 // dashboard. Probes and metrics need no password, so orchestrators and Prometheus can reach them.
 func newAdminHandler(c adminConfig) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+pathHealthz, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+pathHealthz, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})

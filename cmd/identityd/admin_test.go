@@ -74,11 +74,11 @@ next:
 			}
 		}
 		switch {
-		case m.Counter != nil:
+		case m.GetCounter() != nil:
 			return m.GetCounter().GetValue(), true
-		case m.Gauge != nil:
+		case m.GetGauge() != nil:
 			return m.GetGauge().GetValue(), true
-		case m.Histogram != nil:
+		case m.GetHistogram() != nil:
 			return float64(m.GetHistogram().GetSampleCount()), true
 		}
 	}

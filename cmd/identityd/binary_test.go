@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -48,7 +47,7 @@ func runExits(t *testing.T, bin string, code int, args ...string) (stdout, stder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	var exit *exec.ExitError
-	require.True(t, errors.As(err, &exit), "want exit %d, got %v", code, err)
+	require.ErrorAs(t, err, &exit, "want exit %d, got %v", code, err)
 	require.Equal(t, code, exit.ExitCode(), "stderr: %s", errOut.String())
 	return out.String(), errOut.String()
 }

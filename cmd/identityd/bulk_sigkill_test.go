@@ -51,7 +51,7 @@ func TestBulkRedaction_SurvivesWorkerSIGKILL(t *testing.T) {
 	ctx := context.Background()
 	const n = 6000
 	ref := "cust-kill"
-	for i := 0; i < n; i++ {
+	for range n {
 		_, _, err := st.CreateSession(ctx, sc, store.SessionCreate{Type: "document", ClientReferenceID: &ref,
 			Metadata: map[string]string{"name": "Jane Roe"}}, store.Origin{})
 		require.NoError(t, err)

@@ -179,8 +179,7 @@ func runCLI(t *testing.T, bin string, env []string, args ...string) (stdout, std
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
+	if exit, ok := errors.AsType[*exec.ExitError](err); ok {
 		return out.String(), errOut.String(), exit.ExitCode()
 	}
 	require.NoError(t, err)

@@ -119,6 +119,7 @@ func TestRedaction_CanaryScan(t *testing.T) {
 	t.Run("SingleRedact", func(t *testing.T) {
 		t.Parallel()
 		canaryScan(t, func(t *testing.T, api *formClient, id string) {
+			t.Helper()
 			redact := api.post(t, "/v1/identity/verification_sessions/"+id+"/redact", nil, "Idempotency-Key", "canary-redact-"+store.RandomString(8))
 			require.Equal(t, http.StatusOK, redact.Status, redact.Raw)
 			require.Equal(t, "processing", jsonStr(redact.Body, "redaction.status"))
@@ -127,6 +128,7 @@ func TestRedaction_CanaryScan(t *testing.T) {
 	t.Run("BulkRedaction", func(t *testing.T) {
 		t.Parallel()
 		canaryScan(t, func(t *testing.T, api *formClient, _ string) {
+			t.Helper()
 			job := api.post(t, "/v1/identity/bulk_redactions", url.Values{"client_reference_id": {"canary-order"}})
 			require.Equal(t, http.StatusOK, job.Status, job.Raw)
 			eventually(t, pollWithin, "bulk job completed", func() bool {
@@ -138,6 +140,7 @@ func TestRedaction_CanaryScan(t *testing.T) {
 }
 
 func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id string)) {
+	t.Helper()
 	r := storetest.New(t)
 	d := startDaemon(t, r, "serve", "--verification-delay", "0s")
 	api := d.form(testKeyA)
@@ -157,7 +160,7 @@ func canaryScan(t *testing.T, redactWith func(t *testing.T, api *formClient, id 
 		"return_url": {"https://shop.example/" + c.new("return_url")},
 	}
 	c.providedDetails(create, "")
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		create.Set("metadata["+c.new("metadata key")+"]", c.new("metadata value"))
 	}
 	idemKey := c.new("Idempotency-Key of the create")

@@ -153,7 +153,7 @@ func parseDaemonFlags(name string, args []string) (*Config, error) {
 	}
 	cfg.RedisClusterCAFile = *raw["redis-cluster-ca-file"]
 	if cluster != "" {
-		for _, a := range strings.Split(cluster, ",") {
+		for a := range strings.SplitSeq(cluster, ",") {
 			if a = strings.TrimSpace(a); a != "" {
 				cfg.RedisCluster = append(cfg.RedisCluster, a)
 			}
@@ -184,12 +184,12 @@ func parseDaemonFlags(name string, args []string) (*Config, error) {
 		}
 	}
 	if cfg.RequestLogTTL <= 0 {
-		return nil, fmt.Errorf("invalid --request-log-ttl: must be positive")
+		return nil, errors.New("invalid --request-log-ttl: must be positive")
 	}
 	if cfg.ReconcileInterval < time.Second {
-		return nil, fmt.Errorf("invalid --reconcile-interval: must be at least 1s")
+		return nil, errors.New("invalid --reconcile-interval: must be at least 1s")
 	}
-	for _, part := range strings.Split(backoff, ",") {
+	for part := range strings.SplitSeq(backoff, ",") {
 		d, err := parseDuration(strings.TrimSpace(part))
 		if err != nil || d <= 0 {
 			return nil, fmt.Errorf("invalid --webhook-backoff %q: want comma-separated positive durations", backoff)
@@ -265,10 +265,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Addr == c.AdminAddr && !strings.HasSuffix(c.Addr, ":0") {
-		return fmt.Errorf("--addr and --admin-addr must differ (the admin listener is never the public one)")
+		return errors.New("--addr and --admin-addr must differ (the admin listener is never the public one)")
 	}
 	if c.RedisURL != "" && len(c.RedisCluster) > 0 {
-		return fmt.Errorf("--redis-url and --redis-cluster are mutually exclusive")
+		return errors.New("--redis-url and --redis-cluster are mutually exclusive")
 	}
 	if c.RedisURL != "" {
 		if _, err := parseRedisURL(c.RedisURL); err != nil {
@@ -276,7 +276,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if len(c.RedisCluster) == 0 && (c.RedisClusterPassword != "" || c.RedisClusterTLS || c.RedisClusterCAFile != "") {
-		return fmt.Errorf("--redis-cluster-password, --redis-cluster-tls and --redis-cluster-ca-file need --redis-cluster")
+		return errors.New("--redis-cluster-password, --redis-cluster-tls and --redis-cluster-ca-file need --redis-cluster")
 	}
 	if _, err := c.clusterOptions(); err != nil {
 		return err
@@ -292,7 +292,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("invalid --api-key: %w", err)
 		}
 		if seen[k.Secret] {
-			return fmt.Errorf("invalid --api-key: the same key is configured twice")
+			return errors.New("invalid --api-key: the same key is configured twice")
 		}
 		seen[k.Secret] = true
 		c.APIKeys = append(c.APIKeys, k)
@@ -312,7 +312,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid --log-format %q: want text or json", c.LogFormat)
 	}
 	if c.KeyPrefix == "" || strings.ContainsAny(c.KeyPrefix, "{} ") || c.QueuePrefix == "" || strings.ContainsAny(c.QueuePrefix, "{} :") {
-		return fmt.Errorf("invalid --key-prefix or --queue-prefix: must be non-empty, without spaces or braces")
+		return errors.New("invalid --key-prefix or --queue-prefix: must be non-empty, without spaces or braces")
 	}
 	return nil
 }

@@ -196,7 +196,9 @@ func TestConfig_EmbeddedGeneratesOneTestKey(t *testing.T) {
 	require.Contains(t, stderr.String(), "EMBEDDED IN-MEMORY REDIS")
 	out := stdout.String()
 	require.Equal(t, 1, strings.Count(out, "sk_test_"), "the key is printed once: %q", out)
-	key := out[strings.Index(out, "sk_test_"):]
+	i := strings.Index(out, "sk_test_")
+	require.GreaterOrEqual(t, i, 0)
+	key := out[i:]
 	key = strings.TrimSpace(key)
 	require.Regexp(t, `^sk_test_[0-9A-Za-z]{24}$`, key)
 

@@ -42,6 +42,7 @@ type crashCluster struct {
 const crashPrefix = "crash"
 
 func newCrashCluster(t *testing.T) *crashCluster {
+	t.Helper()
 	c := &crashCluster{t: t, g: newProcessGroup(t), bin: identitydBinary(t), scope: store.Scope{Account: "acct_alpha"},
 		queues: worker.NewQueues(crashPrefix)}
 	c.redis = startRedisServer(t, c.g)
@@ -246,9 +247,7 @@ func TestCrash_NoLostRedaction(t *testing.T) {
 	)
 	api := c.api
 	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for id := range work {
 				code, _, err := c.client.do(http.MethodPost, redactPath(id), nil)
 				if err != nil || code != http.StatusOK {
@@ -261,7 +260,7 @@ func TestCrash_NoLostRedaction(t *testing.T) {
 				answered[id] = true
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	for _, id := range ids[100:150] {
 		if killed.Load() {

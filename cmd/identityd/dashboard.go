@@ -1,7 +1,7 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -59,5 +59,5 @@ func (m *Main) asynqConnOpt() (asynq.RedisConnOpt, error) {
 		return asynq.RedisClientOpt{Addr: m.mini.Addr(), PoolSize: dashboardPoolSize, DialTimeout: t.Dial,
 			ReadTimeout: t.Read, WriteTimeout: t.Write}, nil
 	}
-	return nil, fmt.Errorf("no redis connection")
+	return nil, errors.New("no redis connection")
 }

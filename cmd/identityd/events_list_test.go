@@ -63,8 +63,8 @@ func TestStripeGo_EventFilters(t *testing.T) {
 	eventually(t, whWait, "the working endpoint acknowledged both", func() bool {
 		return len(ok.acked()) == 2
 	})
-	require.Equal(t, []string{canceled}, eventIDs(t, sc, &stripe.EventListParams{DeliverySuccess: stripe.Bool(false)}))
-	require.Equal(t, []string{created}, eventIDs(t, sc, &stripe.EventListParams{DeliverySuccess: stripe.Bool(true)}))
+	require.Equal(t, []string{canceled}, eventIDs(t, sc, &stripe.EventListParams{DeliverySuccess: new(false)}))
+	require.Equal(t, []string{created}, eventIDs(t, sc, &stripe.EventListParams{DeliverySuccess: new(true)}))
 }
 
 // TestWebhooks_RetryEvent: POST /v1/events/{id}/retry resends one event to one endpoint now — after its
@@ -95,16 +95,19 @@ func TestWebhooks_RetryEvent(t *testing.T) {
 		require.NoError(t, err)
 		return got.Status == "disabled"
 	})
-	require.Equal(t, []string{evID}, eventIDs(t, sc, &stripe.EventListParams{DeliverySuccess: stripe.Bool(false)}))
+	require.Equal(t, []string{evID}, eventIDs(t, sc, &stripe.EventListParams{DeliverySuccess: new(false)}))
 	var failure struct {
-		Error struct{ Code, Param string } `json:"error"`
+		Error struct {
+			Code  string `json:"code"`
+			Param string `json:"param"`
+		} `json:"error"`
 	}
 	res := d.form(testKeyA).post(t, "/v1/events/"+evID+"/retry", url.Values{"webhook_endpoint": {ep.ID}})
 	require.Equal(t, http.StatusBadRequest, res.Status, "a disabled endpoint gets nothing: %s", res.Raw)
 	require.NoError(t, json.Unmarshal([]byte(res.Raw), &failure))
 	require.Equal(t, "webhook_endpoint", failure.Error.Param)
 
-	_, err = sc.V1WebhookEndpoints.Update(ctx, ep.ID, &stripe.WebhookEndpointUpdateParams{Disabled: stripe.Bool(false)})
+	_, err = sc.V1WebhookEndpoints.Update(ctx, ep.ID, &stripe.WebhookEndpointUpdateParams{Disabled: new(false)})
 	require.NoError(t, err)
 	up.Store(true)
 	var ev struct {
@@ -122,7 +125,7 @@ func TestWebhooks_RetryEvent(t *testing.T) {
 	require.Equal(t, evID, got.event.ID)
 	require.Equal(t, vs.ID, got.event.Data.Object["id"])
 	eventually(t, whWait, "the event counts as delivered", func() bool {
-		return len(eventIDs(t, sc, &stripe.EventListParams{DeliverySuccess: stripe.Bool(false)})) == 0
+		return len(eventIDs(t, sc, &stripe.EventListParams{DeliverySuccess: new(false)})) == 0
 	})
 
 	// A delivered event can be sent again too.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -69,5 +68,5 @@ func TestAdmin_FailedRedactionsAreListedUntilTheyComplete(t *testing.T) {
 	_, err = st.CompleteRedaction(ctx, scope, vs.ID)
 	require.NoError(t, err)
 	_, body = get(pathFailedRedactions, true)
-	require.True(t, strings.Contains(body, `"total":0`), body)
+	require.Contains(t, body, `"total":0`, body)
 }

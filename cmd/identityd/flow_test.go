@@ -78,7 +78,7 @@ func failedThenVerified(t *testing.T, d *daemon) string {
 			Email: stripe.String("ada@example.com"), Phone: stripe.String("+15555550100")},
 		Options: &stripe.IdentityVerificationSessionCreateOptionsParams{
 			Document: &stripe.IdentityVerificationSessionCreateOptionsDocumentParams{
-				RequireIDNumber: stripe.Bool(true), RequireMatchingSelfie: stripe.Bool(true)}},
+				RequireIDNumber: new(true), RequireMatchingSelfie: new(true)}},
 	}
 	params.AddMetadata("customer", "Ada Lovelace")
 	vs, err := sc.V1IdentityVerificationSessions.Create(ctx, params)
@@ -295,8 +295,7 @@ func TestSubmit_LiveKeyCannotSubmit(t *testing.T) {
 
 // stripeCode is the Stripe error code of an SDK error.
 func stripeCode(err error) stripe.ErrorCode {
-	var se *stripe.Error
-	if errors.As(err, &se) {
+	if se, ok := errors.AsType[*stripe.Error](err); ok {
 		return se.Code
 	}
 	return ""
@@ -420,7 +419,7 @@ func TestRedact_SecondCallWhileProcessingEnqueuesNothing(t *testing.T) {
 	ctx := context.Background()
 	vs, err := sc.V1IdentityVerificationSessions.Create(ctx, &stripe.IdentityVerificationSessionCreateParams{Type: stripe.String("document")})
 	require.NoError(t, err)
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		got, err := sc.V1IdentityVerificationSessions.Redact(ctx, vs.ID, nil)
 		require.NoError(t, err)
 		require.Equal(t, stripe.IdentityVerificationSessionRedactionStatusProcessing, got.Redaction.Status)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -109,9 +110,7 @@ func (c *formClient) listAll(t *testing.T, path string, params url.Values) []map
 	t.Helper()
 	var out []map[string]any
 	q := url.Values{}
-	for k, v := range params {
-		q[k] = v
-	}
+	maps.Copy(q, params)
 	q.Set("limit", "100")
 	for {
 		r := c.get(t, path, q)
@@ -150,7 +149,7 @@ func jsonStr(v any, path string) string {
 
 // jsonAt walks a dotted path through decoded JSON objects; nil when absent.
 func jsonAt(v any, path string) any {
-	for _, part := range strings.Split(path, ".") {
+	for part := range strings.SplitSeq(path, ".") {
 		m, ok := v.(map[string]any)
 		if !ok {
 			return nil

@@ -167,7 +167,7 @@ func (tb *tab) requireOnlyHosts(host string, navigations ...string) {
 // merchant is the integration's own site: the page the user comes back to.
 func newMerchant(t *testing.T) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte(`<!doctype html><title>Shop</title><h1 id="shop">Back at the shop</h1>`))
 	}))
@@ -191,7 +191,7 @@ func TestHostedPage_Browser(t *testing.T) {
 		vs, err := sc.V1IdentityVerificationSessions.Create(ctx, &stripe.IdentityVerificationSessionCreateParams{
 			Type: stripe.String("document"), ReturnURL: stripe.String(returnURL),
 			Options: &stripe.IdentityVerificationSessionCreateOptionsParams{Document: &stripe.IdentityVerificationSessionCreateOptionsDocumentParams{
-				RequireMatchingSelfie: stripe.Bool(true), RequireIDNumber: stripe.Bool(true)}},
+				RequireMatchingSelfie: new(true), RequireIDNumber: new(true)}},
 			ProvidedDetails: &stripe.IdentityVerificationSessionCreateProvidedDetailsParams{Email: stripe.String("jenny.rosen@example.com")},
 		})
 		require.NoError(t, err)
@@ -249,7 +249,7 @@ func TestHostedPage_Browser(t *testing.T) {
 			vs, err := sc.V1IdentityVerificationSessions.Create(ctx, &stripe.IdentityVerificationSessionCreateParams{
 				Type: stripe.String("document"),
 				Options: &stripe.IdentityVerificationSessionCreateOptionsParams{Document: &stripe.IdentityVerificationSessionCreateOptionsDocumentParams{
-					RequireMatchingSelfie: stripe.Bool(true)}},
+					RequireMatchingSelfie: new(true)}},
 			})
 			require.NoError(t, err)
 			tb := newTab(t, browser)
@@ -281,7 +281,7 @@ func TestHostedPage_Browser(t *testing.T) {
 		vs, err := d.client(testKeyA).V1IdentityVerificationSessions.Create(ctx, &stripe.IdentityVerificationSessionCreateParams{
 			Type: stripe.String("document"),
 			Options: &stripe.IdentityVerificationSessionCreateOptionsParams{Document: &stripe.IdentityVerificationSessionCreateOptionsDocumentParams{
-				RequireMatchingSelfie: stripe.Bool(true), RequireIDNumber: stripe.Bool(true)}},
+				RequireMatchingSelfie: new(true), RequireIDNumber: new(true)}},
 		})
 		require.NoError(t, err)
 		tb := newTab(t, browser)
@@ -291,7 +291,7 @@ func TestHostedPage_Browser(t *testing.T) {
 		require.NoError(t, err)
 		require.Greater(t, len(controls), 20)
 		focused := map[string]bool{}
-		for range len(controls) {
+		for range controls {
 			tb.do(chromedp.KeyEvent(kb.Tab))
 			el, err := chromedp.Run(tb.ctx, chromedp.Evaluate[[]string](
 				`[document.activeElement.id || document.activeElement.value, getComputedStyle(document.activeElement).outlineStyle]`))

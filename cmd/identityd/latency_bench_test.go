@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -34,13 +35,13 @@ func BenchmarkRedactionLatency(b *testing.B) {
 	ids := make([]string, n)
 	err := bench.ParallelRange(0, n, 8, func(i int) error {
 		code, out, err := client.do(http.MethodPost, "/v1/identity/verification_sessions", url.Values{
-			"type": {"document"}, "metadata[order]": {fmt.Sprint(i)}, "provided_details[email]": {fmt.Sprintf("p%d@example.com", i)}})
+			"type": {"document"}, "metadata[order]": {strconv.Itoa(i)}, "provided_details[email]": {fmt.Sprintf("p%d@example.com", i)}})
 		if err != nil || code != http.StatusOK {
 			return fmt.Errorf("create: %d %v %w", code, out, err)
 		}
 		ids[i] = out["id"].(string)
 		code, out, err = client.do(http.MethodPost, "/v1/test_helpers/identity/verification_sessions/"+ids[i]+"/submit",
-			url.Values{"verified_outputs[first_name]": {"Bench"}, "verified_outputs[last_name]": {fmt.Sprint(i)}})
+			url.Values{"verified_outputs[first_name]": {"Bench"}, "verified_outputs[last_name]": {strconv.Itoa(i)}})
 		if err != nil || code != http.StatusOK {
 			return fmt.Errorf("submit: %d %v %w", code, out, err)
 		}

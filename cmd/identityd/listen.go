@@ -36,7 +36,7 @@ func (l httpLimits) newHTTPServer(h http.Handler) *http.Server {
 // listen binds addr for the listener named by flag, with at most maxConns open connections. Its error names
 // the flag.
 func listen(flag, addr string, maxConns int) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", addr) //nolint:noctx // binding a local address does not wait on the network
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return nil, fmt.Errorf("--%s %s: the address is already in use (another identityd?)", flag, addr)
 	}

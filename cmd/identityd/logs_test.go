@@ -105,7 +105,7 @@ func TestLogs_NoPersonalDataNoSecrets(t *testing.T) {
 
 	d.stop() // flush: every line the process wrote is in the buffer
 	logs := d.logs.String()
-	for _, line := range strings.Split(logs, "\n") {
+	for line := range strings.SplitSeq(logs, "\n") {
 		for _, c := range canaries {
 			if strings.Contains(line, c) {
 				t.Fatalf("a log line carries the planted value %q:\n%s", c, line)

@@ -11,20 +11,26 @@ import (
 )
 
 func main() {
+	os.Exit(run())
+}
+
+// run returns the process's exit code, so its deferred calls have run before main exits.
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := NewMain(os.Stdout, os.Stderr)
 	if err := m.ParseFlags(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "identityd:", err)
-		os.Exit(2)
+		return 2
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "identityd:", err)
 		_ = m.Close() // the run's error is the one to report
-		os.Exit(1)
+		return 1
 	}
 	if err := m.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "identityd:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

@@ -30,11 +30,13 @@ func loadOpenAPISpec(path string) (*openAPISpec, error) {
 		return nil, fmt.Errorf("read spec: %w", err)
 	}
 	var doc struct {
-		Paths       map[string]any `json:"paths"`
-		Components  struct{ Schemas map[string]any }
+		Paths      map[string]any `json:"paths"`
+		Components struct {
+			Schemas map[string]any `json:"schemas"`
+		} `json:"components"`
 		Annotations map[string]struct {
 			AlwaysPresent []string `json:"always_present_in_responses_per_sdk_spec"`
-		} `json:"x-subset-annotations"`
+		} `json:"x-subset-annotations"` //nolint:tagliatelle // the spec's extension key, spelled as the spec spells it
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("decode spec: %w", err)

@@ -34,7 +34,8 @@ func identitydBinary(t testing.TB) string {
 	if b.dir == "" {
 		goBin, err := exec.LookPath("go")
 		require.NoError(t, err, "the go tool is needed to build the binary under test")
-		dir, err := os.MkdirTemp("", "identityd-bin-")
+		// Built once for every test of the package, so it outlives the test that built it: not t.TempDir().
+		dir, err := os.MkdirTemp("", "identityd-bin-") //nolint:usetesting // shared by the package's tests
 		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
@@ -91,6 +92,7 @@ type processGroup struct {
 }
 
 func newProcessGroup(t testing.TB) *processGroup {
+	t.Helper()
 	g := &processGroup{t: t}
 	t.Cleanup(func() {
 		// Cleanups run last-in first-out: every process's own cleanup has killed it by now.

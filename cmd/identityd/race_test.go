@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -46,7 +47,7 @@ func createSessions(t *testing.T, api *formClient, n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		r := api.post(t, "/v1/identity/verification_sessions", url.Values{"type": {"document"},
-			"metadata[seq]": {fmt.Sprint(i)}, "provided_details[phone]": {"+15555550123"}})
+			"metadata[seq]": {strconv.Itoa(i)}, "provided_details[phone]": {"+15555550123"}})
 		require.Equal(t, http.StatusOK, r.Status, r.Raw)
 		ids[i] = r.Body["id"].(string)
 	}
@@ -74,9 +75,7 @@ func fireAt(t *testing.T, api *formClient, ids []string, ops ...raceOp) map[stri
 	for _, id := range ids {
 		answers[id] = map[string]*apiResponse{}
 		for _, op := range ops {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				<-start
 				r, err := api.do(context.Background(), op.method, op.path(id), op.params)
 				mu.Lock()
@@ -86,7 +85,7 @@ func fireAt(t *testing.T, api *formClient, ids []string, ops ...raceOp) map[stri
 					return
 				}
 				answers[id][op.name] = r
-			}()
+			})
 		}
 	}
 	close(start)
@@ -214,7 +213,7 @@ func TestRaces_SubmitVersusCancel(t *testing.T) {
 	wins := map[string]int{}
 	for id, a := range answers {
 		cancel, submit := won(t, a, "cancel"), won(t, a, "submit")
-		require.True(t, cancel != submit, "%s: exactly one of submit and cancel wins", id)
+		require.NotEqual(t, cancel, submit, "%s: exactly one of submit and cancel wins", id)
 		evs := events[id]
 		if cancel {
 			wins["cancel"]++

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -79,9 +80,7 @@ func (c *rawClient) listAll(t testing.TB, path string, filter url.Values) []map[
 	for page := 0; ; page++ {
 		require.Less(t, page, 1000, "list %s does not end", path)
 		q := url.Values{"limit": {"100"}}
-		for k, v := range filter {
-			q[k] = v
-		}
+		maps.Copy(q, filter)
 		if after != "" {
 			q.Set("starting_after", after)
 		}
@@ -107,7 +106,7 @@ func str(obj map[string]any, path string) string {
 // field reads a nested field ("a.b.c"); nil when absent.
 func field(obj map[string]any, path string) any {
 	var cur any = obj
-	for _, part := range strings.Split(path, ".") {
+	for part := range strings.SplitSeq(path, ".") {
 		m, ok := cur.(map[string]any)
 		if !ok {
 			return nil

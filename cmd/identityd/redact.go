@@ -196,7 +196,8 @@ func (c *redactCommand) call(ctx context.Context, method, path string, form url.
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
 			Error struct {
-				Code, Message string
+				Code    string `json:"code"`
+				Message string `json:"message"`
 			} `json:"error"`
 		}
 		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -153,8 +154,8 @@ func (m *Main) Run(ctx context.Context) error {
 // Close releases what Run opened.
 func (m *Main) Close() error {
 	var errs []error
-	for i := len(m.closers) - 1; i >= 0; i-- {
-		errs = append(errs, m.closers[i]())
+	for _, v := range slices.Backward(m.closers) {
+		errs = append(errs, v())
 	}
 	m.closers = nil
 	return errors.Join(errs...)
@@ -403,8 +404,8 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	log.Info("shutting down: draining HTTP, finishing running tasks")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), httpDrainTimeout)
 	defer cancel()
-	for i := len(servers) - 1; i >= 0; i-- {
-		_ = servers[i].Shutdown(shutdownCtx)
+	for _, server := range slices.Backward(servers) {
+		_ = server.Shutdown(shutdownCtx)
 	}
 	if scheduler != nil {
 		scheduler.Shutdown()

@@ -49,7 +49,7 @@ type sdkHook struct{ body, signature string }
 
 func newSDKHooks() *sdkHooks {
 	h := &sdkHooks{}
-	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h.Server = httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		h.mu.Lock()
 		h.got = append(h.got, sdkHook{string(body), r.Header.Get("Stripe-Signature")})
@@ -62,7 +62,9 @@ func (h *sdkHooks) find(eventType string) (sdkHook, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, d := range h.got {
-		var ev struct{ Type string }
+		var ev struct {
+			Type string `json:"type"`
+		}
 		if json.Unmarshal([]byte(d.body), &ev) == nil && ev.Type == eventType {
 			return d, true
 		}
@@ -102,7 +104,7 @@ func goScenario(ctx context.Context, base, key string) ([]byte, error) {
 			Type: stripe.String("document"), ClientReferenceID: stripe.String(tag + "-main"),
 			Metadata: map[string]string{"sdk": "go", "order": "1234"},
 			Options: &stripe.IdentityVerificationSessionCreateOptionsParams{Document: &stripe.IdentityVerificationSessionCreateOptionsDocumentParams{
-				AllowedTypes: stripe.StringSlice([]string{"passport", "id_card"}), RequireMatchingSelfie: stripe.Bool(true)}},
+				AllowedTypes: stripe.StringSlice([]string{"passport", "id_card"}), RequireMatchingSelfie: new(true)}},
 			ProvidedDetails: &stripe.IdentityVerificationSessionCreateProvidedDetailsParams{Email: stripe.String("ada@example.com")},
 			ReturnURL:       stripe.String("https://example.com/return"),
 		})
@@ -355,7 +357,9 @@ func goScenario(ctx context.Context, base, key string) ([]byte, error) {
 		}
 		r.run("webhook_event_object", session, func() ([]byte, error) {
 			var ev struct {
-				Data struct{ Object json.RawMessage }
+				Data struct {
+					Object json.RawMessage `json:"object"`
+				} `json:"data"`
 			}
 			if err := json.Unmarshal([]byte(delivery.body), &ev); !got || err != nil {
 				return nil, errors.New("no delivery")
@@ -363,7 +367,9 @@ func goScenario(ctx context.Context, base, key string) ([]byte, error) {
 			return ev.Data.Object, nil
 		})
 		r.run("event_retrieve", "event", func() ([]byte, error) {
-			var sent struct{ ID string }
+			var sent struct {
+				ID string `json:"id"`
+			}
 			if err := json.Unmarshal([]byte(delivery.body), &sent); !got || err != nil {
 				return nil, errors.New("no delivery")
 			}

@@ -98,8 +98,7 @@ func runSDKScript(ctx context.Context, dir, base, key string, argv ...string) ([
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
+		if exit, ok := errors.AsType[*exec.ExitError](err); ok {
 			return stdout.Bytes(), fmt.Errorf("%s exited with %d: %w\nstderr: %s\nstdout: %s", argv[1], exit.ExitCode(), err, stderr.String(), stdout.String())
 		}
 		return nil, fmt.Errorf("run %s: %w", argv[1], err)

@@ -103,11 +103,11 @@ func apiKeySpecs(set map[string]bool, flagKeys []string, raw map[string]*string)
 		text = envKeys
 	}
 	var specs []string
-	for _, line := range strings.Split(text, "\n") {
+	for line := range strings.SplitSeq(text, "\n") {
 		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		for _, k := range strings.Split(line, ",") {
+		for k := range strings.SplitSeq(line, ",") {
 			if k = strings.TrimSpace(k); k != "" {
 				specs = append(specs, k)
 			}

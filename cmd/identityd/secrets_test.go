@@ -23,6 +23,7 @@ func writeSecret(t *testing.T, content string) string {
 
 // clearSecretEnv unsets every variable these tests read, so the environment of the machine cannot leak in.
 func clearSecretEnv(t *testing.T) {
+	t.Helper()
 	for _, name := range []string{"IDENTITYD_API_KEYS", "IDENTITYD_API_KEYS_FILE", "IDENTITYD_ADMIN_PASSWORD",
 		"IDENTITYD_ADMIN_PASSWORD_FILE", "REDIS_URL", "REDIS_CLUSTER_ADDRS"} {
 		t.Setenv(name, "")

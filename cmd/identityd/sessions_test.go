@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"sort"
@@ -30,7 +29,7 @@ func listAll(t *testing.T, l *stripe.V1List[*stripe.IdentityVerificationSession]
 func createN(t *testing.T, sc *stripe.Client, n int, params func(i int) *stripe.IdentityVerificationSessionCreateParams) []string {
 	t.Helper()
 	var ids []string
-	for i := 0; i < n; i++ {
+	for i := range n {
 		p := &stripe.IdentityVerificationSessionCreateParams{Type: stripe.String("document")}
 		if params != nil {
 			p = params(i)
@@ -91,8 +90,8 @@ func TestStripeGo_ListFilters(t *testing.T) {
 	bySecond := map[int64][]string{}
 	byRef := map[string][]string{}
 	var canceled []string
-	for s := int64(0); s < 3; s++ {
-		for i := 0; i < 4; i++ {
+	for s := range int64(3) {
+		for i := range 4 {
 			ref := []string{"ref_even", "ref_odd"}[i%2]
 			p := &stripe.IdentityVerificationSessionCreateParams{Type: stripe.String("document"), ClientReferenceID: stripe.String(ref)}
 			if i == 0 {
@@ -130,7 +129,7 @@ func TestStripeGo_ListFilters(t *testing.T) {
 	require.Len(t, list(&stripe.IdentityVerificationSessionListParams{RelatedCustomer: stripe.String("cus_42")}), 3)
 	require.Empty(t, list(&stripe.IdentityVerificationSessionListParams{ClientReferenceID: stripe.String("ref_none")}))
 	t0 := start.Unix()
-	require.Equal(t, sorted(bySecond[t0+1]), list(&stripe.IdentityVerificationSessionListParams{Created: stripe.Int64(t0 + 1)}))
+	require.Equal(t, sorted(bySecond[t0+1]), list(&stripe.IdentityVerificationSessionListParams{Created: new(t0 + 1)}))
 	require.Equal(t, sorted(bySecond[t0+1], bySecond[t0+2]), list(&stripe.IdentityVerificationSessionListParams{
 		CreatedRange: &stripe.RangeQueryParams{GreaterThan: t0}}))
 	require.Equal(t, sorted(bySecond[t0], bySecond[t0+1]), list(&stripe.IdentityVerificationSessionListParams{
@@ -168,7 +167,7 @@ func TestStripeGo_TestAndLiveAreApart(t *testing.T) {
 func requireStripeError(t *testing.T, err error, status int, code, param string) *stripe.Error {
 	t.Helper()
 	var se *stripe.Error
-	require.True(t, errors.As(err, &se), "want *stripe.Error, got %v", err)
+	require.ErrorAs(t, err, &se, "want *stripe.Error, got %v", err)
 	require.Equal(t, status, se.HTTPStatusCode)
 	require.Equal(t, stripe.ErrorTypeInvalidRequest, se.Type)
 	require.Equal(t, stripe.ErrorCode(code), se.Code)

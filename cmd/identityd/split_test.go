@@ -126,8 +126,7 @@ func TestSplit_APIAndTwoWorkers_Drain(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := range 4 {
-		wg.Add(1)
-		go func() { defer wg.Done(); tr.run(api1.url(), g, stop) }()
+		wg.Go(func() { ; tr.run(api1.url(), g, stop) })
 	}
 	t.Cleanup(func() { close(stop); wg.Wait() })
 

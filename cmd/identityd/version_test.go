@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -84,9 +85,9 @@ func TestStripeGo_ListByRelatedCustomerAccount(t *testing.T) {
 			return p
 		})
 		var want []string
-		for i := len(ids) - 1; i >= 0; i-- {
+		for i, id := range slices.Backward(ids) {
 			if i%3 != 0 {
-				want = append(want, ids[i])
+				want = append(want, id)
 			}
 		}
 		filtered := func() *stripe.IdentityVerificationSessionListParams {
@@ -127,6 +128,7 @@ type versionReceiver struct {
 }
 
 func newVersionReceiver(t *testing.T) *versionReceiver {
+	t.Helper()
 	r := &versionReceiver{}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, err := io.ReadAll(req.Body)

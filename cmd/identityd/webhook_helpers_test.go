@@ -119,7 +119,7 @@ func whVerifyStandard(secret string, h http.Header, body []byte, now time.Time) 
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(id + "." + ts + "." + string(body)))
 	want := mac.Sum(nil)
-	for _, s := range strings.Fields(sigs) {
+	for s := range strings.FieldsSeq(sigs) {
 		version, sig, _ := strings.Cut(s, ",")
 		got, err := base64.StdEncoding.DecodeString(sig)
 		if version == "v1" && err == nil && hmac.Equal(got, want) {
@@ -199,7 +199,7 @@ func whMetric(t *testing.T, d *daemon, sample string) float64 {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	for _, line := range strings.Split(string(raw), "\n") {
+	for line := range strings.SplitSeq(string(raw), "\n") {
 		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
 			v, err := strconv.ParseFloat(rest, 64)
 			require.NoError(t, err)

@@ -32,6 +32,7 @@ func BenchmarkRedactionBesideHungWebhooks(b *testing.B) {
 }
 
 func redactionBesideHungWebhooks(b *testing.B, hungEndpoints int) {
+	b.Helper()
 	b.StopTimer()
 	r := storetest.New(b)
 	d := startDaemon(b, r, "serve", "--concurrency", "20", "--log-level", "error")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -39,7 +40,7 @@ func newHungReceiver(t testing.TB) *hungReceiver {
 	return h
 }
 
-func (h *hungReceiver) serve(w http.ResponseWriter, r *http.Request) {
+func (h *hungReceiver) serve(_ http.ResponseWriter, r *http.Request) {
 	// Read the body: only then does the server watch the connection, and cancel r.Context() when the client
 	// gives up (a timed-out attempt is no longer in flight).
 	_, _ = io.Copy(io.Discard, r.Body)
@@ -84,7 +85,7 @@ func TestWebhooks_HungReceiverHoldsNoRedactionSlot(t *testing.T) {
 	t.Parallel()
 	const endpoints, perEndpoint, pool = 16, 2, 64
 	d := startDaemon(t, storetest.New(t), "serve", "--api-key", testKeyC,
-		"--webhook-concurrency", fmt.Sprint(pool), "--webhook-endpoint-concurrency", fmt.Sprint(perEndpoint))
+		"--webhook-concurrency", strconv.Itoa(pool), "--webhook-endpoint-concurrency", strconv.Itoa(perEndpoint))
 	ctx := context.Background()
 	hung := newHungReceiver(t)
 	alpha := d.client(testKeyA)

@@ -94,7 +94,7 @@ func TestWebhooks_StandardWebhooksReceiver(t *testing.T) {
 		body   []byte
 	}
 	ch := make(chan got, 10)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		ch <- got{r.Header.Clone(), body}
 	}))
@@ -219,7 +219,7 @@ func TestWebhooks_AlwaysFailingIsDisabled(t *testing.T) {
 	require.True(t, whAllAcked(t, d, testKeyA))
 	whCall(t, d, testKeyA, http.MethodPost, "/v1/webhook_endpoints/"+ep.ID, url.Values{"disabled": {"true"}}, &raw)
 	require.Equal(t, "delivery_failed", raw["disabled_reason"], "disabling it again keeps why identityd disabled it")
-	_, err = sc.V1WebhookEndpoints.Update(ctx, ep.ID, &stripe.WebhookEndpointUpdateParams{Disabled: stripe.Bool(false)})
+	_, err = sc.V1WebhookEndpoints.Update(ctx, ep.ID, &stripe.WebhookEndpointUpdateParams{Disabled: new(false)})
 	require.NoError(t, err)
 	whCall(t, d, testKeyA, http.MethodGet, "/v1/webhook_endpoints/"+ep.ID, nil, &raw)
 	require.Equal(t, "enabled", raw["status"])
@@ -290,7 +290,7 @@ func TestWebhooks_EndpointAPI(t *testing.T) {
 	require.Equal(t, map[string]string{"team": "kyc"}, ep.Metadata)
 	require.False(t, ep.Livemode)
 
-	up := &stripe.WebhookEndpointUpdateParams{URL: stripe.String("http://127.0.0.1:9/other"), Disabled: stripe.Bool(true),
+	up := &stripe.WebhookEndpointUpdateParams{URL: stripe.String("http://127.0.0.1:9/other"), Disabled: new(true),
 		EnabledEvents: stripe.StringSlice([]string{"*"})}
 	up.AddMetadata("team", "")
 	up.AddMetadata("owner", "ops")
@@ -339,7 +339,7 @@ func TestWebhooks_EndpointAPI(t *testing.T) {
 		{"MalformedAPIVersion", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
 			EnabledEvents: stripe.StringSlice([]string{"*"}), APIVersion: stripe.String("2026-3-25.dahlia")}, "parameter_invalid", "api_version"},
 		{"Connect", &stripe.WebhookEndpointCreateParams{URL: stripe.String("https://m.example"),
-			EnabledEvents: stripe.StringSlice([]string{"*"}), Connect: stripe.Bool(true)}, "parameter_invalid", "connect"},
+			EnabledEvents: stripe.StringSlice([]string{"*"}), Connect: new(true)}, "parameter_invalid", "connect"},
 	}
 	for _, tc := range bad {
 		_, err := sc.V1WebhookEndpoints.Create(ctx, tc.params)

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -72,7 +73,7 @@ const ClusterEnv = "TEST_REDIS_CLUSTER_ADDRS"
 // ClusterPasswordEnv and ClusterCAEnv name the variables holding the cluster's password and the path of the CA
 // certificate its nodes' TLS certificates are signed by; .ci/run's cluster requires both.
 const (
-	ClusterPasswordEnv = "TEST_REDIS_CLUSTER_PASSWORD"
+	ClusterPasswordEnv = "TEST_REDIS_CLUSTER_PASSWORD" //nolint:gosec // G101: the name of a variable, not a password
 	ClusterCAEnv       = "TEST_REDIS_CLUSTER_CA"
 )
 
@@ -86,7 +87,7 @@ func NewCluster(t testing.TB) *Redis {
 		t.Skip(ClusterEnv + " is not set (.ci/run starts a Redis Cluster and sets it)")
 	}
 	r := &Redis{KeyPrefix: "t" + store.RandomString(10), QueuePrefix: "q" + store.RandomString(10)}
-	for _, a := range strings.Split(raw, ",") {
+	for a := range strings.SplitSeq(raw, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			r.ClusterAddrs = append(r.ClusterAddrs, a)
 		}
@@ -186,9 +187,7 @@ func ScanAll(ctx context.Context, rdb redis.UniversalClient) (map[string]string,
 			part, err := ScanAll(ctx, node)
 			mu.Lock()
 			defer mu.Unlock()
-			for k, v := range part {
-				out[k] = v
-			}
+			maps.Copy(out, part)
 			return err
 		})
 		return out, err

@@ -297,11 +297,11 @@ func (env *benchEnv) startAPI(keyList ...api.APIKey) (stop func(), err error) {
 	client := &worker.Client{Asynq: asynq.NewClientFromRedisClient(env.rdb), Queues: env.queues}
 	srv := api.NewServer(api.Config{Store: env.st, Keys: keys, Queue: client,
 		Emitter: &events.Emitter{Metrics: env.metrics, Fanout: countRedacted{env}}, Metrics: env.metrics,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.DiscardHandler)})
 	env.seeder = api.NewServer(api.Config{Store: env.st, Keys: keys, Queue: dropTasks{},
 		Emitter: &events.Emitter{Metrics: env.metrics}, Metrics: env.metrics,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+		Logger: slog.New(slog.DiscardHandler)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0") //nolint:noctx // binding a local address does not wait on the network
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +327,7 @@ func cleanupPrefix(ctx context.Context, rdb redis.UniversalClient, tag string) {
 			rdb.Unlink(ctx, batch...)
 		}
 	}
-	var queues []any
+	queues := make([]any, 0, 4)
 	for _, q := range []string{"-redact", "-verify", "-default", "-bench"} {
 		queues = append(queues, tag+q)
 	}

@@ -41,5 +41,5 @@ func TestBench_SmallRun(t *testing.T) {
 	require.Regexp(t, `(?m)^\(e\) redaction read ÷ unread\s+\d+\.\d\d\s+the worker's redaction, median of 10 each`, table)
 	left, err := r.Client.Keys(context.Background(), "bench*").Result()
 	require.NoError(t, err)
-	require.Empty(t, len(left), "the run's keys are removed; left: %v", left[:min(len(left), 5)])
+	require.Empty(t, left, "the run's keys are removed; left: %v", left[:min(len(left), 5)])
 }

@@ -117,7 +117,7 @@ func (env *benchEnv) sessionKeys(ctx context.Context, ids []string, concurrency 
 	var of []*floorKeys
 	iter := env.rdb.Scan(ctx, 0, env.st.Prefix()+":{"+env.scope.Account+"}:*", 2000).Iterator()
 	for iter.Next(ctx) {
-		for _, part := range strings.Split(iter.Val(), ":") {
+		for part := range strings.SplitSeq(iter.Val(), ":") {
 			if fk := owner[part]; fk != nil {
 				found, of = append(found, iter.Val()), append(of, fk)
 				break

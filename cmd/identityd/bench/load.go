@@ -3,13 +3,15 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,7 +65,7 @@ func ParallelRange(from, to, workers int, fn func(i int) error) error {
 }
 
 func seedOne(ctx context.Context, env *benchEnv, i int, ref string) error {
-	form := url.Values{"type": {"document"}, "client_reference_id": {ref}, "metadata[order]": {fmt.Sprint(i)},
+	form := url.Values{"type": {"document"}, "client_reference_id": {ref}, "metadata[order]": {strconv.Itoa(i)},
 		"provided_details[email]": {fmt.Sprintf("person%d@example.com", i)}, "provided_details[phone]": {fmt.Sprintf("+1555%07d", i)}}
 	var sess struct {
 		ID string `json:"id"`
@@ -72,8 +74,8 @@ func seedOne(ctx context.Context, env *benchEnv, i int, ref string) error {
 		return fmt.Errorf("seed create: %w", err)
 	}
 	submit := url.Values{"verified_outputs[first_name]": {"Jenny"}, "verified_outputs[last_name]": {fmt.Sprintf("Rosen%d", i)},
-		"verified_outputs[email]": {fmt.Sprintf("person%d@example.com", i)}, "verified_outputs[dob][day]": {fmt.Sprint(1 + i%28)},
-		"verified_outputs[dob][month]": {fmt.Sprint(1 + i%12)}, "verified_outputs[dob][year]": {fmt.Sprint(1980 + i%30)},
+		"verified_outputs[email]": {fmt.Sprintf("person%d@example.com", i)}, "verified_outputs[dob][day]": {strconv.Itoa(1 + i%28)},
+		"verified_outputs[dob][month]": {strconv.Itoa(1 + i%12)}, "verified_outputs[dob][year]": {strconv.Itoa(1980 + i%30)},
 		"document[number]": {fmt.Sprintf("D%08d", i)}, "document[files][]": {"file_" + store.RandomString(12)}}
 	if err := env.seedCall(http.MethodPost, "/v1/test_helpers/identity/verification_sessions/"+sess.ID+"/submit", submit, nil); err != nil {
 		return fmt.Errorf("seed submit: %w", err)
@@ -94,7 +96,7 @@ func (env *benchEnv) seedCall(method, path string, form url.Values, out any) err
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
-	req := httptest.NewRequest(method, path, body)
+	req := httptest.NewRequestWithContext(context.Background(), method, path, body)
 	req.Header.Set("Authorization", "Bearer "+env.key)
 	if method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -126,7 +128,7 @@ func (env *benchEnv) listLoad(ctx context.Context, clients int, d time.Duration)
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
-	for c := 0; c < clients; c++ {
+	for c := range clients {
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
@@ -149,7 +151,7 @@ func (env *benchEnv) listLoad(ctx context.Context, clients int, d time.Duration)
 	if failed.Load() > 0 || len(all) == 0 {
 		return listResult{}, fmt.Errorf("list benchmark: %d requests failed, %d succeeded", failed.Load(), len(all))
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	slices.Sort(all)
 	return listResult{rps: float64(len(all)) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}, nil
 }
 
@@ -157,7 +159,7 @@ func (env *benchEnv) listLoad(ctx context.Context, clients int, d time.Duration)
 func (env *benchEnv) noopThroughput(ctx context.Context, tasks, concurrency int) (float64, error) {
 	queue := env.queues.Default[:len(env.queues.Default)-len("-default")] + "-bench"
 	client := asynq.NewClientFromRedisClient(env.rdb)
-	for i := 0; i < tasks; i++ {
+	for range tasks {
 		if _, err := client.EnqueueContext(ctx, asynq.NewTask("bench:noop", nil), asynq.Queue(queue), asynq.MaxRetry(0)); err != nil {
 			return 0, fmt.Errorf("enqueue no-op: %w", err)
 		}
@@ -165,7 +167,7 @@ func (env *benchEnv) noopThroughput(ctx context.Context, tasks, concurrency int)
 	var done atomic.Int64
 	finished := make(chan struct{})
 	srv := asynq.NewServerFromRedisClient(env.rdb, asynq.Config{Concurrency: concurrency, Queues: map[string]int{queue: 1},
-		Logger: worker.AsynqLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), LogLevel: asynq.ErrorLevel})
+		Logger: worker.AsynqLogger(slog.New(slog.DiscardHandler)), LogLevel: asynq.ErrorLevel})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc("bench:noop", func(context.Context, *asynq.Task) error {
 		if done.Add(1) == int64(tasks) {
@@ -181,7 +183,7 @@ func (env *benchEnv) noopThroughput(ctx context.Context, tasks, concurrency int)
 	select {
 	case <-finished:
 	case <-time.After(10 * time.Minute):
-		return 0, fmt.Errorf("no-op baseline did not finish")
+		return 0, errors.New("no-op baseline did not finish")
 	}
 	return float64(tasks) / time.Since(start).Seconds(), nil
 }
@@ -240,10 +242,8 @@ func (env *benchEnv) singleRedactions(ctx context.Context, n, concurrency int) (
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
-	for c := 0; c < benchRedactClients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range benchRedactClients {
+		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n {
@@ -253,7 +253,7 @@ func (env *benchEnv) singleRedactions(ctx context.Context, n, concurrency int) (
 					failed.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	answeredPerSec = float64(n) / time.Since(start).Seconds()
@@ -308,7 +308,7 @@ func (env *benchEnv) bulkRedaction(ctx context.Context, n, concurrency int) (flo
 			return float64(n) / time.Since(start).Seconds(), nil
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("bulk job not done after 10 minutes")
+			return 0, errors.New("bulk job not done after 10 minutes")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

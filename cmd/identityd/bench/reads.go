@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,7 +65,7 @@ func (env *benchEnv) measureReadCost(ctx context.Context, key api.APIKey, client
 	hc := &http.Client{}
 	defer hc.CloseIdleConnections()
 	var read, unread []time.Duration
-	for i := 0; i < readSessions/2; i++ {
+	for i := range readSessions / 2 {
 		for _, pick := range []struct {
 			id  string
 			out *[]time.Duration
@@ -109,10 +109,8 @@ func (env *benchEnv) listFor(ctx context.Context, clients int, d time.Duration, 
 	deadline := time.Now().Add(d)
 	var ok, failed atomic.Int64
 	var wg sync.WaitGroup
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range clients {
+		wg.Go(func() {
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				if env.call(ctx, hc, http.MethodGet, u) {
 					ok.Add(1)
@@ -120,7 +118,7 @@ func (env *benchEnv) listFor(ctx context.Context, clients int, d time.Duration, 
 					failed.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if failed.Load() > 0 || ok.Load() == 0 {
@@ -134,6 +132,6 @@ func median(ds []time.Duration) time.Duration {
 		return 0
 	}
 	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	slices.Sort(s)
 	return s[len(s)/2]
 }
