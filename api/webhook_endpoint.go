@@ -38,8 +38,7 @@ func (s *Server) readEndpointURL(f *Form) (*string, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, invalidParam("url", "url_invalid", "Invalid URL: must be an absolute http or https URL.")
 	}
-	var refused *events.RefusedAddressError
-	if errors.As(s.cfg.WebhookAddresses.CheckHost(u.Hostname()), &refused) {
+	if refused, ok := errors.AsType[*events.RefusedAddressError](s.cfg.WebhookAddresses.CheckHost(u.Hostname())); ok {
 		return nil, invalidParam("url", "url_invalid", "Invalid URL: "+refused.Error()+
 			"; use a public address, or ask the operator to allow this range for webhooks.")
 	}

@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,12 +47,7 @@ func TestSignatures_TwoSecrets(t *testing.T) {
 func standardVerifies(t *testing.T, secret string, h http.Header, body []byte) bool {
 	t.Helper()
 	want := standardSign(t, secret, h.Get("webhook-id")+"."+h.Get("webhook-timestamp")+"."+string(body))
-	for _, s := range strings.Fields(h.Get("webhook-signature")) {
-		if s == "v1,"+want {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(strings.Fields(h.Get("webhook-signature")), "v1,"+want)
 }
 
 // TestDeliver_RolledSecret: during the overlap after a roll a delivery verifies with the old and with the new
@@ -60,6 +56,7 @@ func TestDeliver_RolledSecret(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	setup := func(t *testing.T) (*events.Webhooks, *store.Store, *storetest.FakeClock) {
+		t.Helper()
 		r := storetest.New(t)
 		clock := storetest.NewFakeClock(time.Now()) // stripe-go checks that a signature is not older than 5 minutes
 		st := r.Store(clock)
@@ -69,12 +66,14 @@ func TestDeliver_RolledSecret(t *testing.T) {
 	}
 	// deliver sends a new event to ep and returns what the receiver got.
 	deliver := func(t *testing.T, w *events.Webhooks, st *store.Store, rcv *receiver, ep *store.WebhookEndpoint) received {
+		t.Helper()
 		_, ev := newSession(t, st, ep)
 		require.NoError(t, w.Deliver(ctx, scope, ev.ID, ep.ID, 1, false))
 		got := rcv.requests()
 		return got[len(got)-1]
 	}
 	verifies := func(t *testing.T, secret string, r received) bool {
+		t.Helper()
 		_, err := webhook.ConstructEvent(r.body, r.header.Get("Stripe-Signature"), secret)
 		std := standardVerifies(t, secret, r.header, r.body)
 		require.Equal(t, err == nil, std, "both signatures agree")

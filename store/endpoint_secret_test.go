@@ -42,7 +42,7 @@ func TestEndpoints_RollSecret(t *testing.T) {
 		require.NoError(t, err)
 		for key, v := range all {
 			if strings.HasPrefix(key, b.redis.KeyPrefix+":") {
-				require.False(t, strings.Contains(v, oldSecret), key)
+				require.NotContains(t, v, oldSecret, key)
 			}
 		}
 	})

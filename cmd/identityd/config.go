@@ -225,7 +225,7 @@ func webhookAddresses(allowPrivate, cidrs string, embedded bool) (events.Address
 			return p, fmt.Errorf("invalid --webhook-allow-private %q: want true or false", allowPrivate)
 		}
 	}
-	for _, part := range strings.Split(cidrs, ",") {
+	for part := range strings.SplitSeq(cidrs, ",") {
 		if part = strings.TrimSpace(part); part == "" {
 			continue
 		}
