@@ -39,25 +39,17 @@ func (c *Client) EnqueueBulkRedaction(ctx context.Context, sc store.Scope, id st
 // HandleBulkRedaction runs a job's walk to its end. It resumes from the job's saved cursor, so a retry after a
 // crash or a timeout continues where the last committed page ended; when the last retry fails, the job is
 // marked failed.
-func (w *Worker) HandleBulkRedaction(ctx context.Context, t *asynq.Task) error { //nolint:dupl // the same job-walk shape as redelivery.go; a shared runner for both job kinds is a refactor of its own
+func (w *Worker) HandleBulkRedaction(ctx context.Context, t *asynq.Task) error {
 	var p BulkPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("decode bulk payload: %w: %w", err, asynq.SkipRetry)
 	}
-	err := w.RunBulkRedaction(ctx, p.scope(), p.BulkRedactionID)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("bulk redaction %s not found: %w", p.BulkRedactionID, asynq.SkipRetry)
-	}
-	if err != nil {
-		retry, _ := asynq.GetRetryCount(ctx)
-		maxRetry, ok := asynq.GetMaxRetry(ctx)
-		if ok && retry >= maxRetry {
-			if ferr := w.Store.FailBulkRedaction(context.WithoutCancel(ctx), p.scope(), p.BulkRedactionID, err.Error()); ferr != nil {
-				w.logger().Error("could not mark bulk redaction failed", "bulk_redaction", p.BulkRedactionID, "err", ferr)
-			}
-		}
-	}
-	return err
+	sc := p.scope()
+	return w.handleJobRun(ctx, jobRun{kind: "bulk redaction", key: "bulk_redaction", id: p.BulkRedactionID,
+		run: func(ctx context.Context) error { return w.RunBulkRedaction(ctx, sc, p.BulkRedactionID) },
+		fail: func(ctx context.Context, reason string) error {
+			return w.Store.FailBulkRedaction(ctx, sc, p.BulkRedactionID, reason)
+		}})
 }
 
 // RunBulkRedaction walks a job page by page until its walk is done. Each page is committed atomically with

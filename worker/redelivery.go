@@ -43,25 +43,17 @@ func (c *Client) EnqueueWebhookRedelivery(ctx context.Context, sc store.Scope, i
 
 // HandleWebhookRedelivery runs a job's walk to its end. It resumes from the job's saved cursor and first
 // enqueues what a dead run committed and did not enqueue; when the last retry fails, the job is marked failed.
-func (w *Worker) HandleWebhookRedelivery(ctx context.Context, t *asynq.Task) error { //nolint:dupl // the same job-walk shape as bulk.go; a shared runner for both job kinds is a refactor of its own
+func (w *Worker) HandleWebhookRedelivery(ctx context.Context, t *asynq.Task) error {
 	var p RedeliveryPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("decode redelivery payload: %w: %w", err, asynq.SkipRetry)
 	}
-	err := w.RunWebhookRedelivery(ctx, p.scope(), p.RedeliveryID)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("webhook redelivery %s not found: %w", p.RedeliveryID, asynq.SkipRetry)
-	}
-	if err != nil {
-		retry, _ := asynq.GetRetryCount(ctx)
-		maxRetry, ok := asynq.GetMaxRetry(ctx)
-		if ok && retry >= maxRetry {
-			if ferr := w.Store.FailRedelivery(context.WithoutCancel(ctx), p.scope(), p.RedeliveryID, err.Error()); ferr != nil {
-				w.logger().Error("could not mark webhook redelivery failed", "webhook_redelivery", p.RedeliveryID, "err", ferr)
-			}
-		}
-	}
-	return err
+	sc := p.scope()
+	return w.handleJobRun(ctx, jobRun{kind: "webhook redelivery", key: "webhook_redelivery", id: p.RedeliveryID,
+		run: func(ctx context.Context) error { return w.RunWebhookRedelivery(ctx, sc, p.RedeliveryID) },
+		fail: func(ctx context.Context, reason string) error {
+			return w.Store.FailRedelivery(ctx, sc, p.RedeliveryID, reason)
+		}})
 }
 
 // RunWebhookRedelivery walks a job page by page until its walk is done, enqueueing each committed page's
