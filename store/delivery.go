@@ -23,24 +23,6 @@ const (
 // AttemptTTL is how long webhook attempt records are kept.
 const AttemptTTL = 30 * 24 * time.Hour
 
-// createDeliveries marks deliveries pending, each at most once, and adds the new ones to the event's
-// pending_webhooks. It returns one flag per endpoint: 1 when this call created the delivery.
-// KEYS[1] pending-webhooks hash, KEYS[2..] delivery keys; ARGV[1] event id, ARGV[2] ttl in seconds.
-var createDeliveries = redis.NewScript(`
-local created = {}
-local n = 0
-for i = 2, #KEYS do
-  if redis.call('SET', KEYS[i], 'pending', 'NX', 'EX', ARGV[2]) then
-    n = n + 1
-    created[i - 1] = 1
-  else
-    created[i - 1] = 0
-  end
-end
-if n > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], n) end
-return created
-`)
-
 // finishDelivery moves a pending delivery to its final state, takes it off the event's pending_webhooks and
 // counts it on the redelivery job that reopened it, if any (redelivery.go); it returns 0 when the delivery
 // was not pending (already finished, or unknown).
@@ -80,24 +62,7 @@ func (s *Store) ReopenDelivery(ctx context.Context, sc Scope, eventID, endpointI
 // pending_webhooks in the same step. It returns the endpoints whose delivery this call created (a second
 // call for the same pair creates nothing). ttl bounds how long the delivery state is kept.
 func (s *Store) CreateDeliveries(ctx context.Context, sc Scope, eventID string, endpointIDs []string, ttl time.Duration) ([]string, error) {
-	if len(endpointIDs) == 0 {
-		return nil, nil
-	}
-	keys := []string{s.pendingWebhooksKey(sc)}
-	for _, id := range endpointIDs {
-		keys = append(keys, s.deliveryKey(sc, eventID, id))
-	}
-	flags, err := createDeliveries.Run(ctx, s.rdb, keys, eventID, int64(max(ttl, time.Second)/time.Second)).Int64Slice()
-	if err != nil {
-		return nil, fmt.Errorf("create deliveries: %w", err)
-	}
-	var created []string
-	for i, f := range flags {
-		if f == 1 && i < len(endpointIDs) {
-			created = append(created, endpointIDs[i])
-		}
-	}
-	return created, nil
+	return s.markDeliveries(ctx, sc, eventID, endpointIDs, ttl, createdOnly)
 }
 
 // FinishDelivery moves a pending delivery to state (delivered, failed or canceled). It reports whether

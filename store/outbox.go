@@ -41,32 +41,48 @@ func (s *Store) ClearOutbox(ctx context.Context, sc Scope, eventIDs ...string) e
 	return nil
 }
 
-// openDeliveries makes sure a delivery exists for each endpoint: a new one is created pending (and counted in
-// the event's pending_webhooks), one still pending is left as it is, a finished one is left finished. It
-// returns one flag per endpoint: 1 when the delivery is pending now (created by this call or before), 0 when
-// it had already finished.
-// KEYS[1] pending-webhooks hash, KEYS[2..] delivery keys; ARGV[1] event id, ARGV[2] ttl in seconds.
-var openDeliveries = redis.NewScript(`
-local due = {}
+// markDeliveriesScript makes sure a delivery exists for each endpoint: a new one is created pending (and
+// counted in the event's pending_webhooks), one still pending is left as it is, a finished one is left
+// finished. It returns one flag per endpoint: 1 when this call created the delivery, or — with ARGV[3] = 1 —
+// when the delivery is pending now, created by this call or before; 0 otherwise.
+// KEYS[1] pending-webhooks hash, KEYS[2..] delivery keys; ARGV[1] event id, ARGV[2] ttl in seconds,
+// ARGV[3] 1 to flag deliveries still pending from before.
+var markDeliveriesScript = redis.NewScript(`
+local flags = {}
 local n = 0
 for i = 2, #KEYS do
   if redis.call('SET', KEYS[i], 'pending', 'NX', 'EX', ARGV[2]) then
     n = n + 1
-    due[i - 1] = 1
-  elseif redis.call('GET', KEYS[i]) == 'pending' then
-    due[i - 1] = 1
+    flags[i - 1] = 1
+  elseif ARGV[3] == '1' and redis.call('GET', KEYS[i]) == 'pending' then
+    flags[i - 1] = 1
   else
-    due[i - 1] = 0
+    flags[i - 1] = 0
   end
 end
 if n > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], n) end
-return due
+return flags
 `)
+
+// deliveriesToReturn says which endpoints markDeliveries returns.
+type deliveriesToReturn int
+
+const (
+	// createdOnly: the endpoints whose delivery the call created.
+	createdOnly deliveriesToReturn = iota
+	// pendingNow: those, and the endpoints whose delivery was still pending from before.
+	pendingNow
+)
 
 // OpenDeliveries records that eventID is owed to each endpoint, as CreateDeliveries does, and returns the
 // endpoints whose delivery is pending after the call: the new ones and those a fan-out that did not finish
 // left pending (perhaps without a task). A delivery already finished is not returned.
 func (s *Store) OpenDeliveries(ctx context.Context, sc Scope, eventID string, endpointIDs []string, ttl time.Duration) ([]string, error) {
+	return s.markDeliveries(ctx, sc, eventID, endpointIDs, ttl, pendingNow)
+}
+
+// markDeliveries runs markDeliveriesScript for eventID and endpointIDs and returns the flagged endpoints.
+func (s *Store) markDeliveries(ctx context.Context, sc Scope, eventID string, endpointIDs []string, ttl time.Duration, want deliveriesToReturn) ([]string, error) {
 	if len(endpointIDs) == 0 {
 		return nil, nil
 	}
@@ -74,17 +90,21 @@ func (s *Store) OpenDeliveries(ctx context.Context, sc Scope, eventID string, en
 	for _, id := range endpointIDs {
 		keys = append(keys, s.deliveryKey(sc, eventID, id))
 	}
-	flags, err := openDeliveries.Run(ctx, s.rdb, keys, eventID, int64(max(ttl, time.Second)/time.Second)).Int64Slice()
-	if err != nil {
-		return nil, fmt.Errorf("open deliveries: %w", err)
+	withPending := "0"
+	if want == pendingNow {
+		withPending = "1"
 	}
-	var due []string
+	flags, err := markDeliveriesScript.Run(ctx, s.rdb, keys, eventID, int64(max(ttl, time.Second)/time.Second), withPending).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("mark deliveries: %w", err)
+	}
+	var flagged []string
 	for i, f := range flags {
 		if f == 1 && i < len(endpointIDs) {
-			due = append(due, endpointIDs[i])
+			flagged = append(flagged, endpointIDs[i])
 		}
 	}
-	return due, nil
+	return flagged, nil
 }
 
 // EventHeads loads events by id without rendering them: id, type, created, mode and account, which is all a
