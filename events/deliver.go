@@ -108,8 +108,8 @@ func (w *Webhooks) logger() *slog.Logger {
 	return w.Logger
 }
 
-// deliveryTTL keeps a delivery's state for the whole schedule and as long as its attempts are kept.
-func (w *Webhooks) deliveryTTL() time.Duration {
+// DeliveryTTL is how long a delivery's state is kept: its whole retry schedule, and as long as its attempts.
+func (w *Webhooks) DeliveryTTL() time.Duration {
 	ttl := store.AttemptTTL
 	for _, d := range w.schedule() {
 		ttl += d
@@ -145,7 +145,7 @@ func (w *Webhooks) Fanout(ctx context.Context, sc store.Scope, evs []*store.Even
 				ids = append(ids, ep.ID)
 			}
 		}
-		due, err := w.Store.OpenDeliveries(ctx, sc, ev.ID, ids, w.deliveryTTL())
+		due, err := w.Store.OpenDeliveries(ctx, sc, ev.ID, ids, w.DeliveryTTL())
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -172,7 +172,7 @@ func (w *Webhooks) Fanout(ctx context.Context, sc store.Scope, evs []*store.Even
 // be subscribed to the event's type). The endpoint must exist; the caller checks that it is enabled.
 func (w *Webhooks) Resend(ctx context.Context, sc store.Scope, eventID, endpointID string) error {
 	ctx = context.WithoutCancel(ctx)
-	reopened, err := w.Store.ReopenDelivery(ctx, sc, eventID, endpointID, w.deliveryTTL())
+	reopened, err := w.Store.ReopenDelivery(ctx, sc, eventID, endpointID, w.DeliveryTTL())
 	if err != nil {
 		return err
 	}

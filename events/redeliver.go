@@ -3,14 +3,12 @@ package events
 import (
 	"context"
 	"fmt"
-	"sync"
-	"time"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/identityd/identityd/store"
 )
-
-// DeliveryTTL is how long a delivery's state is kept: its whole retry schedule, and as long as its attempts.
-func (w *Webhooks) DeliveryTTL() time.Duration { return w.deliveryTTL() }
 
 // redeliverParallel is how many enqueues one EnqueueRedeliveries call keeps in flight.
 const redeliverParallel = 16
@@ -22,33 +20,21 @@ const redeliverParallel = 16
 func (w *Webhooks) EnqueueRedeliveries(ctx context.Context, sc store.Scope, jobID, endpointID string, eventIDs []string) error {
 	ctx = context.WithoutCancel(ctx)
 	var (
-		mu     sync.Mutex
-		first  error
-		failed int
-		wg     sync.WaitGroup
-		next   = make(chan string)
+		g      errgroup.Group // no shared context: one failed enqueue does not stop the others
+		failed atomic.Int64
 	)
-	for range min(redeliverParallel, len(eventIDs)) {
-		wg.Go(func() {
-			for id := range next {
-				err := w.enqueueTask(ctx, sc, id, endpointID, deliverTaskID(sc, id, endpointID)+":"+jobID)
-				if err != nil {
-					mu.Lock()
-					if failed++; first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
+	g.SetLimit(redeliverParallel)
+	for _, id := range eventIDs {
+		g.Go(func() error {
+			err := w.enqueueTask(ctx, sc, id, endpointID, deliverTaskID(sc, id, endpointID)+":"+jobID)
+			if err != nil {
+				failed.Add(1)
 			}
+			return err
 		})
 	}
-	for _, id := range eventIDs {
-		next <- id
-	}
-	close(next)
-	wg.Wait()
-	if first != nil {
-		return fmt.Errorf("%d of %d redelivery tasks not enqueued: %w", failed, len(eventIDs), first)
+	if first := g.Wait(); first != nil {
+		return fmt.Errorf("%d of %d redelivery tasks not enqueued: %w", failed.Load(), len(eventIDs), first)
 	}
 	return nil
 }
